@@ -1,0 +1,31 @@
+"""condgan: a pluggable conditional-GAN library for PyTorch."""
+
+from .backbones import MLP, Backbone
+from .conditioners import ConditionalLayer, Conditioner, EmbeddingConditioner, OneHotConditioner
+from .conditions import ConditionSpec
+from .config import GANConfig, NetworkConfig, OptimizerConfig, apply_overrides
+from .gan import GAN, build
+from .hookspecs import hookimpl
+from .losses import BCELoss, LeastSquaresLoss, Loss
+from .models import ConditionalDiscriminator, ConditionalGenerator
+from .plugins import (
+    DuplicateComponentError,
+    PluginError,
+    UnknownComponentError,
+    get_component,
+    list_components,
+    register_plugin,
+    unregister_plugin,
+)
+from .presets import Preset
+from .training import train_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backbone", "BCELoss", "ConditionSpec", "ConditionalDiscriminator", "ConditionalGenerator", "ConditionalLayer",
+    "Conditioner", "DuplicateComponentError", "EmbeddingConditioner", "GAN", "GANConfig", "LeastSquaresLoss", "Loss",
+    "MLP", "NetworkConfig", "OneHotConditioner", "OptimizerConfig", "PluginError", "Preset", "UnknownComponentError",
+    "apply_overrides", "build", "get_component", "hookimpl", "list_components", "register_plugin", "train_step",
+    "unregister_plugin",
+]

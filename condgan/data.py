@@ -1,0 +1,92 @@
+"""Datasets held as tensors: decoded and resized once, batched by index on the training device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset files are not under the given root and could not be downloaded."""
+
+
+def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, download: bool = True) -> tuple[Tensor, Tensor]:
+    """MNIST as ``(images, labels)``: uint8 (N, 1, S, S) and int64 (N,), on the CPU.
+
+    Images are resized once with PIL bilinear, exactly as the reference's ``transforms.Resize``
+    does per image and per epoch. ``root`` is torchvision's layout (``root/MNIST/raw``); when the
+    files are missing they are downloaded if ``download`` and the network allow.
+    """
+    import torchvision
+    from PIL import Image
+
+    try:
+        ds = torchvision.datasets.MNIST(str(root), train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise DatasetNotFoundError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw); pass download=True or point --data-root at it") from None
+        try:
+            ds = torchvision.datasets.MNIST(str(root), train=train, download=True)
+        except Exception as exc:  # noqa: BLE001 - any network failure gets the same advice
+            raise DatasetNotFoundError(
+                f"MNIST is not under {root!r} and downloading it failed ({type(exc).__name__}: {exc}). "
+                f"Put the files in torchvision's layout ({root}/MNIST/raw/train-images-idx3-ubyte, ...) "
+                "and pass that folder as --data-root."
+            ) from None
+    images = ds.data  # (N, 28, 28) uint8
+    if image_size != images.shape[-1]:
+        images = torch.from_numpy(np.stack([
+            np.asarray(Image.fromarray(img.numpy(), mode="L").resize((image_size, image_size), Image.BILINEAR))
+            for img in images
+        ]))
+    return images[:, None].contiguous(), ds.targets.long()  # (N, 1, S, S), (N,)
+
+
+def to_float(images: Tensor, pixel_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """uint8 images in [0, 255] to float in ``pixel_range`` (the reference: ToTensor + Normalize(0.5, 0.5))."""
+    lo, hi = pixel_range
+    return images.float().mul_((hi - lo) / 255.0).add_(lo)
+
+
+def to_unit(images: Tensor, pixel_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """Float images in ``pixel_range`` to [0, 1] (clamped), e.g. for saving or metrics."""
+    lo, hi = pixel_range
+    return ((images - lo) / (hi - lo)).clamp_(0.0, 1.0)
+
+
+class TensorBatches:
+    """Shuffled mini-batches of a dataset that lives on the training device.
+
+    Each epoch draws one permutation on the device (with ``generator``) and indexes the stored
+    tensors; uint8 images are converted to float per batch. The last batch may be smaller
+    (``drop_last=False``, as a DataLoader by default).
+
+    Shape:
+        - images: (N, C, H, W) uint8 or float; labels: (N,) or (N, K); yields (B, C, H, W) float, labels.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, *, device: torch.device | str = "cpu",
+                 pixel_range: tuple[float, float] = (-1.0, 1.0), drop_last: bool = False, generator: torch.Generator | None = None):
+        if len(images) == 0:
+            raise ValueError("the dataset is empty")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.images, self.labels = images.to(device), labels.to(device)
+        self.batch_size, self.pixel_range, self.drop_last, self.generator = batch_size, pixel_range, drop_last, generator
+
+    def __len__(self) -> int:
+        n, b = len(self.images), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = torch.randperm(len(self.images), device=self.images.device, generator=self.generator)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.images[idx]
+            yield (to_float(x, self.pixel_range) if x.dtype == torch.uint8 else x), self.labels[idx]

@@ -1,0 +1,102 @@
+"""A whole conditional GAN (generator, discriminator, loss, optimizer settings) and ``build``."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .config import GANConfig, OptimizerConfig, apply_overrides
+from .losses import Loss
+from .models import ConditionalDiscriminator, ConditionalGenerator, construct
+from .plugins import get_component
+
+
+class GAN(nn.Module):
+    """A conditional GAN built from a :class:`GANConfig`.
+
+    Attributes:
+        config: the configuration it was built from.
+        generator, discriminator: the two networks.
+        loss: the adversarial :class:`~condgan.losses.Loss`.
+    """
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        self.config = config
+        spec = config.spec
+        g, d = config.generator, config.discriminator
+        self.generator = ConditionalGenerator(
+            spec, config.image_shape, config.latent_dim, noise=config.noise,
+            conditioner=g.conditioner, conditioner_options=g.conditioner_options,
+            backbone=g.backbone, backbone_options=g.backbone_options,
+        )
+        self.discriminator = ConditionalDiscriminator(
+            spec, config.image_shape,
+            conditioner=d.conditioner, conditioner_options=d.conditioner_options,
+            backbone=d.backbone, backbone_options=d.backbone_options,
+        )
+        loss_cls = get_component("loss", config.loss)
+        if not (isinstance(loss_cls, type) and issubclass(loss_cls, Loss)):
+            raise TypeError(f"loss must be a registered name or a Loss subclass, got {config.loss!r}")
+        self.loss = construct(loss_cls, **config.loss_options)
+
+    @property
+    def spec(self):
+        return self.generator.spec
+
+    def optimizers(self, **extra: Any) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        """(G's optimizer, D's optimizer) from the config; ``extra`` options go to both (e.g. foreach)."""
+        return (
+            make_optimizer(self.generator.parameters(), self.config.g_optimizer, **extra),
+            make_optimizer(self.discriminator.parameters(), self.config.d_optimizer, **extra),
+        )
+
+
+def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim.Optimizer:
+    cls = config.name
+    if isinstance(cls, str):
+        cls = getattr(torch.optim, cls, None)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
+    return cls(params, lr=config.lr, **{**config.options, **extra})
+
+
+def build(
+    preset: str | GANConfig = "mnist_mlp",
+    *,
+    conditioner: Any = None,
+    conditioner_options: Mapping[str, Any] | None = None,
+    backbone: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> GAN:
+    """Build a GAN from a preset name (or a config) with overrides.
+
+    Args:
+        preset: a registered preset name or a :class:`GANConfig`.
+        conditioner, conditioner_options, backbone: set for both networks (names or classes).
+        overrides: dotted keys, e.g. ``{"generator.backbone_options.widths": (64, 64)}``.
+        **fields: top-level config fields, e.g. ``loss="bce"``, ``num_classes=5``.
+
+    Example:
+        >>> gan = build("mnist_mlp", conditioner="onehot", loss="bce")
+        >>> gan.generator.sample(torch.arange(10)).shape
+        torch.Size([10, 1, 32, 32])
+    """
+    config = preset if isinstance(preset, GANConfig) else get_component("preset", preset).config()
+    dotted: dict[str, Any] = dict(fields)
+    for net in ("generator", "discriminator"):
+        if conditioner is not None:
+            dotted[f"{net}.conditioner"] = conditioner
+        if conditioner_options is not None:
+            dotted[f"{net}.conditioner_options"] = dict(conditioner_options)
+        if backbone is not None:
+            dotted[f"{net}.backbone"] = backbone
+    if conditioner is not None and conditioner_options is None:
+        # options belong to the previous conditioner; the new one starts from its defaults
+        for net in ("generator", "discriminator"):
+            dotted[f"{net}.conditioner_options"] = {}
+    dotted.update(overrides or {})
+    return GAN(apply_overrides(config, dotted))

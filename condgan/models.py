@@ -1,0 +1,172 @@
+"""The conditional generator and discriminator: a conditioner composed with a backbone."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .conditioners import Conditioner
+from .conditions import ConditionSpec
+from .plugins import get_component
+
+NOISES: dict[str, Callable[..., Tensor]] = {
+    "normal": torch.randn,  # N(0, 1), the reference
+    "uniform": torch.rand,  # U[0, 1), the paper's unit hypercube
+}
+
+
+def construct(cls: Any, *args: Any, **options: Any) -> Any:
+    """``cls(*args, **options)``, with an option the class does not take reported by name."""
+    try:
+        inspect.signature(cls).bind(*args, **options)
+    except TypeError as exc:
+        name = getattr(cls, "name", getattr(cls, "__name__", cls))
+        raise ValueError(f"{name!r} does not accept options {sorted(options)}: {exc}") from None
+    return cls(*args, **options)
+
+
+def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, backbone, backbone_options):
+    """Build the conditioner, then the backbone on the joined input, then the conditioner's output part."""
+    cond_cls = get_component("conditioner", conditioner)
+    if not (isinstance(cond_cls, type) and issubclass(cond_cls, Conditioner)):
+        raise TypeError(f"conditioner must be a registered name or a Conditioner subclass, got {conditioner!r}")
+    cond = construct(cond_cls, spec, role, **dict(conditioner_options or {}))
+    backbone_cls = get_component("backbone", backbone)
+    if backbone_cls.flat_input:
+        in_shape = (math.prod(in_shape),)
+    net = construct(backbone_cls, cond.joined_shape(tuple(in_shape)), tuple(out_shape), conditioner=cond, **dict(backbone_options or {}))
+    cond.setup(net.feature_dim)
+    return cond, net
+
+
+def check_images(x: Tensor, image_shape: Sequence[int], *, values: bool = True) -> None:
+    """Raise ValueError unless x is a float (B, *image_shape) batch (and finite, with ``values``)."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"images must be a torch.Tensor, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"images must be a float tensor, got dtype {x.dtype}")
+    if x.dim() != 1 + len(image_shape) or tuple(x.shape[1:]) != tuple(image_shape):
+        raise ValueError(f"images must have shape (B, {', '.join(map(str, image_shape))}), got {tuple(x.shape)}")
+    if values and x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError("images contain NaN or inf")
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z | y): noise and a condition to an image.
+
+    Args:
+        spec: the condition.
+        image_shape: (C, H, W) of the images produced.
+        latent_dim: size of z.
+        conditioner, backbone: registered names or classes; ``*_options`` are their keyword args.
+        noise: ``"normal"`` or ``"uniform"`` (see ``NOISES``).
+
+    Shape:
+        - z: (B, latent_dim); y: as ``spec``; output: (B, *image_shape).
+
+    Example:
+        >>> G = ConditionalGenerator(ConditionSpec("class", 10), (1, 28, 28), 64)
+        >>> G.sample(torch.arange(10)).shape
+        torch.Size([10, 1, 28, 28])
+    """
+
+    def __init__(
+        self,
+        spec: ConditionSpec,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        *,
+        conditioner: Any = "embedding",
+        conditioner_options: Mapping[str, Any] | None = None,
+        backbone: Any = "mlp",
+        backbone_options: Mapping[str, Any] | None = None,
+        noise: str = "normal",
+    ):
+        super().__init__()
+        if noise not in NOISES:
+            raise ValueError(f"unknown noise {noise!r}; available: {', '.join(NOISES)}")
+        if int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.spec, self.image_shape, self.latent_dim, self.noise = spec, tuple(image_shape), int(latent_dim), noise
+        self.conditioner, self.backbone = _compose(
+            "generator", spec, (self.latent_dim,), self.image_shape, conditioner, conditioner_options, backbone, backbone_options
+        )
+
+    def forward(self, z: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
+        if check:
+            if z.dim() != 2 or z.shape[1] != self.latent_dim or not z.dtype.is_floating_point:
+                raise ValueError(f"noise z must be a float tensor of shape (B, {self.latent_dim}), got {tuple(z.shape)} {z.dtype}")
+            self.spec.check(y, z.shape[0])
+        x = self.conditioner.join(z, y)  # (B, latent_dim + input_features)
+        h = self.backbone.features(x, y)  # (B, feature_dim)
+        return self.conditioner.output(h, self.backbone.head(h), y)  # (B, C, H, W)
+
+    def sample_noise(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """z of shape (n, latent_dim) from this generator's noise distribution, drawn on ``device``."""
+        device = device if device is not None else next(self.parameters()).device
+        return NOISES[self.noise](n, self.latent_dim, device=device, generator=generator)
+
+    @torch.no_grad()
+    def sample(self, y: Tensor, *, z: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Images for the conditions y, in eval mode (BatchNorm running stats, no dropout).
+
+        y is moved to the generator's device; z is drawn there unless given.
+        """
+        device = next(self.parameters()).device
+        y = y.to(device)
+        self.spec.check(y)
+        z = self.sample_noise(y.shape[0], device, generator) if z is None else z.to(device)
+        was_training = self.training
+        self.eval()
+        try:
+            return self(z, y)
+        finally:
+            self.train(was_training)
+
+
+class ConditionalDiscriminator(nn.Module):
+    """D(x | y): an image and a condition to a raw score (no sigmoid; losses take logits).
+
+    Args:
+        spec: the condition.
+        image_shape: (C, H, W) of the images judged.
+        conditioner, backbone: registered names or classes; ``*_options`` are their keyword args.
+
+    Shape:
+        - x: (B, *image_shape); y: as ``spec``; output: (B, 1).
+    """
+
+    def __init__(
+        self,
+        spec: ConditionSpec,
+        image_shape: Sequence[int],
+        *,
+        conditioner: Any = "embedding",
+        conditioner_options: Mapping[str, Any] | None = None,
+        backbone: Any = "mlp",
+        backbone_options: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.spec, self.image_shape = spec, tuple(image_shape)
+        self.conditioner, self.backbone = _compose(
+            "discriminator", spec, self.image_shape, (1,), conditioner, conditioner_options, backbone, backbone_options
+        )
+
+    def judge(self, x: Tensor, y: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor | None]:
+        """The score (B, 1) and the conditioner's auxiliary loss (or None)."""
+        if check:
+            check_images(x, self.image_shape)
+            self.spec.check(y, x.shape[0])
+        if self.backbone.flat_input:
+            x = x.flatten(1)  # (B, C*H*W)
+        joined = self.conditioner.join(x, y)
+        h = self.backbone.features(joined, y)  # (B, feature_dim)
+        score = self.conditioner.output(h, self.backbone.head(h), y)  # (B, 1)
+        return score, self.conditioner.auxiliary_loss(h, y)
+
+    def forward(self, x: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
+        return self.judge(x, y, check=check)[0]
