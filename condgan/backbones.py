@@ -18,32 +18,12 @@ from torch import Tensor, nn
 
 from .conditioners import ConditionalLayer, Conditioner
 from .hookspecs import hookimpl
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
-    "relu": lambda: nn.ReLU(inplace=True),
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
-}
+from .layers import dense, make_activation
 
 NORMS: dict[str, Callable[..., nn.Module]] = {
     "batch": lambda n, eps, momentum: nn.BatchNorm1d(n, eps=eps, momentum=momentum),
     "layer": lambda n, eps, momentum: nn.LayerNorm(n, eps=eps),
 }
-
-
-def make_activation(activation: str | type[nn.Module] | Callable[[], nn.Module] | None) -> nn.Module:
-    """An activation module from a name in ``ACTIVATIONS``, a module class or a factory."""
-    if activation is None:
-        return nn.Identity()
-    if isinstance(activation, str):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; available: {', '.join(sorted(ACTIVATIONS))}")
-        return ACTIVATIONS[activation]()
-    return activation()
 
 
 def per_layer(value, n: int, what: str) -> list:
@@ -89,6 +69,8 @@ class Backbone(nn.Module):
 class MLP(Backbone):
     """A multilayer perceptron; each hidden block is Linear -> norm -> dropout -> activation.
 
+    A block with ``pieces`` > 1 is a maxout layer instead of Linear + activation (the paper's D).
+
     Args:
         in_shape, out_shape, conditioner: as :class:`Backbone`; the input is flattened and the
             output reshaped.
@@ -96,7 +78,8 @@ class MLP(Backbone):
         norm: ``None``, ``"batch"`` or ``"layer"``, for all hidden layers or one per layer.
         norm_eps, norm_momentum: passed by keyword to the norm layers.
         dropout: dropout probability, for all hidden layers or one per layer.
-        activation: hidden activation: a name in ``ACTIVATIONS``, a module class or a factory.
+        activation: hidden activation: a name in ``layers.ACTIVATIONS``, a module class or a factory.
+        pieces: maxout pieces, for all hidden layers or one per layer (1: a plain Linear layer).
         output_activation: ``None``, ``"tanh"``, ``"sigmoid"``, ... applied after the last Linear.
 
     Shape:
@@ -122,23 +105,25 @@ class MLP(Backbone):
         dropout: float | Sequence[float] = 0.0,
         activation: str | type[nn.Module] | Callable[[], nn.Module] = "leaky_relu",
         output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = None,
+        pieces: int | Sequence[int] = 1,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
         if not widths or any(int(w) < 1 for w in widths):
             raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths!r}")
         n = len(widths)
-        norms, dropouts = per_layer(norm, n, "norm"), per_layer(dropout, n, "dropout")
+        norms, dropouts, all_pieces = per_layer(norm, n, "norm"), per_layer(dropout, n, "dropout"), per_layer(pieces, n, "pieces")
         layers: list[nn.Module] = []
         width_in = math.prod(self.in_shape)
-        for width, norm_name, p in zip(widths, norms, dropouts):
-            layers.append(nn.Linear(width_in, width))
+        for width, norm_name, p, k in zip(widths, norms, dropouts, all_pieces):
+            layers.append(dense(width_in, width, k))
             if norm_name not in (None, "none"):
                 layers.append(self._norm(conditioner, width, norm_name, norm_eps, norm_momentum))
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"dropout must lie in [0, 1), got {p}")
             if p > 0:
                 layers.append(nn.Dropout(p))
-            layers.append(make_activation(activation))
+            if k == 1:  # a maxout unit is its own nonlinearity
+                layers.append(make_activation(activation))
             width_in = width
         self.layers = nn.ModuleList(layers)
         self.out = nn.Linear(width_in, math.prod(self.out_shape))

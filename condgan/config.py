@@ -22,11 +22,13 @@ class NetworkConfig:
 
 @dataclass
 class OptimizerConfig:
-    """An optimizer: a ``torch.optim`` class name (or class), its learning rate and other options."""
+    """An optimizer: a ``torch.optim`` class name (or class), its learning rate, other options, and
+    a per-step schedule (see :mod:`condgan.schedules`; empty: constant)."""
 
     name: Any = "Adam"
     lr: float = 2e-4
     options: dict[str, Any] = field(default_factory=lambda: {"betas": (0.5, 0.999)})
+    schedule: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,7 +73,7 @@ class GANConfig:
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, Mapping) and not key.endswith("options"):
+        if isinstance(value, Mapping) and not key.endswith(("options", "schedule")):
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
@@ -93,7 +95,7 @@ def config_keys(obj: Any, prefix: str = "") -> list[str]:
 def apply_overrides(config: GANConfig, overrides: Mapping[str, Any]) -> GANConfig:
     """A copy of ``config`` with dotted keys set, e.g. ``{"generator.conditioner": "onehot"}``.
 
-    Keys inside an ``*_options`` dict may be anything (the component checks them); any other
+    Keys inside an ``*_options`` or ``schedule`` dict may be anything (the component checks them); any other
     unknown key raises ``KeyError`` listing the allowed keys.
     """
     config = copy.deepcopy(config)

@@ -11,6 +11,7 @@ from .config import GANConfig, OptimizerConfig, apply_overrides
 from .losses import Loss
 from .models import ConditionalDiscriminator, ConditionalGenerator, construct
 from .plugins import get_component
+from .schedules import apply_schedule, check_schedule
 
 
 class GAN(nn.Module):
@@ -55,12 +56,16 @@ class GAN(nn.Module):
 
 
 def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim.Optimizer:
+    """The optimizer of ``config``, at its step-0 schedule values."""
+    check_schedule(config.schedule)
     cls = config.name
     if isinstance(cls, str):
         cls = getattr(torch.optim, cls, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
-    return cls(params, lr=config.lr, **{**config.options, **extra})
+    optimizer = construct(cls, params, lr=config.lr, **{**config.options, **extra})
+    apply_schedule(optimizer, config.lr, config.schedule, 0)
+    return optimizer
 
 
 def build(
