@@ -10,7 +10,8 @@ so a conditioner overrides only the points where it acts:
    input ``x`` and ``y``; returns the input the backbone sees. A flat ``(B, F)`` input becomes
    ``(B, F + input_features)``; a conv input ``(B, C, H, W)`` becomes ``(B, C + input_features, H, W)``
    with the code broadcast over H and W (:meth:`Conditioner.concat` does both). Concatenation
-   (embedding, one-hot, vector) lives here; FiLM-style input modulation too (``input_features = 0``).
+   (embedding, one-hot, vector) lives here; FiLM-style input modulation too (``input_features = 0``;
+   :meth:`Conditioner.setup_input` tells it the input's shape before the backbone is built).
 2. **Inside layers** (:meth:`Conditioner.make_norm`): a backbone asks its conditioner for each
    normalisation layer; returning a :class:`ConditionalLayer` (called as ``layer(h, y)``) puts y
    inside the network: conditional batch norm. ``None`` keeps the backbone's plain norm.
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 
 from .conditions import ConditionSpec
 from .hookspecs import hookimpl
+from .layers import dense, make_activation
 
 ROLES = ("generator", "discriminator")
 
@@ -75,6 +77,10 @@ class Conditioner(nn.Module, ABC):
         self.role = role
 
     # 1. input ---------------------------------------------------------------------------------
+    def setup_input(self, shape: tuple[int, ...]) -> None:
+        """Called once before the backbone is built, with the shape (without batch) of the x that
+        :meth:`join` will receive: ``(F,)`` for a flat backbone, ``(C, H, W)`` for a conv one."""
+
     def join(self, x: Tensor, y: Tensor) -> Tensor:
         """The backbone's input from the network input x and the condition y."""
         return x
@@ -144,7 +150,7 @@ class EmbeddingConditioner(Conditioner):
         self.position = _position(position, role)
 
     def join(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.concat(x, self.embedding(y), first=self.position == "first")
+        return self.concat(x, self.embedding(y.long()), first=self.position == "first")  # any integer dtype
 
 
 class OneHotConditioner(Conditioner):
@@ -167,6 +173,61 @@ class OneHotConditioner(Conditioner):
         return self.concat(x, self.spec.to_dense(y, x.dtype), first=self.position == "first")
 
 
+class BranchConditioner(Conditioner):
+    """x and y each through a hidden layer of their own, then joined (the paper's MNIST networks).
+
+    Mirza & Osindero's G maps z to 200 ReLU units and one-hot y to 1,000 before a joint layer;
+    their D maps x and y through maxout layers (240 and 50 units, 5 pieces) first. The backbone
+    then holds the joint layers.
+
+    Args:
+        spec: any condition kind; y enters in its dense form (one-hot for class labels).
+        role: the network conditioned.
+        x_width, y_width: units of the x and y branches.
+        pieces: maxout pieces of both branch layers (1: Linear + ``activation``).
+        activation: branch activation when ``pieces`` is 1.
+        input_dropout: dropout on x before its branch (the paper's dropout on D's input).
+        dropout: dropout on both branches' outputs.
+
+    Shape:
+        - x: (B, F) (a flat backbone); y: as ``spec``; output: (B, x_width + y_width).
+    """
+
+    name = "branches"
+    kinds = ("class", "multilabel", "vector")
+
+    def __init__(self, spec: ConditionSpec, role: str, *, x_width: int = 200, y_width: int = 1000, pieces: int = 1,
+                 activation: str = "relu", input_dropout: float = 0.0, dropout: float = 0.0):
+        super().__init__(spec, role)
+        self.x_width, self.y_width = int(x_width), int(y_width)
+        self._branch_options = dict(pieces=int(pieces), activation=activation, dropout=float(dropout))
+        self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
+        self.y_branch = _branch(spec.width, self.y_width, **self._branch_options)
+        self.x_branch: nn.Module | None = None  # built by setup_input, once x's width is known
+
+    def setup_input(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 1:
+            raise ValueError(f"conditioner 'branches' needs a flat input (an MLP backbone), got input shape {shape}")
+        self.x_branch = _branch(shape[0], self.x_width, **self._branch_options)
+
+    def joined_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.x_width + self.y_width,)
+
+    def join(self, x: Tensor, y: Tensor) -> Tensor:
+        hx = self.x_branch(self.input_dropout(x))  # (B, x_width)
+        hy = self.y_branch(self.spec.to_dense(y, x.dtype))  # (B, y_width)
+        return torch.cat((hx, hy), dim=1)
+
+
+def _branch(in_features: int, width: int, *, pieces: int, activation: str, dropout: float) -> nn.Sequential:
+    layers = [dense(in_features, width, pieces)]
+    if pieces == 1:
+        layers.append(make_activation(activation))
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
 def _position(position: str | None, role: str) -> str:
     """Where a concatenated code goes: the reference puts it first in G ([code, z]), last in D."""
     position = position or ("first" if role == "generator" else "last")
@@ -177,4 +238,4 @@ def _position(position: str | None, role: str) -> str:
 
 @hookimpl
 def register_conditioners():
-    return [EmbeddingConditioner, OneHotConditioner]
+    return [EmbeddingConditioner, OneHotConditioner, BranchConditioner]

@@ -21,11 +21,17 @@ NOISES: dict[str, Callable[..., Tensor]] = {
 
 def construct(cls: Any, *args: Any, **options: Any) -> Any:
     """``cls(*args, **options)``, with an option the class does not take reported by name."""
+    signature = inspect.signature(cls)
     try:
-        inspect.signature(cls).bind(*args, **options)
+        signature.bind(*args, **options)
     except TypeError as exc:
         name = getattr(cls, "name", getattr(cls, "__name__", cls))
-        raise ValueError(f"{name!r} does not accept options {sorted(options)}: {exc}") from None
+        params = list(signature.parameters.values())[len(args):]
+        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown and not any(p.kind == p.VAR_KEYWORD for p in params):
+            raise ValueError(f"{name!r} does not accept option(s) {unknown}; its options are: {', '.join(accepted) or '(none)'}") from None
+        raise ValueError(f"{name!r} cannot be built with options {sorted(options)}: {exc}") from None
     return cls(*args, **options)
 
 
@@ -38,6 +44,7 @@ def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, 
     backbone_cls = get_component("backbone", backbone)
     if backbone_cls.flat_input:
         in_shape = (math.prod(in_shape),)
+    cond.setup_input(tuple(in_shape))
     net = construct(backbone_cls, cond.joined_shape(tuple(in_shape)), tuple(out_shape), conditioner=cond, **dict(backbone_options or {}))
     cond.setup(net.feature_dim)
     return cond, net
