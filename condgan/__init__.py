@@ -1,6 +1,7 @@
 """condgan: a pluggable conditional-GAN library for PyTorch."""
 
 from .backbones import MLP, Backbone
+from .checkpoint import CheckpointError, load_generator
 from .conditioners import ConditionalLayer, Conditioner, EmbeddingConditioner, OneHotConditioner
 from .conditions import ConditionSpec
 from .config import GANConfig, NetworkConfig, OptimizerConfig, apply_overrides
@@ -18,14 +19,15 @@ from .plugins import (
     unregister_plugin,
 )
 from .presets import Preset
+from .trainer import Trainer, TrainerConfig
 from .training import train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backbone", "BCELoss", "ConditionSpec", "ConditionalDiscriminator", "ConditionalGenerator", "ConditionalLayer",
-    "Conditioner", "DuplicateComponentError", "EmbeddingConditioner", "GAN", "GANConfig", "LeastSquaresLoss", "Loss",
-    "MLP", "NetworkConfig", "OneHotConditioner", "OptimizerConfig", "PluginError", "Preset", "UnknownComponentError",
-    "apply_overrides", "build", "get_component", "hookimpl", "list_components", "register_plugin", "train_step",
-    "unregister_plugin",
+    "Backbone", "BCELoss", "CheckpointError", "ConditionSpec", "ConditionalDiscriminator", "ConditionalGenerator",
+    "ConditionalLayer", "Conditioner", "DuplicateComponentError", "EmbeddingConditioner", "GAN", "GANConfig",
+    "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "OneHotConditioner", "OptimizerConfig", "PluginError", "Preset",
+    "Trainer", "TrainerConfig", "UnknownComponentError", "apply_overrides", "build", "get_component", "hookimpl",
+    "list_components", "load_generator", "register_plugin", "train_step", "unregister_plugin",
 ]

@@ -11,10 +11,15 @@ from typing import TYPE_CHECKING, Iterable
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    from torch import Tensor
+
     from .backbones import Backbone
     from .conditioners import Conditioner
     from .losses import Loss
     from .presets import Preset
+    from .trainer import Trainer
 
 PROJECT = "condgan"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -39,3 +44,53 @@ def register_backbones() -> Iterable[type[Backbone]]:
 @hookspec
 def register_presets() -> Iterable[Preset]:
     """Return :class:`~condgan.presets.Preset` objects, each with a unique ``name``."""
+
+
+@hookspec
+def register_loggers() -> Iterable[type]:
+    """Return logger classes, each with a unique ``name``, selectable in ``TrainerConfig.loggers``.
+
+    A logger is a plugin: the trainer makes one instance per run (no arguments), registers it for
+    that run, and calls its training-event hooks below (see :mod:`condgan.loggers`).
+    """
+
+
+# -- training events ------------------------------------------------------------------------------
+# Fired by :class:`condgan.trainer.Trainer` through ``get_registry().hook``. Implementations must not
+# change the trainer's models or optimizers; they read ``trainer.step``, ``trainer.epoch``,
+# ``trainer.config``, ``trainer.gan``, ``trainer.target_steps`` and so on.
+
+
+@hookspec
+def on_train_start(trainer: Trainer) -> None:
+    """Training is about to run its first step (of this session: ``trainer.step`` > 0 on resume)."""
+
+
+@hookspec
+def on_step_end(trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+    """Every ``log_every`` steps, after step ``step``; ``metrics`` holds host floats.
+
+    ``metrics`` has each loss of the step function (``g_loss``, ``d_loss``) averaged over the
+    steps since the previous call. The only host sync of the loop happens to read them.
+    """
+
+
+@hookspec
+def on_sample(trainer: Trainer, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
+    """Every ``sample_every`` steps and at the end: a grid of samples from fixed noise.
+
+    ``images`` (N, C, H, W) float in [0, 1] on the CPU, laid out row-major in ``columns`` columns
+    (for class conditions: column k is label k, as the reference's grid); ``labels`` their conditions.
+    The EMA generator makes them when EMA is on.
+    """
+
+
+@hookspec
+def on_checkpoint(trainer: Trainer, path: Path) -> None:
+    """A checkpoint of step ``trainer.step`` was written (atomically) to ``path``."""
+
+
+@hookspec
+def on_train_end(trainer: Trainer) -> None:
+    """Training stopped; ``trainer.stop_reason`` says why (``"steps"``, ``"epochs"``, ``"minutes"``,
+    ``"interrupted"`` or ``"error"``). Fired after the final checkpoint, also on errors."""

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "condgan.losses",
     "condgan.backbones",
     "condgan.presets",
+    "condgan.loggers",
 )
 
 # component kind -> the hook that provides it
@@ -34,6 +35,7 @@ KINDS = {
     "loss": "register_losses",
     "backbone": "register_backbones",
     "preset": "register_presets",
+    "logger": "register_loggers",
 }
 
 
@@ -131,8 +133,13 @@ class Registry:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            known = ", ".join(sorted(KINDS.values()))
+            known = ", ".join(sorted(name for name in vars(hookspecs) if hasattr(getattr(hookspecs, name), f"{hookspecs.PROJECT}_spec")))
             raise PluginError(f"{exc} (known hooks: {known})") from exc
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        """The hook caller, for firing training events: ``registry.hook.on_step_end(trainer=..., ...)``."""
+        return self.pm.hook
 
     # -- components ------------------------------------------------------------------------------
     def tables(self) -> dict[str, dict[str, ComponentInfo]]:

@@ -1,0 +1,6 @@
+"""``python -m condgan``: the same as the ``condgan`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

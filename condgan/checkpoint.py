@@ -1,0 +1,331 @@
+"""Checkpoint files: atomic writes, a ``latest`` pointer, RNG states, configs as plain data.
+
+A run directory holds ``checkpoints/step_0000300.pt`` files (the newest ``keep_last`` are kept),
+``checkpoints/latest`` (a one-line text file naming the newest) and ``generator.pt`` (the generator
+alone, for :func:`load_generator`). Every file is written to a temporary file in the same folder,
+flushed to disk and renamed over its target, so a crash mid-write leaves the previous files intact.
+
+Files are plain data for ``torch.load(weights_only=True)``: tensors, dicts, lists, tuples, strings,
+numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
+
+    gan_config, trainer_config      GANConfig / TrainerConfig as dicts (components by registered name)
+    generator, discriminator, ema   state dicts (ema: None when EMA is off)
+    opt_g, opt_d                    optimizer state dicts
+    step, epoch, batch_in_epoch     the position; data_rng: the data-order generator's state at the
+                                    start of that epoch; dataset_size
+    rng                             torch CPU, CUDA (all devices), numpy and python ``random`` states
+    elapsed_s                       training time so far (the ``minutes`` budget counts it)
+
+A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import random
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from .config import GANConfig
+from .models import ConditionalGenerator
+from .plugins import UnknownComponentError, get_registry
+
+CHECKPOINT_FORMAT = "condgan-checkpoint"
+GENERATOR_FORMAT = "condgan-generator"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest"
+GENERATOR_FILE = "generator.pt"
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+# GANConfig fields that name a registered component, and the component's kind
+COMPONENT_FIELDS = {
+    "generator.conditioner": "conditioner",
+    "generator.backbone": "backbone",
+    "discriminator.conditioner": "conditioner",
+    "discriminator.backbone": "backbone",
+    "loss": "loss",
+}
+
+
+class CheckpointError(RuntimeError):
+    """A file that is not a readable condgan checkpoint (missing, truncated, foreign, wrong version)."""
+
+
+# -- atomic files ---------------------------------------------------------------------------------
+def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
+    """Write ``path`` via ``write(binary_file)`` into a temporary file, fsync, then rename over ``path``.
+
+    If ``write`` fails (or the process dies) the previous content of ``path`` is untouched and the
+    temporary file is removed (when the process survives).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_file(obj: Mapping[str, Any], path: str | Path) -> Path:
+    """``torch.save(obj, path)`` atomically."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+# -- run directories ------------------------------------------------------------------------------
+def save_checkpoint(state: Mapping[str, Any], run_dir: str | Path, *, keep_last: int = 3) -> Path:
+    """Write ``state`` as ``run_dir/checkpoints/step_<step>.pt``, point ``latest`` at it, prune old ones.
+
+    Returns the checkpoint's path. Only files named ``step_*.pt`` are pruned (the ``keep_last``
+    newest stay), and never the one ``latest`` names.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    path = save_file(state, folder / f"step_{int(state['step']):07d}.pt")
+    atomic_write(folder / LATEST, lambda f: f.write(f"{path.name}\n".encode()))
+    for old in list_checkpoints(folder)[:-keep_last]:
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    """``step_*.pt`` files in ``folder``, oldest step first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint that ``run_dir/checkpoints/latest`` names, or None if the run has none."""
+    pointer = Path(run_dir) / CHECKPOINT_DIR / LATEST
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    if not _STEP_FILE.match(name):
+        raise CheckpointError(f"{pointer} does not name a checkpoint (it holds {name[:80]!r})")
+    path = pointer.parent / name
+    if not path.is_file():
+        raise CheckpointError(f"{pointer} names {name}, which is missing")
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file from a file, a run directory or a ``checkpoints`` folder (via ``latest``)."""
+    path = Path(path)
+    if path.is_dir():
+        for run_dir in (path, path.parent):
+            if (run_dir / CHECKPOINT_DIR / LATEST).is_file():
+                return latest_checkpoint(run_dir)
+        if (path / GENERATOR_FILE).is_file():
+            return path / GENERATOR_FILE
+        raise CheckpointError(f"{path} is a folder without checkpoints ({CHECKPOINT_DIR}/{LATEST} not found)")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT, GENERATOR_FORMAT)) -> dict[str, Any]:
+    """Load a condgan file with ``torch.load(weights_only=True)`` onto the CPU and check its format.
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt, not plain data, not a condgan file of one
+            of ``formats``, or written by a newer format version.
+    """
+    path = resolve_checkpoint(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} is not a condgan checkpoint: it holds objects other than tensors and plain data "
+                              f"({str(exc).splitlines()[0][:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a damaged file (RuntimeError, EOFError, KeyError, ...)
+        raise CheckpointError(f"{path} cannot be read: truncated or corrupt ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]})") from None
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if fmt not in formats:
+        raise CheckpointError(f"{path} is not a condgan {' or '.join(formats)} file (format: {fmt!r})")
+    if not isinstance(obj.get("version"), int) or obj["version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {obj.get('version')!r}; this condgan reads up to {FORMAT_VERSION}")
+    return obj
+
+
+# -- configs as plain data ----------------------------------------------------------------------------
+def config_to_plain(config: GANConfig) -> dict[str, Any]:
+    """``config.to_dict()`` with component classes replaced by their registered names.
+
+    Raises:
+        ValueError: a component class that is not registered, or a value that is not plain data
+            (names the dotted key).
+    """
+    data = config.to_dict()
+    tables = get_registry().tables()
+    for key, kind in COMPONENT_FIELDS.items():
+        *parents, last = key.split(".")
+        holder = data
+        for part in parents:
+            holder = holder[part]
+        value = holder[last]
+        if not isinstance(value, str):
+            names = [info.name for info in tables[kind].values() if info.obj is value]
+            if not names:
+                raise ValueError(f"cannot save config key {key!r}: the {kind} {_qualname(value)} is not registered, so the "
+                                 f"checkpoint could not name it; register it with condgan.register_plugin or give a registered name")
+            holder[last] = names[0]
+    for key in ("g_optimizer", "d_optimizer"):
+        value = data[key]["name"]
+        if not isinstance(value, str):
+            if getattr(torch.optim, getattr(value, "__name__", ""), None) is not value:
+                raise ValueError(f"cannot save config key '{key}.name': {_qualname(value)} is not a torch.optim class; "
+                                 f"a checkpoint can only name optimizers of torch.optim")
+            data[key]["name"] = value.__name__
+    check_plain(data)
+    return data
+
+
+def check_plain(value: Any, key: str = "config") -> None:
+    """Raise ValueError naming ``key`` unless value is None/bool/int/float/str or lists/tuples/str-keyed dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain(item, f"{key}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"cannot save {key}: key {k!r} is not a string")
+            check_plain(item, f"{key}.{k}")
+        return
+    raise ValueError(f"cannot save {key} = {_qualname(value)}: checkpoints hold plain data only "
+                     "(numbers, strings, lists, dicts); give a registered name instead of an object")
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def gan_config_from_plain(data: Mapping[str, Any], source: str | Path = "checkpoint") -> GANConfig:
+    """A GANConfig from :func:`config_to_plain` output; a bad key gives a CheckpointError naming ``source``."""
+    try:
+        return GANConfig.from_dict(data)
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: its model config does not fit this condgan version: {exc}") from None
+
+
+# -- RNG states ---------------------------------------------------------------------------------------
+def capture_rng_state() -> dict[str, Any]:
+    """Every global RNG state as tensors and numbers: torch CPU, CUDA (all devices, if any), numpy, python."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64), "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Set the global RNGs from :func:`capture_rng_state` output (CUDA states only where CUDA is present)."""
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        cuda_states = list(state["cuda"])[: torch.cuda.device_count()]
+        for device, cuda_state in enumerate(cuda_states):
+            torch.cuda.set_rng_state(cuda_state, device)
+    npy = state["numpy"]
+    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss_next"]))
+
+
+# -- the generator artifact ---------------------------------------------------------------------------
+def build_generator(config: GANConfig) -> ConditionalGenerator:
+    """The generator of ``config`` alone (the discriminator's components need not be installed)."""
+    g = config.generator
+    return ConditionalGenerator(
+        config.spec, config.image_shape, config.latent_dim, noise=config.noise,
+        conditioner=g.conditioner, conditioner_options=g.conditioner_options,
+        backbone=g.backbone, backbone_options=g.backbone_options,
+    )
+
+
+def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[str, Any], *, from_ema: bool, step: int) -> dict[str, Any]:
+    """The content of a generator file (see the module docstring)."""
+    plain = config_to_plain(config) if isinstance(config, GANConfig) else dict(config)
+    return {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "gan_config": plain,
+            "generator": dict(state_dict), "from_ema": from_ema, "step": step}
+
+
+def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> ConditionalGenerator:
+    """The trained generator from a checkpoint, a run directory or a ``generator.pt``, in eval mode.
+
+    The model is rebuilt from the config stored in the file, with the EMA weights when the run
+    kept an EMA. ``generator.config`` is that :class:`GANConfig` (``pixel_range`` says how to map
+    samples to [0, 1]).
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or not a condgan file.
+        UnknownComponentError: the model needs a component that no installed plugin provides.
+
+    Example:
+        >>> G = condgan.load_generator("runs/a")
+        >>> images = G.sample(torch.arange(10))  # (10, 1, 32, 32), in G.config.pixel_range
+    """
+    path = resolve_checkpoint(path)
+    obj = read_file(path)
+    config = gan_config_from_plain(obj["gan_config"], path)
+    try:
+        generator = build_generator(config)
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"cannot rebuild the generator saved in {path}: {exc}. "
+                                    "Install or register the plugin that provides it.") from None
+    if obj["format"] == CHECKPOINT_FORMAT:
+        state = obj["ema"] if obj.get("ema") is not None else obj["generator"]
+    else:
+        state = obj["generator"]
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the stored generator weights do not fit its config: {str(exc).splitlines()[0]}") from None
+    generator.config = config
+    return generator.requires_grad_(False).to(device).eval()
+
+
+def dataclass_from_dict(cls: type, data: Mapping[str, Any], source: str | Path) -> Any:
+    """``cls(**data)`` for a config dataclass, with unknown keys reported as a CheckpointError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
+    return cls(**data)

@@ -1,0 +1,504 @@
+"""The Trainer: an iteration-based loop around ``train_step`` with EMA, checkpoints that resume
+exactly, and training events fired to plugins (loggers).
+
+The loop keeps the device busy: batches come from a device-resident dataset shuffled on the device,
+noise is drawn there, and losses are summed on the device and read back only every ``log_every``
+steps. Position (step, epoch, batch within the epoch), the data-order generator's state at the
+start of the epoch and every global RNG state go into each checkpoint, so a resumed run continues
+bit-identically (on the CPU, with deterministic kernels).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import checkpoint as ckpt
+from .config import GANConfig
+from .data import TensorBatches, to_unit
+from .datasets import load_dataset
+from .gan import GAN, build
+from .plugins import Registry, UnknownComponentError, get_registry
+from .training import train_step
+
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+GRID_ROWS = 10
+GRID_MAX_COLUMNS = 32
+
+
+@dataclass
+class TrainerConfig:
+    """How to train: budget, logging, checkpoints and optional extras. Model settings live in GANConfig.
+
+    Budgets count the whole run (a resumed run continues towards them); training stops at the
+    first one reached. With none set, the run trains ``GANConfig.epochs`` epochs.
+
+    Args:
+        steps: stop after this many steps (G + D updates).
+        epochs: stop after this many passes over the dataset.
+        minutes: stop after this much training time (the loop's wall-clock time, summed over resumes).
+        log_every: steps between ``on_step_end`` events (the loop's only host sync).
+        sample_every: steps between sample grids (``on_sample``); None: ``GANConfig.sample_every``;
+            0: only at the end.
+        checkpoint_every: steps between checkpoints; None: only at the end (and on SIGINT/SIGTERM).
+        keep_last: how many periodic checkpoints to keep.
+        ema_decay: keep an exponential moving average of G's weights with this decay (e.g. 0.999)
+            and sample from it; None: off (as the reference).
+        clip_grad_norm: clip each network's gradient norm to this value; None: off.
+        autocast: ``"bfloat16"`` or ``"float16"`` autocast for the forward passes; None: off.
+        compile: run the step through ``torch.compile``.
+        seed: seeds the weights (when the trainer builds the GAN), noise, dropout and data order.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        out_dir: the run directory (checkpoints, samples, TensorBoard); None: write nothing.
+        data_root: where the dataset's files are (``GANConfig.dataset`` names the dataset).
+        download: download the dataset into ``data_root`` when it is missing (where supported).
+        loggers: names of registered loggers to run (``condgan list`` shows them).
+    """
+
+    steps: int | None = None
+    epochs: int | None = None
+    minutes: float | None = None
+    log_every: int = 100
+    sample_every: int | None = None
+    checkpoint_every: int | None = 2000
+    keep_last: int = 3
+    ema_decay: float | None = None
+    clip_grad_norm: float | None = None
+    autocast: str | None = None
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str | None = None
+    data_root: str = "./data"
+    download: bool = True
+    loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
+
+    def __post_init__(self):
+        for name in ("steps", "epochs", "sample_every", "checkpoint_every"):
+            value = getattr(self, name)
+            low = 0 if name == "sample_every" else 1
+            if value is not None and (not _is_int(value) or value < low):
+                raise ValueError(f"{name} must be None or an int >= {low}, got {value!r}")
+        for name in ("log_every", "keep_last", "seed"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be an int >= {0 if name == 'seed' else 1}, got {value!r}")
+        if self.minutes is not None and (not _is_number(self.minutes) or not self.minutes > 0):
+            raise ValueError(f"minutes must be None or a number > 0, got {self.minutes!r}")
+        if self.ema_decay is not None and (not _is_number(self.ema_decay) or not 0.0 < self.ema_decay < 1.0):
+            raise ValueError(f"ema_decay must be None (off) or a number in (0, 1), e.g. 0.999; got {self.ema_decay!r}")
+        if self.clip_grad_norm is not None and (not _is_number(self.clip_grad_norm) or not self.clip_grad_norm > 0):
+            raise ValueError(f"clip_grad_norm must be None (off) or a number > 0, got {self.clip_grad_norm!r}")
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, got {self.autocast!r}")
+        if isinstance(self.loggers, str):
+            self.loggers = (self.loggers,)
+        self.loggers = tuple(self.loggers)
+        if self.out_dir is not None:
+            self.out_dir = str(self.out_dir)
+        self.data_root = str(self.data_root)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``, checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class EMA:
+    """An exponential moving average of a module's parameters; buffers are copied as they are.
+
+    ``update()`` does ``ema = decay * ema + (1 - decay) * param`` with foreach ops on the device
+    (no host sync).
+
+    Args:
+        model: the module followed (its parameters are read at each update).
+        decay: weight of the old average, in (0, 1).
+
+    Example:
+        >>> ema = EMA(gan.generator, 0.999)
+        >>> ema.update()  # after each optimizer step
+        >>> ema.module.sample(torch.arange(10))
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self._src_params = list(model.parameters())
+        self._dst_params = list(self.module.parameters())
+        self._src_buffers = list(model.buffers())
+        self._dst_buffers = list(self.module.buffers())
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self._dst_params, self._src_params, 1.0 - self.decay)
+        if self._dst_buffers:
+            torch._foreach_copy_(self._dst_buffers, self._src_buffers)
+
+
+class Trainer:
+    """Trains a conditional GAN: the reference's step (G update, then D update), iteration based.
+
+    Args:
+        gan: a built :class:`GAN`, or a :class:`GANConfig` / preset name to build (seeded with
+            ``config.seed`` first, so the weights are reproducible).
+        config: the :class:`TrainerConfig`.
+        data: ``(images, labels)`` to train on instead of loading ``gan.config.dataset``: images
+            uint8 (N, C, H, W) in [0, 255] or float in ``pixel_range``; labels as the condition spec.
+
+    Attributes:
+        step, epoch, batch_in_epoch: the position (``batch_in_epoch`` batches of ``epoch`` done).
+        stop_reason: why the last :meth:`train` stopped.
+        last_checkpoint: path of the newest checkpoint written or loaded.
+
+    Example:
+        >>> trainer = Trainer("mnist_mlp", TrainerConfig(steps=1000, out_dir="runs/a", data_root="data"))
+        >>> trainer.train()
+        >>> trainer = Trainer.from_checkpoint("runs/a", steps=2000)  # continue the same run
+        >>> trainer.train()
+    """
+
+    def __init__(self, gan: GAN | GANConfig | str, config: TrainerConfig | None = None, *,
+                 data: tuple[Tensor, Tensor] | None = None):
+        self.config = config = config if config is not None else TrainerConfig()
+        if not isinstance(config, TrainerConfig):
+            raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
+        self.device = resolve_device(config.device)
+        self.registry: Registry = get_registry()
+        seed_everything(config.seed)
+        if not isinstance(gan, GAN):
+            gan = build(gan) if isinstance(gan, (str, GANConfig)) else _raise_type(gan)
+        gcfg = gan.config
+        if not _is_int(gcfg.batch_size) or gcfg.batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {gcfg.batch_size!r}")
+        self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
+        if self.out_dir is not None:
+            ckpt.config_to_plain(gcfg)  # a config that a checkpoint cannot hold fails now, not at the first save
+        for name in config.loggers:
+            self.registry.get("logger", name)  # unknown logger names fail now
+        self.gan = gan.to(self.device)
+        self.autocast_dtype = AUTOCAST_DTYPES[config.autocast] if config.autocast else None
+
+        images, labels = data if data is not None else load_dataset(
+            gcfg.dataset, config.data_root, image_shape=gcfg.image_shape, num_classes=gcfg.num_classes, download=config.download)
+        gan.spec.check(labels)  # labels validated once, before the loop
+        self.data_generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.batches = TensorBatches(images, labels, gcfg.batch_size, device=self.device,
+                                     pixel_range=gcfg.pixel_range, generator=self.data_generator)
+        self.dataset_size = len(images)
+        self.batches_per_epoch = len(self.batches)
+
+        self.opt_g, self.opt_d = gan.optimizers()
+        self.ema = EMA(gan.generator, config.ema_decay) if config.ema_decay is not None else None
+        self.step_fn = torch.compile(train_step) if config.compile else train_step
+
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.elapsed_s = 0.0
+        self._epoch_rng = self.data_generator.get_state()  # data-order state at the start of this epoch
+        self._iterator = None
+        self.stop_reason: str | None = None
+        self.stop_signal: int | None = None
+        self.last_checkpoint: Path | None = None
+        self._saved_step: int | None = None
+        self._sampled_step: int | None = None
+        self._grid_labels, self.grid_columns = self._grid_conditions(labels)
+        noise_gen = torch.Generator().manual_seed(config.seed)  # the grid's fixed noise, apart from the training RNG
+        self._grid_z = gan.generator.sample_noise(len(self._grid_labels), "cpu", noise_gen).to(self.device)
+
+    # -- construction from a checkpoint ------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, data: tuple[Tensor, Tensor] | None = None, **changes: Any) -> Trainer:
+        """The trainer of a saved run, at the saved position; ``changes`` set TrainerConfig fields.
+
+        ``path`` is a checkpoint file or a run directory (its ``latest``). Give new budgets as
+        changes, e.g. ``steps=2000``: budgets count the whole run. ``out_dir`` defaults to the
+        saved run's directory.
+
+        Raises:
+            CheckpointError: unreadable or foreign file, or a dataset of another size.
+            UnknownComponentError: the model needs a component no installed plugin provides.
+        """
+        path = ckpt.resolve_checkpoint(path)
+        state = ckpt.read_file(path, formats=(ckpt.CHECKPOINT_FORMAT,))
+        gan_config = ckpt.gan_config_from_plain(state["gan_config"], path)
+        saved = ckpt.dataclass_from_dict(TrainerConfig, state["trainer_config"], path)
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(TrainerConfig)})
+        if unknown:
+            raise ValueError(f"unknown TrainerConfig fields {unknown}")
+        if "out_dir" not in changes and path.parent.name == ckpt.CHECKPOINT_DIR:
+            changes["out_dir"] = str(path.parent.parent)  # the run directory, wherever it is now
+        config = dataclasses.replace(saved, **changes)
+        try:
+            trainer = cls(gan_config, config, data=data)
+        except UnknownComponentError as exc:
+            raise UnknownComponentError(f"cannot rebuild the model saved in {path}: {exc}. "
+                                        "Install or register the plugin that provides it.") from None
+        trainer.load_state_dict(state, source=path)
+        trainer.last_checkpoint = path
+        return trainer
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (see :mod:`condgan.checkpoint`)."""
+        return {
+            "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.FORMAT_VERSION,
+            "gan_config": ckpt.config_to_plain(self.gan.config), "trainer_config": self.config.to_dict(),
+            "generator": self.gan.generator.state_dict(), "discriminator": self.gan.discriminator.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "dataset_size": self.dataset_size, "data_rng": self._epoch_rng.clone(),
+            "elapsed_s": self.elapsed_s, "rng": ckpt.capture_rng_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], *, source: str | Path = "checkpoint") -> None:
+        """Restore weights, optimizers, EMA, position and every RNG state from :meth:`state_dict` output."""
+        if state["dataset_size"] != self.dataset_size:
+            raise ckpt.CheckpointError(f"{source} was trained on {state['dataset_size']} images but this dataset has "
+                                       f"{self.dataset_size}; resuming needs the same data")
+        try:
+            self.gan.generator.load_state_dict(state["generator"])
+            self.gan.discriminator.load_state_dict(state["discriminator"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ckpt.CheckpointError(f"{source} does not fit the model its config builds: {str(exc).splitlines()[0]}") from None
+        if self.ema is not None:
+            # EMA turned on at resume: it starts from the current weights
+            self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
+        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self._epoch_rng = state["data_rng"].clone()
+        self._iterator = None
+        self._saved_step = self.step
+        ckpt.restore_rng_state(state["rng"])
+
+    # -- budget ----------------------------------------------------------------------------------
+    def _budget(self) -> dict[str, float]:
+        cfg = self.config
+        budget = {k: v for k, v in (("steps", cfg.steps), ("epochs", cfg.epochs), ("minutes", cfg.minutes)) if v is not None}
+        return budget or {"epochs": self.gan.config.epochs}
+
+    def budget_text(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self._budget().items())
+
+    @property
+    def target_steps(self) -> int | None:
+        """The step the run stops at by its step/epoch budget (None for a time budget alone)."""
+        budget = self._budget()
+        targets = [budget["steps"]] if "steps" in budget else []
+        if "epochs" in budget:
+            targets.append(budget["epochs"] * self.batches_per_epoch)
+        return min(targets) if targets else None
+
+    def seconds_left(self, steps_per_s: float) -> float | None:
+        """Estimated time to the end of the budget at ``steps_per_s``."""
+        left = []
+        if self.target_steps is not None and steps_per_s > 0:
+            left.append((self.target_steps - self.step) / steps_per_s)
+        if "minutes" in self._budget():
+            left.append(self._budget()["minutes"] * 60 - self.elapsed_s)
+        return max(0.0, min(left)) if left else None
+
+    def _reached(self) -> str | None:
+        budget = self._budget()
+        if "steps" in budget and self.step >= budget["steps"]:
+            return "steps"
+        if "epochs" in budget and self.epoch >= budget["epochs"]:
+            return "epochs"
+        if "minutes" in budget and self.elapsed_s >= budget["minutes"] * 60:
+            return "minutes"
+        return None
+
+    # -- the loop --------------------------------------------------------------------------------
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples: the EMA copy when EMA is on, else G."""
+        return self.ema.module if self.ema is not None else self.gan.generator
+
+    def train(self) -> str:
+        """Train until the budget is reached or SIGINT/SIGTERM arrives; returns :attr:`stop_reason`.
+
+        At the end (also after a signal) it makes a last sample grid and, with ``out_dir``, a
+        checkpoint and ``generator.pt``. A signal stops the loop between steps.
+
+        Raises:
+            ValueError: the budget is already reached (nothing to train).
+        """
+        reached = self._reached()
+        if reached:
+            raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
+                             f"({self.budget_text()}) is reached; give a larger budget")
+        loggers = [self.registry.get("logger", name)() for name in self.config.loggers]
+        for logger in loggers:
+            self.registry.register(logger)
+        previous_handlers = self._install_signal_handlers()
+        self.stop_reason, self.stop_signal = None, None
+        hook = self.registry.hook
+        try:
+            hook.on_train_start(trainer=self)
+            try:
+                self._loop()
+                self._sample()
+                if self.out_dir is not None:
+                    self.save_checkpoint()
+                    self.export_generator()
+            except BaseException:
+                self.stop_reason = "error"
+                raise
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            try:
+                hook.on_train_end(trainer=self)
+            finally:
+                for logger in loggers:
+                    self.registry.unregister(logger)
+        return self.stop_reason
+
+    def _loop(self) -> None:
+        cfg, hook = self.config, self.registry.hook
+        sample_every = self.gan.config.sample_every if cfg.sample_every is None else cfg.sample_every
+        checkpoint_every = cfg.checkpoint_every if self.out_dir is not None else None
+        sums: dict[str, Tensor] = {}
+        count = 0
+        started, elapsed_before = time.monotonic(), self.elapsed_s
+        while True:
+            reason = "interrupted" if self.stop_signal is not None else self._reached()
+            if reason:
+                self.stop_reason = reason
+                return
+            real, y = self._next_batch()
+            losses = self.step_fn(self.gan, real, y, self.opt_g, self.opt_d,
+                                  clip_grad_norm=cfg.clip_grad_norm, autocast_dtype=self.autocast_dtype)
+            if self.ema is not None:
+                self.ema.update()
+            self._advance()
+            for key, value in losses.items():  # summed on the device; `0 + v` never aliases v
+                sums[key] = sums.get(key, 0) + value
+            count += 1
+            self.elapsed_s = elapsed_before + time.monotonic() - started
+            if self.step % cfg.log_every == 0:
+                metrics = {key: (value / count).item() for key, value in sums.items()}  # the only host sync
+                sums, count = {}, 0
+                hook.on_step_end(trainer=self, step=self.step, metrics=metrics)
+            if sample_every and self.step % sample_every == 0:
+                self._sample()
+            if checkpoint_every and self.step % checkpoint_every == 0:
+                self.save_checkpoint()
+
+    def _next_batch(self) -> tuple[Tensor, Tensor]:
+        if self._iterator is None:
+            # replay this epoch's data order from its start; skip the batches already trained on
+            self.data_generator.set_state(self._epoch_rng)
+            self._iterator = iter(self.batches)
+            for _ in range(self.batch_in_epoch):
+                next(self._iterator)
+        return next(self._iterator)
+
+    def _advance(self) -> None:
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch == self.batches_per_epoch:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self._iterator = None
+            self._epoch_rng = self.data_generator.get_state()
+
+    # -- samples, checkpoints, signals ---------------------------------------------------------------
+    def _grid_conditions(self, labels: Tensor) -> tuple[Tensor, int]:
+        spec = self.gan.spec
+        if spec.kind == "class":
+            columns = min(spec.num_classes, GRID_MAX_COLUMNS)
+            return torch.arange(columns, device=self.device).repeat(GRID_ROWS), columns  # column k: label k
+        n = min(len(labels), GRID_ROWS * 10)
+        return labels[:n].to(self.device), 10  # other conditions: the first ones of the dataset
+
+    def sample_grid(self) -> tuple[Tensor, Tensor]:
+        """Images (N, C, H, W) in [0, 1] on the CPU from fixed noise, and their conditions (row-major grid)."""
+        images = self.sampling_generator.sample(self._grid_labels, z=self._grid_z)
+        return to_unit(images.float(), self.gan.config.pixel_range).cpu(), self._grid_labels.cpu()
+
+    def _sample(self) -> None:
+        if self._sampled_step == self.step:
+            return
+        images, labels = self.sample_grid()
+        self._sampled_step = self.step
+        self.registry.hook.on_sample(trainer=self, step=self.step, images=images, labels=labels, columns=self.grid_columns)
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current step into ``out_dir`` (atomically) and fire ``on_checkpoint``."""
+        if self.out_dir is None:
+            raise ValueError("this trainer has no out_dir to save checkpoints in")
+        if self._saved_step == self.step and self.last_checkpoint is not None and self.last_checkpoint.is_file():
+            return self.last_checkpoint
+        path = ckpt.save_checkpoint(self.state_dict(), self.out_dir, keep_last=self.config.keep_last)
+        self._saved_step, self.last_checkpoint = self.step, path
+        self.registry.hook.on_checkpoint(trainer=self, path=path)
+        return path
+
+    def export_generator(self, path: str | Path | None = None) -> Path:
+        """Write the sampling generator alone (EMA weights when on) for :func:`condgan.load_generator`."""
+        if path is None:
+            if self.out_dir is None:
+                raise ValueError("give a path: this trainer has no out_dir")
+            path = self.out_dir / ckpt.GENERATOR_FILE
+        content = ckpt.generator_file(self.gan.config, self.sampling_generator.state_dict(),
+                                      from_ema=self.ema is not None, step=self.step)
+        return ckpt.save_file(content, path)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT/SIGTERM set a flag that the loop checks between steps (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+
+        def request_stop(signum, frame):
+            self.stop_signal = signum
+            for sig, handler in previous.items():  # a second signal acts at once (checkpoint writes are atomic)
+                signal.signal(sig, handler)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request_stop)
+        return previous
+
+
+def _raise_type(gan: Any):
+    raise TypeError(f"gan must be a GAN, a GANConfig or a preset name, got {type(gan).__name__}")

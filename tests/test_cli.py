@@ -1,0 +1,184 @@
+"""The `condgan` command line: list, train -> sample round trip, resume, one-line errors, SIGINT."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from training_helpers import tiny_set_args
+
+import condgan
+from condgan import checkpoint as ckpt
+from condgan.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(argv, capsys):
+    """main(argv) in-process: (exit code, stdout, stderr); argparse's SystemExit becomes a code."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def train_args(out, *extra):
+    return ["train", *tiny_set_args(), "--out", out, "--device", "cpu", "--loggers", "console,grid", *extra]
+
+
+def test_list_shows_every_kind_with_its_plugin(capsys):
+    code, out, _ = run(["list"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    for header in ("conditioners:", "losses:", "backbones:", "presets:", "loggers:"):
+        assert header in lines
+    rows = {tuple(line.split()[:2]) for line in lines if line.startswith("  ")}
+    assert {("embedding", "condgan.conditioners"), ("onehot", "condgan.conditioners"), ("lsgan", "condgan.losses"),
+            ("mlp", "condgan.backbones"), ("mnist_mlp", "condgan.presets"), ("console", "condgan.loggers"),
+            ("tensorboard", "condgan.loggers")} <= rows
+    code, out, _ = run(["list", "preset"], capsys)
+    lines = out.splitlines()
+    assert lines[0] == "presets:" and all(line.startswith("  ") for line in lines[1:])
+    [row] = [line.split(None, 2) for line in lines if line.split()[0] == "mnist_mlp"]
+    assert row == ["mnist_mlp", "condgan.presets", "the PyTorch reference MNIST MLP cGAN (32x32, embedding, LSGAN)"]
+
+
+def test_list_shows_plugin_components(capsys):
+    class Plugin:
+        @condgan.hookimpl
+        def register_losses(self):
+            class Hinge(condgan.LeastSquaresLoss):
+                """Hinge loss."""
+                name = "hinge"
+            return [Hinge]
+
+    condgan.register_plugin(Plugin(), name="my-plugin")
+    _, out, _ = run(["list", "loss"], capsys)
+    assert "  hinge  my-plugin       Hinge loss." in out.splitlines()
+
+
+def test_train_then_sample_round_trip(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, out, err = run(train_args(run_dir, "--steps", 12, "--log-every", 4, "--sample-every", 6, "--ema", 0.9), capsys)
+    assert code == 0, err
+    assert "step 12/12" in out and "stopped (steps) at step 12" in out
+    assert ckpt.latest_checkpoint(run_dir).name == "step_0000012.pt"
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_0000006.png", "step_0000012.png"]
+
+    npz, grid = tmp_path / "s.npz", tmp_path / "grid.png"
+    code, out, err = run(["sample", run_dir, "--per-class", 7, "--out", npz, "--grid", grid, "--device", "cpu"], capsys)
+    assert code == 0, err
+    with np.load(npz) as data:
+        images, labels = data["images"], data["labels"]
+    assert images.shape == (70, 1, 8, 8) and images.dtype == np.float32
+    assert labels.shape == (70,) and labels.dtype == np.int64
+    assert np.array_equal(labels, np.repeat(np.arange(10), 7))  # ordered by label
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0.01
+    with Image.open(grid) as picture:
+        assert picture.size == (10 * 10 + 2, 7 * 10 + 2)  # 7 rows x 10 columns of 8x8 tiles, padding 2
+
+    # the npz holds the EMA generator's samples for its labels, from seed 0
+    generator = condgan.load_generator(run_dir)
+    expected = generator.sample(torch.from_numpy(labels), generator=torch.Generator().manual_seed(0))
+    assert np.allclose(images, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=1e-6)
+    code, _, _ = run(["sample", run_dir / "generator.pt", "--per-class", 7, "--out", tmp_path / "t.npz", "--device", "cpu"], capsys)
+    with np.load(tmp_path / "t.npz") as again:
+        assert code == 0 and np.array_equal(again["images"], images)
+
+
+def test_resume_continues_the_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(train_args(run_dir, "--steps", 4), capsys)[0] == 0
+    code, _, err = run(train_args(run_dir, "--steps", 8), capsys)
+    assert code == 1 and "already holds a run; continue it with --resume" in err
+    code, out, err = run(["train", "--out", run_dir, "--steps", 8, "--resume"], capsys)
+    assert code == 0, err
+    assert "training from step 4" in out and ckpt.latest_checkpoint(run_dir).name == "step_0000008.pt"
+    code, _, err = run([*train_args(run_dir, "--steps", 12, "--resume"), "--set", "latent_dim=9"], capsys)
+    assert code == 1 and "another model config (latent_dim: saved 8, asked 9)" in err
+    code, _, err = run(train_args(run_dir, "--steps", 12, "--resume"), capsys)  # the same command + --resume
+    assert code == 0, err
+    code, _, err = run(["train", "--out", tmp_path / "empty", "--resume"], capsys)
+    assert code == 1 and "--resume:" in err and "holds no checkpoint" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "the following arguments are required: COMMAND"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["train"], "the following arguments are required: --out"),
+    (["train", "--out", "x", "--steps", "0"], "argument --steps: expected a number >= 1, got 0"),
+    (["train", "--out", "x", "--steps", "ten"], "argument --steps: expected a whole number, got 'ten'"),
+    (["train", "--out", "x", "--steps", "2", "--minutes", "3"], "not allowed with argument"),
+    (["train", "--out", "x", "--set", "batch_size"], "argument --set: expected KEY=VALUE, got 'batch_size'"),
+    (["train", "--out", "x", "--autocast", "fp8"], "argument --autocast: invalid choice: 'fp8'"),
+    (["sample", "ckpt.pt", "--out", "s.npz"], "the following arguments are required: --per-class"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(argv, message, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("condgan: error: ") and message in err
+
+
+def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    cases = [
+        (train_args(tmp_path / "a", "--set", "nope=1"), "unknown config key 'nope'; allowed: "),
+        (train_args(tmp_path / "a", "--preset", "dcgan"), "unknown preset 'dcgan'; available: mnist_mlp"),
+        (train_args(tmp_path / "a", "--set", "dataset=cifar"), "unknown dataset 'cifar'; available: mnist, synthetic"),
+        (["train", "--out", tmp_path / "a", "--data-root", tmp_path / "nodata", "--no-download", "--device", "cpu"],
+         "MNIST not found under"),
+        (train_args(tmp_path / "a", "--ema", "1.5"), "ema_decay must be None (off) or a number in (0, 1)"),
+        (["sample", tmp_path / "missing.pt", "--per-class", 1, "--out", tmp_path / "s.npz"], "missing.pt does not exist"),
+        (["sample", broken, "--per-class", 1, "--out", tmp_path / "s.npz"], "broken.pt cannot be read: truncated or corrupt"),
+        (["sample", broken, "--per-class", 1, "--out", tmp_path / "s.png"], "--out must name a .npz file"),
+        (["list", "widget"], "unknown kind 'widget'"),
+    ]
+    for argv, message in cases:
+        code, out, err = run(argv, capsys)
+        assert code == 1, (argv, err)
+        assert len(err.splitlines()) == 1 and err.startswith("condgan: error: ") and message in err, err
+    assert not (tmp_path / "a").exists()  # nothing was trained or written
+
+
+def test_sigint_saves_a_checkpoint_and_exits(tmp_path):
+    """`python -m condgan train` in a subprocess; Ctrl-C (SIGINT) once it trains."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONDGAN_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "condgan", *map(str, train_args(run_dir, "--steps", 10**7, "--log-every", 5, "--loggers", "console"))],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until training has logged a few steps
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                line = proc.stdout.readline()
+                lines.append(line)
+                if line.startswith("step 10") or not line:
+                    break
+        assert lines and lines[-1].startswith("step 10"), "".join(lines) + proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopped (interrupted) at step" in out
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    path = ckpt.latest_checkpoint(run_dir)
+    state = ckpt.read_file(path)
+    assert state["step"] >= 10 and path.name == f"step_{state['step']:07d}.pt"
+    assert condgan.load_generator(run_dir).sample(torch.arange(10)).shape == (10, 1, 8, 8)
