@@ -281,8 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+from .metrics import cli as metrics_cli  # noqa: E402  (eval, train-classifier; imports nothing from here at load)
+
 COMMANDS: list[Command] = [
     Command("list", "list registered components and the plugin that gave each", add_list_arguments, run_list),
     Command("train", "train a model (from a preset) and save checkpoints in a run directory", add_train_arguments, run_train),
     Command("sample", "draw N samples per class from a trained generator into an .npz", add_sample_arguments, run_sample),
+    Command("eval", "label accuracy, FID, intra-class FID, Parzen LL, precision/recall of samples vs MNIST",
+            metrics_cli.add_eval_arguments, metrics_cli.run_eval),
+    Command("train-classifier", "train the MNIST classifier that condgan's metrics use",
+            metrics_cli.add_train_classifier_arguments, metrics_cli.run_train_classifier),
 ]
