@@ -17,12 +17,12 @@ class DatasetNotFoundError(FileNotFoundError):
 def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, download: bool = True) -> tuple[Tensor, Tensor]:
     """MNIST as ``(images, labels)``: uint8 (N, 1, S, S) and int64 (N,), on the CPU.
 
-    Images are resized once with PIL bilinear, exactly as the reference's ``transforms.Resize``
-    does per image and per epoch. ``root`` is torchvision's layout (``root/MNIST/raw``); when the
-    files are missing they are downloaded if ``download`` and the network allow.
+    Images are resized once, to the pixels the reference's ``transforms.Resize`` (PIL bilinear)
+    gives per image and per epoch (:func:`resize_images`). ``root`` is torchvision's layout
+    (``root/MNIST/raw``); when the files are missing they are downloaded if ``download`` and the
+    network allow.
     """
     import torchvision
-    from PIL import Image
 
     try:
         ds = torchvision.datasets.MNIST(str(root), train=train, download=False)
@@ -37,13 +37,34 @@ def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, do
                 f"Put the files in torchvision's layout ({root}/MNIST/raw/train-images-idx3-ubyte, ...) "
                 "and pass that folder as --data-root."
             ) from None
-    images = ds.data  # (N, 28, 28) uint8
-    if image_size != images.shape[-1]:
-        images = torch.from_numpy(np.stack([
-            np.asarray(Image.fromarray(img.numpy(), mode="L").resize((image_size, image_size), Image.BILINEAR))
-            for img in images
-        ]))
+    images = resize_images(ds.data, image_size)  # (N, S, S) uint8
     return images[:, None].contiguous(), ds.targets.long()  # (N, 1, S, S), (N,)
+
+
+def resize_images(images: Tensor, size: int) -> Tensor:
+    """Resize uint8 grey images as PIL's bilinear ``resize`` does (the reference's ``transforms.Resize``).
+
+    Enlarging runs as one tensor operation (torchvision's antialiased bilinear resize of uint8
+    tensors, which gives PIL's pixels exactly when enlarging: checked on all of MNIST at 32 and 64
+    and in the tests); shrinking, where the two differ by a grey level here and there, goes through
+    PIL image by image.
+
+    Shape:
+        - images: (N, H, W) uint8 -> (N, size, size) uint8.
+    """
+    from PIL import Image
+
+    if images.dtype != torch.uint8 or images.dim() != 3:
+        raise ValueError(f"resize_images takes (N, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
+    if tuple(images.shape[1:]) == (size, size):
+        return images
+    if size >= max(images.shape[1:]):
+        from torchvision.transforms.v2 import functional as F
+
+        return F.resize(images[:, None], [size, size], interpolation=F.InterpolationMode.BILINEAR, antialias=True)[:, 0]
+    return torch.from_numpy(np.stack([
+        np.asarray(Image.fromarray(img.numpy(), mode="L").resize((size, size), Image.BILINEAR)) for img in images
+    ]))
 
 
 def to_float(images: Tensor, pixel_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:

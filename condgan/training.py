@@ -1,17 +1,110 @@
-"""One training step of a conditional GAN, as the reference does it: G update, then D update."""
+"""Training steps of a conditional GAN, as the reference does them: G update, then D update.
+
+Three entry points:
+
+- :func:`train_step`: one eager step, a plain function (what a hand-written loop calls).
+- :class:`FastStep` (built by :func:`make_step`): the fast path, a callable object
+  ``step(real, y_real) -> losses`` with the same mathematics and the same random draws as
+  :func:`train_step`. On CUDA it captures the whole step (both forward and backward passes and both
+  optimizer steps) as one CUDA graph; ``compile=`` runs the forward passes through ``torch.compile``.
+- :func:`fast_optimizer_options`: the optimizer implementation measured fastest for a device, to
+  pass to ``gan.optimizers(**options)``.
+
+Example:
+    >>> gan = build("mnist_mlp").to(device)
+    >>> opt_g, opt_d = gan.optimizers(**fast_optimizer_options(device))
+    >>> step = make_step(gan, opt_g, opt_d)
+    >>> for real, y in batches:
+    ...     losses = step(real, y)  # detached tensors on the device; no host sync
+"""
 
 from __future__ import annotations
 
 import contextlib
+import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .gan import GAN
 
+#: torch.compile modes accepted by :class:`FastStep` (``compile=``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 def _add(loss: Tensor, extra: Tensor | None) -> Tensor:
     return loss if extra is None else loss + extra
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None, *, cache_enabled: bool = True):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache_enabled)
+
+
+class _Forwards:
+    """The two forward computations of a step (what ``compile=`` compiles).
+
+    ``generator_pass`` runs G on (z, y_fake) and D on the result: (fake, G's loss);
+    ``discriminator_pass`` runs D on the real batch and on the detached fakes: D's loss.
+    """
+
+    def __init__(self, gan: GAN):
+        self.gan = gan
+
+    def generator_pass(self, z: Tensor, y_fake: Tensor) -> tuple[Tensor, Tensor]:
+        gan = self.gan
+        fake = gan.generator(z, y_fake, check=False)  # (B, C, H, W)
+        fake_score, fake_aux = gan.discriminator.judge(fake, y_fake, check=False)
+        return fake, _add(gan.loss.generator_loss(fake_score), fake_aux)
+
+    def discriminator_pass(self, real: Tensor, y_real: Tensor, fake: Tensor, y_fake: Tensor) -> Tensor:
+        gan = self.gan
+        D, loss = gan.discriminator, gan.loss
+        real_score, real_aux = D.judge(real, y_real, check=False)
+        fake_score, fake_aux = D.judge(fake, y_fake, check=False)
+        d_loss = loss.discriminator_loss(real_score, fake_score)
+        return _add(_add(_add(d_loss, real_aux), fake_aux), loss.penalty(D, real, fake, y_real, y_fake))
+
+
+def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer,
+          opt_d: torch.optim.Optimizer, d_trainable: list[Tensor], generator: torch.Generator | None,
+          clip_grad_norm: float | None, autocast) -> tuple[Tensor, Tensor]:
+    """The step itself; every path (eager, compiled, CUDA graph) runs this code.
+
+    Random draws, in order: z, the fake labels, then whatever the networks draw (dropout masks):
+    G's pass, D on the fakes for G's update, D on the real batch, D on the fakes for D's update.
+    """
+    G = gan.generator
+    z = G.sample_noise(real.shape[0], real.device, generator)  # (B, latent_dim)
+    y_fake = gan.spec.sample_like(y_real, generator)
+
+    # G update. D's parameters are frozen while the graph is recorded, so G's backward computes no
+    # weight gradients for D (the reference computes them and then throws them away).
+    opt_g.zero_grad(set_to_none=True)
+    for p in d_trainable:
+        p.requires_grad_(False)
+    try:
+        with autocast:
+            fake, g_loss = forwards.generator_pass(z, y_fake)
+    finally:
+        for p in d_trainable:
+            p.requires_grad_(True)
+    g_loss.backward()
+    if clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(G.parameters(), clip_grad_norm)
+    opt_g.step()
+
+    # D update on the real batch and the same fakes, detached
+    opt_d.zero_grad(set_to_none=True)
+    with autocast:
+        d_loss = forwards.discriminator_pass(real, y_real, fake.detach(), y_fake)
+    d_loss.backward()
+    if clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(gan.discriminator.parameters(), clip_grad_norm)
+    opt_d.step()
+    return g_loss.detach(), d_loss.detach()
 
 
 def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
@@ -22,41 +115,212 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     Noise and fake conditions are drawn on ``real``'s device. G is updated against D's scores on
     its samples (D's parameters accumulate no gradients there), then D on the real batch and the
     same fakes, detached. Inputs are not validated here: validate data once, before the loop.
+    :class:`FastStep` runs the same code, faster where the device allows.
 
     Args:
+        generator: the random generator for noise and fake labels (default: the global one).
         clip_grad_norm: clip each network's gradient norm to this value before its update.
         autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype (e.g.
             ``torch.bfloat16``); losses are computed in float32.
+
+    Shape:
+        - real: (B, C, H, W) float; y_real: as ``gan.spec``; returns ``{"g_loss": (), "d_loss": ()}``.
     """
-    G, D, loss = gan.generator, gan.discriminator, gan.loss
-    autocast = (torch.autocast(real.device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else contextlib.nullcontext())
-    z = G.sample_noise(real.shape[0], real.device, generator)
-    y_fake = gan.spec.sample_like(y_real, generator)
+    d_trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
+    g_loss, d_loss = _step(gan, _Forwards(gan), real, y_real, opt_g, opt_d, d_trainable, generator,
+                           clip_grad_norm, _autocast(real.device, autocast_dtype))
+    return {"g_loss": g_loss, "d_loss": d_loss}
 
-    # G update
-    opt_g.zero_grad(set_to_none=True)
-    D.requires_grad_(False)
-    with autocast:
-        fake = G(z, y_fake, check=False)
-        fake_score, fake_aux = D.judge(fake, y_fake, check=False)
-        g_loss = _add(loss.generator_loss(fake_score), fake_aux)
-    g_loss.backward()
-    D.requires_grad_(True)
-    if clip_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(G.parameters(), clip_grad_norm)
-    opt_g.step()
 
-    # D update
-    opt_d.zero_grad(set_to_none=True)
-    fake = fake.detach()
-    with autocast:
-        real_score, real_aux = D.judge(real, y_real, check=False)
-        fake_score, fake_aux = D.judge(fake, y_fake, check=False)
-        d_loss = loss.discriminator_loss(real_score, fake_score)
-        d_loss = _add(_add(_add(d_loss, real_aux), fake_aux), loss.penalty(D, real, fake, y_real, y_fake))
-    d_loss.backward()
-    if clip_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(D.parameters(), clip_grad_norm)
-    opt_d.step()
-    return {"g_loss": g_loss.detach(), "d_loss": d_loss.detach()}
+def fast_optimizer_options(device: torch.device | str, *, cuda_graph: bool | None = None) -> dict[str, Any]:
+    """Options for ``gan.optimizers(**options)``: the fastest Adam implementation for ``device``.
+
+    ``fused=True`` on CPU and CUDA: one kernel updates every parameter. On the CPU here it took
+    Adam's share of a batch-64 step from about 10 ms (the default for-loop Adam) to about 2 ms
+    (see benchmarks/README.md). ``capturable=True`` is added when the step will be captured as a CUDA
+    graph (``cuda_graph``; default: whenever ``device`` is CUDA), as graph capture requires.
+    Other devices get ``{}`` (PyTorch's default).
+    """
+    device = torch.device(device)
+    if device.type not in ("cpu", "cuda"):
+        return {}
+    options: dict[str, Any] = {"fused": True}
+    if device.type == "cuda" and (cuda_graph is None or cuda_graph):
+        options["capturable"] = True
+    return options
+
+
+class FastStep:
+    """The fast training step: ``step(real, y_real) -> {"g_loss", "d_loss"}`` (detached, on the device).
+
+    Same mathematics and random draws as :func:`train_step` (z, fake labels, then dropout masks in
+    the same order), with no host sync. What it adds:
+
+    - ``cuda_graph`` (default: on for CUDA): the first ``warmup_steps`` calls run eagerly on a side
+      stream (real training steps), the next call captures the whole step as a CUDA graph and every
+      later call with the same batch shape replays it: one launch instead of hundreds of kernels.
+      Batches of another shape (a smaller last batch) run eagerly. Needs capturable optimizers
+      (:func:`fast_optimizer_options`). Learning rates set in ``param_groups`` between steps (a
+      schedule) are followed; other hyperparameters (betas, ``clip_grad_norm``) are frozen into
+      the graph: call :meth:`reset` after changing them, and after ``load_state_dict`` on an
+      optimizer (which replaces its state tensors). Loading model weights in place needs no reset.
+    - ``compile``: a ``torch.compile`` mode (``COMPILE_MODES``) for the two forward passes (their
+      backward passes are compiled too). Compiled dropout draws its masks with inductor's RNG: the
+      same distribution, not the same draws, unless ``torch._inductor.config.fallback_random`` is
+      set. ``compile_backend`` picks another backend (``"aot_eager"`` for tests).
+
+    Args:
+        gan, opt_g, opt_d: the model and the optimizers of its generator and discriminator.
+        generator: the random generator for noise and fake labels, on the training device.
+        clip_grad_norm: clip each network's gradient norm to this value before its update.
+        autocast_dtype: ``torch.autocast`` dtype for the forward passes (``torch.bfloat16``,
+            ``torch.float16`` on CUDA); losses stay float32.
+        cuda_graph: capture the step as a CUDA graph; None: when the model is on CUDA.
+        compile: None or a torch.compile mode.
+        warmup_steps: eager steps before the capture (CUDA graph only).
+
+    Example:
+        >>> opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cuda"))
+        >>> step = FastStep(gan, opt_g, opt_d)
+        >>> losses = step(real, y)
+    """
+
+    def __init__(self, gan: GAN, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, *,
+                 generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
+                 autocast_dtype: torch.dtype | None = None, cuda_graph: bool | None = None,
+                 compile: str | None = None, compile_backend: str = "inductor", warmup_steps: int = 3):
+        device = next(gan.parameters()).device
+        _check_optimizer(opt_g, gan.generator, "opt_g", "generator")
+        _check_optimizer(opt_d, gan.discriminator, "opt_d", "discriminator")
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm!r}")
+        if autocast_dtype is not None and autocast_dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"autocast_dtype must be torch.bfloat16, torch.float16 or None, got {autocast_dtype!r}")
+        if compile is not None and compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be None or one of {COMPILE_MODES}, got {compile!r}")
+        if cuda_graph is None:
+            cuda_graph = device.type == "cuda" and compile is None
+        if cuda_graph:
+            if device.type != "cuda":
+                raise ValueError(f"cuda_graph=True needs the model on a CUDA device, it is on {device}")
+            if compile is not None:
+                raise ValueError("cuda_graph=True and compile= are exclusive: use compile='reduce-overhead' for "
+                                 "torch.compile's own CUDA graphs, or cuda_graph alone")
+            for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
+                if not all(group.get("capturable", False) for group in opt.param_groups):
+                    raise ValueError(f"{name} is not capturable, which a CUDA graph needs: build the optimizers with "
+                                     "gan.optimizers(**fast_optimizer_options('cuda')) (or capturable=True), or pass cuda_graph=False")
+        if int(warmup_steps) < 1:
+            raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps!r}")
+        if generator is not None and generator.device.type != device.type:
+            raise ValueError(f"generator is on {generator.device}, the model on {device}: they must match")
+
+        self.gan, self.opt_g, self.opt_d = gan, opt_g, opt_d
+        self.generator, self.clip_grad_norm, self.autocast_dtype = generator, clip_grad_norm, autocast_dtype
+        self.device, self.cuda_graph, self.compile, self.warmup_steps = device, bool(cuda_graph), compile, int(warmup_steps)
+        self.forwards = _Forwards(gan)
+        if compile is not None:
+            self.forwards.generator_pass = torch.compile(self.forwards.generator_pass, mode=compile,
+                                                         backend=compile_backend, dynamic=False)
+            self.forwards.discriminator_pass = torch.compile(self.forwards.discriminator_pass, mode=compile,
+                                                             backend=compile_backend, dynamic=False)
+        self.calls = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop the captured CUDA graph (if any); the next call captures a new one."""
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_key: tuple | None = None
+        self._static: tuple[Tensor, Tensor, Tensor] | None = None  # real, y_real, losses
+        self._learning_rates: list[list] = []  # [param group, device tensor the graph reads, last value]
+
+    @property
+    def captured(self) -> bool:
+        """True once the step has been captured as a CUDA graph."""
+        return self._graph is not None
+
+    def __call__(self, real: Tensor, y_real: Tensor) -> dict[str, Tensor]:
+        self.calls += 1
+        if not self.cuda_graph:
+            g_loss, d_loss = self._run(real, y_real, cache_enabled=True)
+            return {"g_loss": g_loss, "d_loss": d_loss}
+        key = (tuple(real.shape), real.dtype, tuple(y_real.shape), y_real.dtype)
+        if self._graph is not None and key == self._graph_key:
+            static_real, static_y, static_losses = self._static
+            static_real.copy_(real)
+            static_y.copy_(y_real)
+            self._sync_learning_rates()
+            self._graph.replay()
+            losses = static_losses.clone()  # the graph overwrites its outputs on the next replay
+        elif self._graph is None and self.calls > self.warmup_steps:
+            losses = self._capture(real, y_real, key)
+        else:
+            losses = self._warmup(real, y_real)
+        return {"g_loss": losses[0], "d_loss": losses[1]}
+
+    # -- internals --------------------------------------------------------------------------------
+    def _run(self, real: Tensor, y_real: Tensor, *, cache_enabled: bool) -> tuple[Tensor, Tensor]:
+        d_trainable = [p for p in self.gan.discriminator.parameters() if p.requires_grad]
+        return _step(self.gan, self.forwards, real, y_real, self.opt_g, self.opt_d, d_trainable, self.generator,
+                     self.clip_grad_norm, _autocast(self.device, self.autocast_dtype, cache_enabled=cache_enabled))
+
+    def _warmup(self, real: Tensor, y_real: Tensor) -> Tensor:
+        """An eager step on a side stream (PyTorch's recipe before capturing a graph)."""
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")  # uncaptured steps are expected here
+            losses = torch.stack(self._run(real, y_real, cache_enabled=False))
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        return losses
+
+    def _capture(self, real: Tensor, y_real: Tensor, key: tuple) -> Tensor:
+        """Capture one step on static copies of this batch, then replay it to train on the batch."""
+        static_real, static_y = real.clone(), y_real.clone()
+        self.opt_g.zero_grad(set_to_none=True)  # gradients are then allocated inside the graph's pool
+        self.opt_d.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        if self.generator is not None:
+            graph.register_generator_state(self.generator)
+        # The graph reads each float learning rate from a device tensor, so that a schedule that
+        # sets param_group["lr"] between steps still takes effect (see _sync_learning_rates).
+        self._learning_rates = [[group, torch.tensor(float(group["lr"]), dtype=torch.float32, device=self.device),
+                                 group["lr"]]
+                                for opt in (self.opt_g, self.opt_d) for group in opt.param_groups
+                                if not isinstance(group["lr"], Tensor)]
+        for group, lr, _ in self._learning_rates:
+            group["lr"] = lr
+        try:
+            with torch.cuda.graph(graph):
+                static_losses = torch.stack(self._run(static_real, static_y, cache_enabled=False))  # (2,)
+        finally:
+            for group, _, value in self._learning_rates:
+                group["lr"] = value  # the optimizers keep plain floats (state_dict, schedules, eager steps)
+        self._graph, self._graph_key, self._static = graph, key, (static_real, static_y, static_losses)
+        graph.replay()  # capturing ran nothing: this replay is the step on this batch
+        return static_losses.clone()
+
+
+    def _sync_learning_rates(self) -> None:
+        """Copy learning rates changed since the capture into the tensors the graph reads (no host sync)."""
+        for entry in self._learning_rates:
+            group, lr, last = entry
+            if group["lr"] != last and not isinstance(group["lr"], Tensor):
+                lr.fill_(group["lr"])
+                entry[2] = group["lr"]
+
+
+def make_step(gan: GAN, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, **options: Any) -> FastStep:
+    """The fast step for ``gan``: :class:`FastStep` with its defaults (``options`` are its keyword args)."""
+    return FastStep(gan, opt_g, opt_d, **options)
+
+
+def _check_optimizer(opt: Any, net: torch.nn.Module, name: str, role: str) -> None:
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise ValueError(f"{name} must be a torch.optim.Optimizer, got {type(opt).__name__}")
+    owned = {id(p) for p in net.parameters()}
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if not params or any(id(p) not in owned for p in params):
+        raise ValueError(f"{name} must optimize the {role}'s parameters (and only those); "
+                         f"build both with gan.optimizers()")
+

@@ -1,0 +1,396 @@
+"""The fast training step (condgan.training.FastStep) and the step-throughput benchmark (condgan.bench).
+
+The fast step must train exactly as a plain eager step does (same parameters after a few steps from
+the same seed); the benchmark's FLOP count must reproduce the reference's figure; the benchmark
+script must run and write JSON with every expected key. No speed is asserted here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import condgan
+from condgan.bench import MatmulReplay, Workload, linear_flops, record_matmuls
+from condgan.data import load_mnist, to_float
+from condgan.training import FastStep, fast_optimizer_options, make_step, train_step
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+# mnist_mlp, narrowed so a step takes milliseconds; dropout, BatchNorm and embeddings all kept
+SMALL = {
+    "image_shape": (1, 12, 12),
+    "latent_dim": 16,
+    "generator.backbone_options.widths": (32, 48, 48, 64),
+    "discriminator.backbone_options.widths": (48, 48, 48),
+}
+
+
+def small_gan(dtype: torch.dtype = torch.float32, **overrides) -> condgan.GAN:
+    return condgan.build("mnist_mlp", overrides={**SMALL, **overrides}).to(dtype)
+
+
+@pytest.fixture
+def float64():
+    """Float64 everywhere (noise included): rounding then cannot hide a difference in the mathematics."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def plain_eager_step(gan, real, y_real, opt_g, opt_d, *, generator=None, clip=None):
+    """The straightforward step: standard Adam, no freezing of D, loss.backward() on both losses."""
+    G, D = gan.generator, gan.discriminator
+    z = torch.randn(real.shape[0], G.latent_dim, generator=generator, dtype=real.dtype)
+    y_fake = torch.randint(0, gan.config.num_classes, (real.shape[0],), generator=generator)
+    opt_g.zero_grad()
+    fake = G(z, y_fake)
+    g_loss = torch.nn.functional.mse_loss(D(fake, y_fake), torch.ones(real.shape[0], 1, dtype=real.dtype))
+    g_loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(G.parameters(), clip)
+    opt_g.step()
+    opt_d.zero_grad()
+    real_loss = torch.nn.functional.mse_loss(D(real, y_real), torch.ones(real.shape[0], 1, dtype=real.dtype))
+    fake_loss = torch.nn.functional.mse_loss(D(fake.detach(), y_fake), torch.zeros(real.shape[0], 1, dtype=real.dtype))
+    d_loss = (real_loss + fake_loss) / 2
+    d_loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(D.parameters(), clip)
+    opt_d.step()
+    return {"g_loss": g_loss.detach(), "d_loss": d_loss.detach()}
+
+
+def batches(n_steps, batch=16, dtype=torch.float32, shape=(1, 12, 12)):
+    gen = torch.Generator().manual_seed(123)
+    return [(torch.rand(batch, *shape, generator=gen, dtype=dtype) * 2 - 1, torch.randint(0, 10, (batch,), generator=gen))
+            for _ in range(n_steps)]
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module, *, rtol: float, atol: float) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=rtol, atol=atol, msg=lambda m: f"{key}: {m}")
+
+
+def run_both(dtype, steps=4, *, clip=None, generator_seed=None, fast_options=None):
+    """(plain, fast) GANs after ``steps`` steps from the same weights and the same seed."""
+    plain = small_gan(dtype)
+    fast = copy.deepcopy(plain)
+    data = batches(steps, dtype=dtype)
+    opt_plain = plain.optimizers()  # torch's default Adam
+    opt_fast = fast.optimizers(**fast_optimizer_options("cpu"))
+    losses = {}
+    for name, gan, (opt_g, opt_d) in (("plain", plain, opt_plain), ("fast", fast, opt_fast)):
+        torch.manual_seed(7)
+        gen = torch.Generator().manual_seed(generator_seed) if generator_seed is not None else None
+        if name == "plain":
+            one = lambda r, y: plain_eager_step(gan, r, y, opt_g, opt_d, generator=gen, clip=clip)  # noqa: E731
+        else:
+            one = FastStep(gan, opt_g, opt_d, generator=gen, clip_grad_norm=clip, **(fast_options or {}))
+        losses[name] = [one(r, y) for r, y in data]
+    return plain, fast, losses
+
+
+# -- the fast step trains as the plain step does ---------------------------------------------------------
+def test_fast_step_matches_plain_eager_step_float64(float64):
+    plain, fast, losses = run_both(float64, steps=4)
+    # condgan's losses are computed in float32 (for autocast), so agreement is to about 1e-8,
+    # while a wrong gradient, draw or update moves weights by about lr = 2e-4 per step.
+    assert_same_state(plain, fast, rtol=1e-6, atol=1e-8)
+    for lp, lf in zip(losses["plain"], losses["fast"]):
+        torch.testing.assert_close(lp["g_loss"], lf["g_loss"], rtol=1e-6, atol=0, check_dtype=False)
+        torch.testing.assert_close(lp["d_loss"], lf["d_loss"], rtol=1e-6, atol=0, check_dtype=False)
+    # training changed the weights (the comparison is not between two untouched models)
+    untouched = small_gan(torch.float64)
+    moved = max((p - q).abs().max().item() for p, q in zip(plain.parameters(), untouched.parameters()))
+    assert moved > 1e-4
+
+
+def test_fast_step_matches_plain_eager_step_float32_with_generator_and_clipping():
+    plain, fast, losses = run_both(torch.float32, steps=4, clip=0.5, generator_seed=3)
+    # Looser than float64: the biases of Linears followed by BatchNorm get gradients that are pure
+    # rounding noise (BatchNorm removes their effect), and Adam scales noise up to steps of up to
+    # lr = 2e-4, which differ between the two Adam implementations. A wrong draw or a wrong gradient
+    # moves most weights by about lr per step instead.
+    assert_same_state(plain, fast, rtol=1e-4, atol=1e-4)
+    assert losses["fast"][-1]["d_loss"].requires_grad is False
+
+
+def test_fast_step_differs_when_the_dropout_draws_differ(float64):
+    """The equality above depends on the draws: a different seed for the fast step breaks it."""
+    plain = small_gan(float64)
+    fast = copy.deepcopy(plain)
+    data = batches(2, dtype=float64)
+    opt_plain, opt_fast = plain.optimizers(), fast.optimizers(**fast_optimizer_options("cpu"))
+    torch.manual_seed(7)
+    for r, y in data:
+        plain_eager_step(plain, r, y, *opt_plain)
+    torch.manual_seed(8)
+    step = make_step(fast, *opt_fast)
+    for r, y in data:
+        step(r, y)
+    diff = max((p - q).abs().max().item() for p, q in zip(plain.parameters(), fast.parameters()))
+    assert diff > 1e-6
+
+
+def test_train_step_and_fast_step_agree_and_keep_frozen_parameters_frozen():
+    a = small_gan()
+    frozen = a.discriminator.conditioner.embedding.weight
+    frozen.requires_grad_(False)
+    b = copy.deepcopy(a)
+    data = batches(3)
+    opt_a = a.optimizers(**fast_optimizer_options("cpu"))
+    opt_b = b.optimizers(**fast_optimizer_options("cpu"))
+    torch.manual_seed(1)
+    for r, y in data:
+        train_step(a, r, y, *opt_a)
+    torch.manual_seed(1)
+    step = FastStep(b, *opt_b)
+    for r, y in data:
+        step(r, y)
+    assert_same_state(a, b, rtol=0, atol=0)  # the same code: bitwise equal
+    for gan in (a, b):
+        emb = gan.discriminator.conditioner.embedding.weight
+        assert emb.requires_grad is False
+        assert all(p.requires_grad for name, p in gan.discriminator.named_parameters() if "embedding" not in name)
+
+
+def test_fast_step_leaves_no_gradient_on_d_from_the_generator_update():
+    gan = small_gan()
+    opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cpu"))
+    (real, y), = batches(1)
+    calls = record_matmuls(lambda: FastStep(gan, opt_g, opt_d)(real, y))
+    # 5 G Linears (fwd, wgrad, igrad) + 4 D Linears in G's pass (fwd, igrad) + 2 D passes x 4 Linears x 3
+    assert len(calls) == 5 * 3 + 4 * 2 + 2 * 4 * 3
+
+
+def test_compiled_forward_passes_match_eager():
+    """The compile path (aot_eager backend: the same kernels, no C++ build) trains as the eager path."""
+    eager = small_gan()
+    compiled = copy.deepcopy(eager)
+    data = batches(3)
+    opt_e = eager.optimizers(**fast_optimizer_options("cpu"))
+    opt_c = compiled.optimizers(**fast_optimizer_options("cpu"))
+    torch.manual_seed(5)
+    step = FastStep(eager, *opt_e)
+    for r, y in data:
+        step(r, y)
+    torch.manual_seed(5)
+    step = FastStep(compiled, *opt_c, compile="default", compile_backend="aot_eager")
+    for r, y in data:
+        step(r, y)
+    assert_same_state(eager, compiled, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_step_rejects_bad_arguments():
+    gan = small_gan()
+    opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cpu"))
+    with pytest.raises(ValueError, match="cuda_graph=True needs the model on a CUDA device"):
+        FastStep(gan, opt_g, opt_d, cuda_graph=True)
+    with pytest.raises(ValueError, match="compile must be None or one of"):
+        FastStep(gan, opt_g, opt_d, compile="fastest")
+    with pytest.raises(ValueError, match="opt_g must optimize the generator's parameters"):
+        FastStep(gan, opt_d, opt_g)
+    with pytest.raises(ValueError, match="clip_grad_norm must be > 0"):
+        FastStep(gan, opt_g, opt_d, clip_grad_norm=0.0)
+    with pytest.raises(ValueError, match="autocast_dtype must be"):
+        FastStep(gan, opt_g, opt_d, autocast_dtype=torch.float64)
+    with pytest.raises(ValueError, match="warmup_steps must be >= 1"):
+        FastStep(gan, opt_g, opt_d, warmup_steps=0)
+
+
+def test_fast_optimizer_options():
+    assert fast_optimizer_options("cpu") == {"fused": True}
+    assert fast_optimizer_options("cuda") == {"fused": True, "capturable": True}
+    assert fast_optimizer_options("cuda", cuda_graph=False) == {"fused": True}
+    opt_g, _ = small_gan().optimizers(**fast_optimizer_options("cpu"))
+    assert opt_g.param_groups[0]["fused"] is True
+
+
+def test_bf16_autocast_step_runs_and_stays_close_on_cpu():
+    gan = small_gan()
+    reference = copy.deepcopy(gan)
+    opt = gan.optimizers(**fast_optimizer_options("cpu"))
+    opt_ref = reference.optimizers(**fast_optimizer_options("cpu"))
+    (real, y), = batches(1)
+    torch.manual_seed(2)
+    losses = FastStep(gan, *opt, autocast_dtype=torch.bfloat16)(real, y)
+    torch.manual_seed(2)
+    ref_losses = FastStep(reference, *opt_ref)(real, y)
+    assert losses["g_loss"].dtype == torch.float32
+    torch.testing.assert_close(losses["g_loss"], ref_losses["g_loss"], rtol=0.05, atol=0.01)
+    assert all(p.dtype == torch.float32 for p in gan.parameters())
+
+
+# -- CUDA: the captured step ------------------------------------------------------------------------------
+@needs_cuda
+def test_cuda_graph_step_matches_eager_step():
+    torch.manual_seed(0)
+    eager = small_gan().cuda()
+    graphed = copy.deepcopy(eager)
+    data = [(r.cuda(), y.cuda()) for r, y in batches(6)]
+    opt_e = eager.optimizers(**fast_optimizer_options("cuda", cuda_graph=False))
+    opt_c = graphed.optimizers(**fast_optimizer_options("cuda"))
+
+    def train(step, optimizers):
+        losses = []
+        for i, (r, y) in enumerate(data):
+            if i == 4:  # a learning-rate schedule: the captured graph must follow it
+                for opt in optimizers:
+                    opt.param_groups[0]["lr"] = 1e-3
+            losses.append(step(r, y))
+        return losses
+
+    torch.manual_seed(11)
+    eager_losses = train(FastStep(eager, *opt_e, cuda_graph=False), opt_e)
+    torch.manual_seed(11)
+    step = FastStep(graphed, *opt_c, warmup_steps=2)
+    graph_losses = train(step, opt_c)
+    assert step.captured
+    assert opt_c[0].param_groups[0]["lr"] == 1e-3  # still a float for the optimizer's users
+    assert_same_state(eager, graphed, rtol=1e-4, atol=1e-5)
+    for le, lg in zip(eager_losses, graph_losses):
+        torch.testing.assert_close(le["d_loss"], lg["d_loss"], rtol=1e-4, atol=1e-5)
+    # the returned losses are copies: the next replay does not change them
+    before = graph_losses[-1]["g_loss"].clone()
+    step(*data[0])
+    assert torch.equal(before, graph_losses[-1]["g_loss"])
+
+
+@needs_cuda
+def test_cuda_graph_step_runs_other_shapes_eagerly_and_recaptures_after_reset():
+    gan = small_gan().cuda()
+    opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cuda"))
+    gen = torch.Generator("cuda").manual_seed(0)
+    step = FastStep(gan, opt_g, opt_d, generator=gen, warmup_steps=1)
+    data = [(r.cuda(), y.cuda()) for r, y in batches(3)]
+    for r, y in data:
+        step(r, y)
+    assert step.captured
+    small = step(data[0][0][:5], data[0][1][:5])  # a smaller last batch: eager, no error
+    assert torch.isfinite(small["g_loss"])
+    before = [p.detach().clone() for p in gan.parameters()]
+    step(*data[1])
+    assert any(not torch.equal(a, p) for a, p in zip(before, gan.parameters()))  # replays train
+    step.reset()
+    assert not step.captured
+    step(*data[2])
+    assert step.captured
+
+
+@needs_cuda
+def test_cuda_graph_needs_capturable_optimizers():
+    gan = small_gan().cuda()
+    opt_g, opt_d = gan.optimizers(fused=True)
+    with pytest.raises(ValueError, match="not capturable"):
+        FastStep(gan, opt_g, opt_d)
+    FastStep(gan, opt_g, opt_d, cuda_graph=False)  # fine without a graph
+
+
+# -- the benchmark --------------------------------------------------------------------------------------------
+def test_flop_count_reproduces_the_reference_figures():
+    flops = linear_flops(condgan.build("mnist_mlp"), 64)
+    assert flops.generator_step / 1e9 == pytest.approx(1.08, abs=0.005)
+    assert flops.discriminator_step / 1e9 == pytest.approx(0.81, abs=0.005)
+    assert flops.total / 1e9 == pytest.approx(1.89, abs=0.005)
+    assert linear_flops(condgan.build("mnist_mlp"), 128).total == pytest.approx(2 * flops.total)
+
+
+def test_recorded_matmuls_agree_with_the_analytic_count():
+    """The plain step runs exactly the counted matmuls; the fast step skips D's weight gradients in G's update."""
+    config = condgan.apply_overrides(condgan.get_component("preset", "mnist_mlp").config(), SMALL)
+    work = Workload(config, 8, torch.device("cpu"), dataset_size=64)
+    full = sum(c.flops for c in work.matmuls("plain"))
+    executed = sum(c.flops for c in work.matmuls("fast"))
+    flops = linear_flops(work.new_gan(), 8)
+    d_forward = flops.discriminator_step / 6
+    assert full == flops.total
+    assert executed == flops.total - d_forward
+    replay = MatmulReplay(work.matmuls("plain"), torch.device("cpu"))
+    assert replay.flops == full
+    replay.run(1)
+
+
+def test_benchmark_script_quick_run_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "step_throughput.py"), "--device", "cpu", "--quick", "--threads", "1",
+         "--data-root", str(tmp_path / "no-mnist"), "--json", str(out), "--markdown", str(md)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    meta = result["meta"]
+    for key in ("torch", "device", "device_name", "threads", "flop_convention", "load_avg_before"):
+        assert key in meta
+    assert meta["threads"] == 1 and meta["reference_data"] == "synthetic"
+    rows = result["batch_sizes"]
+    assert [r["batch_size"] for r in rows] == [16, 32]
+    for row in rows + result["image_sizes"] + result["classes"]:
+        for key in ("steps_per_s", "images_per_s", "ms_per_step", "ms_min", "ms_max", "gflop_per_step", "gflop_per_s",
+                    "ceiling_steps_per_s", "pct_of_ceiling", "pct_of_executed_ceiling"):
+            assert row[key] > 0, key
+        assert row["ms_min"] <= row["ms_per_step"] <= row["ms_max"]
+        if row["conditioner"] == "embedding":  # recorded = counted; a one-hot input needs no input gradient
+            assert row["recorded_full_gflop_per_step"] == pytest.approx(row["gflop_per_step"])
+        else:
+            assert row["recorded_full_gflop_per_step"] < row["gflop_per_step"]
+    ref = rows[0]["reference"]
+    assert ref["data"] == "synthetic" and ref["steps_per_s"] > 0
+    assert rows[0]["speedup_vs_reference"] == pytest.approx(ref["ms_per_step"] / rows[0]["ms_per_step"])
+    assert [r["image_size"] for r in result["image_sizes"]] == [28, 32]
+    assert {(r["num_classes"], r["conditioner"]) for r in result["classes"]} == {
+        (10, "onehot"), (10, "embedding"), (100, "onehot"), (100, "embedding")}
+    onehot_100 = next(r for r in result["classes"] if r["num_classes"] == 100 and r["conditioner"] == "onehot")
+    embed_100 = next(r for r in result["classes"] if r["num_classes"] == 100 and r["conditioner"] == "embedding")
+    assert onehot_100["gflop_per_step"] > embed_100["gflop_per_step"]  # one-hot widens the first layers
+    assert len(result["ablation"][0]["variants"]) >= 4
+    assert set(result["ops_per_step"]) >= {"plain eager step", "condgan fast step", "reference loop"}
+    assert "| batch |" in proc.stdout and "synthetic" in md.read_text()
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def test_tensor_resize_matches_pil_when_upscaling():
+    from PIL import Image
+
+    from condgan.data import resize_images
+
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8)
+    for size in (32, 64, 14):
+        pil = np.stack([np.asarray(Image.fromarray(i.numpy(), mode="L").resize((size, size), Image.BILINEAR)) for i in images])
+        assert torch.equal(resize_images(images, size), torch.from_numpy(pil)), size
+
+
+def test_to_float_matches_the_reference_transforms():
+    images = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    expected = (images.float() / 255 - 0.5) / 0.5  # ToTensor, then Normalize([0.5], [0.5])
+    torch.testing.assert_close(to_float(images), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not (Path("/work/shared/data") / "MNIST" / "raw").is_dir(), reason="needs MNIST under /work/shared/data")
+def test_load_mnist_resizes_as_the_reference_does():
+    import torchvision
+    from torchvision import transforms
+
+    images, labels = load_mnist("/work/shared/data", train=False, download=False)
+    assert images.shape == (10000, 1, 32, 32) and images.dtype == torch.uint8 and labels.dtype == torch.int64
+    ds = torchvision.datasets.MNIST("/work/shared/data", train=False, download=False,
+                                    transform=transforms.Compose([transforms.Resize(32), transforms.ToTensor(),
+                                                                  transforms.Normalize([0.5], [0.5])]))
+    for i in (0, 1, 4321, 9999):
+        x, label = ds[i]
+        torch.testing.assert_close(to_float(images[i]), x, rtol=0, atol=1e-6)
+        assert labels[i].item() == label
