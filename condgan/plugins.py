@@ -91,7 +91,12 @@ class Registry:
         component name already taken raises :class:`DuplicateComponentError`; in both cases the
         plugin is left unregistered.
         """
-        plugin_name = self.pm.register(plugin, name=name)
+        try:
+            plugin_name = self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # e.g. a hook implementation with arguments no spec has
+            raise PluginError(str(exc)) from exc
+        except ValueError as exc:  # pluggy: this plugin object or name is already registered
+            raise PluginError(f"plugin {name or plugin!r}: {exc}") from exc
         if plugin_name is None:
             raise PluginError(f"plugin {name or plugin!r} is already registered or blocked")
         try:
