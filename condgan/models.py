@@ -107,6 +107,8 @@ class ConditionalGenerator(nn.Module):
         if check:
             if z.dim() != 2 or z.shape[1] != self.latent_dim or not z.dtype.is_floating_point:
                 raise ValueError(f"noise z must be a float tensor of shape (B, {self.latent_dim}), got {tuple(z.shape)} {z.dtype}")
+            if not bool(torch.isfinite(z).all()):
+                raise ValueError("noise z contains NaN or inf")
             self.spec.check(y, z.shape[0])
         x = self.conditioner.join(z, y)  # (B, latent_dim + input_features)
         h = self.backbone.features(x, y)  # (B, feature_dim)

@@ -92,6 +92,7 @@ def test_discriminator_rejects_bad_images(gan, x, message):
         pytest.param(torch.randn(4, 6, 1), r"shape \(B, 6\), got \(4, 6, 1\)", id="3d"),
         pytest.param(torch.randn(6), r"shape \(B, 6\), got \(6,\)", id="1d"),
         pytest.param(torch.randint(0, 3, (4, 6)), r"float tensor .*torch.int64", id="int"),
+        pytest.param(torch.randn(4, 6).index_fill_(0, torch.tensor([2]), float("nan")), "NaN or inf", id="nan"),
     ],
 )
 def test_generator_rejects_bad_noise(gan, z, message):
