@@ -12,7 +12,7 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
     generator, discriminator, ema   state dicts (ema: None when EMA is off)
     opt_g, opt_d                    optimizer state dicts
     step, epoch, batch_in_epoch     the position; data_rng: the data-order generator's state at the
-                                    start of that epoch; dataset_size
+                                    start of that epoch; dataset_size; device_type (cpu, cuda)
     rng                             torch CPU, CUDA (all devices), numpy and python ``random`` states
     elapsed_s                       training time so far (the ``minutes`` budget counts it)
 

@@ -127,7 +127,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep an EMA of G's weights (e.g. 0.999) and sample from it")
     parser.add_argument("--clip-grad-norm", type=positive_float)
     parser.add_argument("--autocast", choices=["bfloat16", "float16"], help="mixed precision for the forward passes")
-    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
+    parser.add_argument("--compile", nargs="?", const=True, metavar="MODE",
+                        help="torch.compile the training step (optionally with a mode, e.g. reduce-overhead)")
+    parser.add_argument("--cuda-graph", dest="cuda_graph", action=argparse.BooleanOptionalAction,
+                        help="capture the step as one CUDA graph (default: on for CUDA without --compile)")
     parser.add_argument("--loggers", type=lambda s: tuple(n for n in s.split(",") if n),
                         help="comma-separated logger names (default console,grid,tensorboard)")
     parser.add_argument("--no-download", dest="download", action="store_false", default=None,
@@ -135,7 +138,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 TRAINER_FLAGS = ("steps", "epochs", "minutes", "device", "seed", "log_every", "sample_every", "checkpoint_every",
-                 "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "loggers", "download")
+                 "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download")
 
 
 def run_train(args: argparse.Namespace) -> int:

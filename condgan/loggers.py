@@ -7,6 +7,7 @@ the trainer makes one instance per run and registers it as a plugin while it tra
 module can also implement the event hooks directly: those fire for every run.
 
 Example:
+    >>> from condgan import TrainerConfig, hookimpl, register_plugin
     >>> class PrintLosses:
     ...     name = "print_losses"
     ...     @hookimpl
@@ -16,7 +17,8 @@ Example:
     ...     @hookimpl
     ...     def register_loggers(self):
     ...         return [PrintLosses]
-    >>> condgan.register_plugin(Plugin())  # then TrainerConfig(loggers=("print_losses",))
+    >>> register_plugin(Plugin())
+    >>> config = TrainerConfig(loggers=("console", "print_losses"))
 """
 
 from __future__ import annotations

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 import random
 import signal
 import threading
+import warnings
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -29,9 +31,10 @@ from . import checkpoint as ckpt
 from .config import GANConfig
 from .data import TensorBatches, to_unit
 from .datasets import load_dataset
-from .gan import GAN, build
+from .gan import GAN, build, make_optimizer
 from .plugins import Registry, UnknownComponentError, get_registry
-from .training import train_step
+from .schedules import apply_schedule
+from .training import COMPILE_MODES, FastStep, fast_optimizer_options
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 GRID_ROWS = 10
@@ -58,7 +61,12 @@ class TrainerConfig:
             and sample from it; None: off (as the reference).
         clip_grad_norm: clip each network's gradient norm to this value; None: off.
         autocast: ``"bfloat16"`` or ``"float16"`` autocast for the forward passes; None: off.
-        compile: run the step through ``torch.compile``.
+        compile: ``torch.compile`` the step's forward and backward passes: True (mode
+            ``"default"``) or a mode name (``training.COMPILE_MODES``); False: eager.
+        cuda_graph: capture the whole step as one CUDA graph (CUDA only; see
+            ``training.FastStep``); None: on CUDA unless ``compile`` is set, an optimizer schedule
+            is used (schedules change learning rates that a graph would freeze) or an optimizer
+            cannot be captured.
         seed: seeds the weights (when the trainer builds the GAN), noise, dropout and data order.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         out_dir: the run directory (checkpoints, samples, TensorBoard); None: write nothing.
@@ -77,7 +85,8 @@ class TrainerConfig:
     ema_decay: float | None = None
     clip_grad_norm: float | None = None
     autocast: str | None = None
-    compile: bool = False
+    compile: bool | str = False
+    cuda_graph: bool | None = None
     seed: int = 0
     device: str = "auto"
     out_dir: str | None = None
@@ -103,6 +112,10 @@ class TrainerConfig:
             raise ValueError(f"clip_grad_norm must be None (off) or a number > 0, got {self.clip_grad_norm!r}")
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, got {self.autocast!r}")
+        if self.compile not in (False, True, *COMPILE_MODES):
+            raise ValueError(f"compile must be True, False or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.cuda_graph not in (None, True, False):
+            raise ValueError(f"cuda_graph must be None (automatic), True or False, got {self.cuda_graph!r}")
         if isinstance(self.loggers, str):
             self.loggers = (self.loggers,)
         self.loggers = tuple(self.loggers)
@@ -225,9 +238,11 @@ class Trainer:
         self.dataset_size = len(images)
         self.batches_per_epoch = len(self.batches)
 
-        self.opt_g, self.opt_d = gan.optimizers()
+        self.opt_g, self.opt_d = self._optimizers()
         self.ema = EMA(gan.generator, config.ema_decay) if config.ema_decay is not None else None
-        self.step_fn = torch.compile(train_step) if config.compile else train_step
+        self.step_fn = self._build_step()
+        opt_cfgs = (gcfg.g_optimizer, gcfg.d_optimizer)
+        self._schedules = [(opt, c.lr, c.schedule) for opt, c in zip((self.opt_g, self.opt_d), opt_cfgs) if c.schedule]
 
         self.step = self.epoch = self.batch_in_epoch = 0
         self.elapsed_s = 0.0
@@ -284,7 +299,7 @@ class Trainer:
             "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "dataset_size": self.dataset_size, "data_rng": self._epoch_rng.clone(),
+            "dataset_size": self.dataset_size, "data_rng": self._epoch_rng.clone(), "device_type": self.device.type,
             "elapsed_s": self.elapsed_s, "rng": ckpt.capture_rng_state(),
         }
 
@@ -296,8 +311,8 @@ class Trainer:
         try:
             self.gan.generator.load_state_dict(state["generator"])
             self.gan.discriminator.load_state_dict(state["discriminator"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
+            _load_optimizer(self.opt_g, state["opt_g"])
+            _load_optimizer(self.opt_d, state["opt_d"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise ckpt.CheckpointError(f"{source} does not fit the model its config builds: {str(exc).splitlines()[0]}") from None
         if self.ema is not None:
@@ -305,8 +320,17 @@ class Trainer:
             self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
         self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         self.elapsed_s = float(state["elapsed_s"])
-        self._epoch_rng = state["data_rng"].clone()
+        saved_type = state.get("device_type", self.device.type)
+        if saved_type == self.device.type:
+            self._epoch_rng = state["data_rng"].clone()
+        else:  # a CPU and a CUDA generator have different states: this epoch's order is drawn afresh
+            warnings.warn(f"{source} was trained on {saved_type}, this run is on {self.device.type}: the run continues "
+                          "from its weights, optimizers and position, but not bit-identically (the data order of "
+                          "the current epoch is drawn afresh)", RuntimeWarning, stacklevel=2)
+            self._epoch_rng = torch.Generator(device=self.device).manual_seed(self.config.seed + self.epoch).get_state()
         self._iterator = None
+        if hasattr(self.step_fn, "reset"):
+            self.step_fn.reset()  # a captured CUDA graph holds the replaced optimizer state tensors
         self._saved_step = self.step
         ckpt.restore_rng_state(state["rng"])
 
@@ -406,8 +430,9 @@ class Trainer:
                 self.stop_reason = reason
                 return
             real, y = self._next_batch()
-            losses = self.step_fn(self.gan, real, y, self.opt_g, self.opt_d,
-                                  clip_grad_norm=cfg.clip_grad_norm, autocast_dtype=self.autocast_dtype)
+            for optimizer, lr, schedule in self._schedules:  # Python floats: no sync
+                apply_schedule(optimizer, lr, schedule, self.step)
+            losses = self.step_fn(real, y)
             if self.ema is not None:
                 self.ema.update()
             self._advance()
@@ -423,6 +448,38 @@ class Trainer:
                 self._sample()
             if checkpoint_every and self.step % checkpoint_every == 0:
                 self.save_checkpoint()
+
+    def _use_cuda_graph(self) -> bool:
+        cfg, gcfg = self.config, self.gan.config
+        if cfg.cuda_graph is not None:
+            if cfg.cuda_graph and (gcfg.g_optimizer.schedule or gcfg.d_optimizer.schedule):
+                raise ValueError("cuda_graph=True cannot follow an optimizer schedule (the graph freezes learning rates); "
+                                 "set cuda_graph=False or drop the schedule")
+            return cfg.cuda_graph
+        capturable = all("capturable" in _accepted_options(c) for c in (gcfg.g_optimizer, gcfg.d_optimizer))
+        return (self.device.type == "cuda" and not cfg.compile and capturable
+                and not (gcfg.g_optimizer.schedule or gcfg.d_optimizer.schedule))
+
+    def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        """G's and D's optimizers from the config, with the fastest implementation that each accepts
+        (``training.fast_optimizer_options``: fused kernels; capturable for a CUDA graph)."""
+        fast = fast_optimizer_options(self.device, cuda_graph=self._use_cuda_graph())
+        made = []
+        for params, opt_config in ((self.gan.generator.parameters(), self.gan.config.g_optimizer),
+                                   (self.gan.discriminator.parameters(), self.gan.config.d_optimizer)):
+            accepted, given = _accepted_options(opt_config), opt_config.options
+            extra = {k: v for k, v in fast.items() if k in accepted and k not in given
+                     and not (k == "fused" and given.get("foreach"))}
+            made.append(make_optimizer(params, opt_config, **extra))
+        return made[0], made[1]
+
+    def _build_step(self) -> Callable[[Tensor, Tensor], dict[str, Tensor]]:
+        """``step(real, y) -> losses``: one G update then one D update (``training.FastStep``: the
+        reference's step, optionally compiled or captured as a CUDA graph)."""
+        cfg = self.config
+        return FastStep(self.gan, self.opt_g, self.opt_d, clip_grad_norm=cfg.clip_grad_norm,
+                        autocast_dtype=self.autocast_dtype, cuda_graph=self._use_cuda_graph(),
+                        compile="default" if cfg.compile is True else (cfg.compile or None))
 
     def _next_batch(self) -> tuple[Tensor, Tensor]:
         if self._iterator is None:
@@ -498,6 +555,32 @@ class Trainer:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, request_stop)
         return previous
+
+
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)``, keeping this run's implementation (fused, capturable, ...):
+    a checkpoint from another device may have saved flags that this device cannot run."""
+    flags = [{k: group[k] for k in _IMPLEMENTATION_FLAGS if k in group} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, own in zip(optimizer.param_groups, flags):
+        group.update(own)
+        on_device = bool(group.get("fused") or group.get("capturable"))  # these keep `step` with the parameters
+        for param in group["params"]:
+            slots = optimizer.state.get(param, {})
+            if torch.is_tensor(slots.get("step")):
+                slots["step"] = slots["step"].to(param.device if on_device else "cpu", torch.float32)
+
+
+def _accepted_options(opt_config) -> set[str]:
+    """Keyword arguments the optimizer class of ``opt_config`` takes (empty if it is not a class)."""
+    cls = getattr(torch.optim, opt_config.name, None) if isinstance(opt_config.name, str) else opt_config.name
+    try:
+        return set(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def _raise_type(gan: Any):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import random
@@ -9,6 +10,7 @@ import shutil
 import signal
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from training_helpers import small_data, tiny_config
 
 import condgan
 from condgan import Trainer, TrainerConfig, hookimpl
+from condgan import checkpoint as ckpt
 from condgan.loggers import TENSORBOARD_HINT, ConsoleProgress, TensorBoard
 from condgan.trainer import EMA
 
@@ -108,6 +111,42 @@ def test_resume_needs_the_same_dataset(tmp_path):
         Trainer.from_checkpoint(tmp_path, steps=4, data=small_data(per_class=5))
 
 
+def test_resume_on_another_device_type_continues_with_a_warning(tmp_path):
+    tiny_trainer(tmp_path, steps=9).train()
+    path = ckpt.latest_checkpoint(tmp_path)
+    state = torch.load(path, weights_only=True)
+    state.update(device_type="cuda", data_rng=torch.zeros(16, dtype=torch.uint8))  # as a CUDA run saves it
+    torch.save(state, path)
+    with pytest.warns(RuntimeWarning, match="trained on cuda, this run is on cpu: .* not bit-identically"):
+        resumed = Trainer.from_checkpoint(tmp_path, steps=12, data=small_data())
+    assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (9, 1, 2)
+    assert resumed.train() == "steps" and resumed.step == 12
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_run_captures_the_step_and_resumes(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=8, device="cuda", ema_decay=0.9)
+    assert trainer.step_fn.cuda_graph and trainer.data_generator.device.type == "cuda"
+    assert trainer.train() == "steps" and trainer.step_fn.captured
+    resumed = Trainer.from_checkpoint(tmp_path, steps=12, data=small_data())
+    assert resumed.train() == "steps" and resumed.step == 12
+    assert all(torch.isfinite(p).all() for p in resumed.gan.parameters())
+    assert condgan.load_generator(tmp_path).sample(torch.arange(10)).shape == (10, 1, 8, 8)  # on the CPU
+
+
+def test_step_options_reach_the_fast_step():
+    trainer = tiny_trainer(steps=3, autocast="bfloat16", clip_grad_norm=1.0)
+    step = trainer.step_fn
+    assert (step.autocast_dtype, step.clip_grad_norm, step.compile, step.cuda_graph) == (torch.bfloat16, 1.0, None, False)
+    assert trainer.opt_g.defaults["fused"] and trainer.opt_d.defaults["fused"]  # fused Adam on the CPU
+    assert trainer.train() == "steps"
+    assert all(torch.isfinite(p).all() for p in trainer.gan.parameters())
+    assert tiny_trainer(compile=True).step_fn.compile == "default"
+    assert tiny_trainer(compile="max-autotune-no-cudagraphs").step_fn.compile == "max-autotune-no-cudagraphs"
+    with pytest.raises(ValueError, match="compile must be True, False or one of default, reduce-overhead"):
+        TrainerConfig(compile="fast")
+
+
 # -- budgets ------------------------------------------------------------------------------------------
 def test_epoch_budget_counts_passes_over_the_data():
     trainer = tiny_trainer(epochs=2)
@@ -153,6 +192,27 @@ def test_bad_settings_fail_before_training():
     with pytest.raises(ValueError, match="class label 10 is out of range"):
         images, labels = small_data()
         Trainer(tiny_config(), TrainerConfig(device="cpu"), data=(images, labels + 1))
+
+
+def test_optimizer_schedules_follow_the_step_and_survive_resume(tmp_path):
+    # the paper's SGD: learning rate divided by lr_decay each step, momentum ramped linearly
+    config = tiny_config(**{"g_optimizer.name": "SGD", "g_optimizer.lr": 0.1, "g_optimizer.options": {"momentum": 0.5},
+                            "g_optimizer.schedule": {"lr_decay": 2.0, "momentum_start": 0.5, "momentum_end": 0.7,
+                                                     "momentum_steps": 4}})
+    trainer = Trainer(config, TrainerConfig(steps=3, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data())
+    seen = []
+    step_fn = trainer.step_fn
+    trainer.step_fn = lambda *a: seen.append(dict(trainer.opt_g.param_groups[0])) or step_fn(*a)
+    trainer.train()
+    assert [(g["lr"], g["momentum"]) for g in seen] == [(0.1, 0.5), (0.05, 0.55), (0.025, 0.6)]
+    assert trainer.opt_d.param_groups[0]["lr"] == 2e-4  # D has no schedule
+
+    resumed = Trainer.from_checkpoint(tmp_path, steps=6, data=small_data())
+    seen.clear()
+    step_fn = resumed.step_fn
+    resumed.step_fn = lambda *a: seen.append(dict(resumed.opt_g.param_groups[0])) or step_fn(*a)
+    resumed.train()
+    assert [(g["lr"], round(g["momentum"], 6)) for g in seen] == [(0.0125, 0.65), (0.00625, 0.7), (0.003125, 0.7)]
 
 
 # -- EMA ----------------------------------------------------------------------------------------------
@@ -405,3 +465,29 @@ def test_trainer_learns_the_synthetic_conditional_dataset():
     trainer.train()
     after = accuracy()
     assert before < 0.3 and after > 0.8, (before, after)
+
+
+# -- the MNIST example ------------------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+MNIST_ROOT = Path(os.environ.get("CONDGAN_MNIST_ROOT", REPO.parent / "shared" / "data"))
+
+
+@pytest.mark.skipif(not (MNIST_ROOT / "MNIST" / "raw").is_dir(), reason=f"needs MNIST under {MNIST_ROOT}")
+def test_mnist_example_runs_on_the_trainer(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("mnist_mlp_example", REPO / "examples" / "mnist_mlp.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    class CtrlCAtFirstGrid:
+        @hookimpl
+        def on_sample(self, trainer, step, images, labels, columns):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    condgan.register_plugin(CtrlCAtFirstGrid(), name="ctrl-c")
+    trainer = example.main(["--data-root", str(MNIST_ROOT), "--out", str(tmp_path), "--device", "cpu", "--sample-every", "3"])
+    assert (trainer.stop_reason, trainer.step) == ("interrupted", 3)
+    assert trainer.budget_text() == "epochs=200" and trainer.batches_per_epoch == 938  # the reference's run
+    assert trainer.gan.config == condgan.get_component("preset", "mnist_mlp").config()
+    assert (tmp_path / "samples" / "step_0000003.png").is_file() and (tmp_path / "generator.pt").is_file()
+    assert ckpt.latest_checkpoint(tmp_path).name == "step_0000003.pt"
+    assert "--resume" in capsys.readouterr().out
