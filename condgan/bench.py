@@ -282,10 +282,14 @@ def _timed(run: Callable[[int], None], n: int, device: torch.device) -> float:
 def time_interleaved(runners: Mapping[str, Callable[[int], None]], device: torch.device, *, repeats: int,
                      min_time: float, warmup: int) -> dict[str, Timing]:
     """Warm up and calibrate each runner (``run(n)`` does n steps), then time them in interleaved rounds."""
+    if device.type == "cuda":
+        warmup = max(warmup, 6)  # FastStep's eager warm-up steps and its capture happen here, not in a timed run
     steps: dict[str, int] = {}
     warmup_s: dict[str, float] = {}
     for name, run in runners.items():
-        warmup_s[name] = _timed(run, warmup, device)
+        warmup_s[name] = first = _timed(run, 1, device)
+        if warmup > 1 and (first < min_time or device.type == "cuda"):  # a slow step is warm after one
+            warmup_s[name] += _timed(run, warmup - 1, device)
         n, elapsed = 1, _timed(run, 1, device)
         while elapsed < min_time / 4 and n < 1 << 16:
             n *= 2
@@ -402,6 +406,7 @@ class Workload:
 
 @contextlib.contextmanager
 def _settings(threads: int | None, matmul_precision: str | None):
+    """Thread count and float32 matmul precision for a block (only what is given is touched)."""
     old_threads, old_precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -410,8 +415,10 @@ def _settings(threads: int | None, matmul_precision: str | None):
     try:
         yield
     finally:
-        torch.set_num_threads(old_threads)
-        torch.set_float32_matmul_precision(old_precision)
+        if threads is not None:
+            torch.set_num_threads(old_threads)
+        if matmul_precision is not None:
+            torch.set_float32_matmul_precision(old_precision)
 
 
 def load_reference_loop(path: str | Path | None = None):
@@ -688,6 +695,7 @@ class Benchmark:
             "device_name": _device_name(self.device),
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp default: spin, then sleep)"),
             "load_avg_before": _load_avg(),
             "preset": cfg.preset,
             "overrides": {k: repr(v) for k, v in cfg.overrides.items()},
@@ -703,6 +711,12 @@ class Benchmark:
         if self.device.type == "cuda":
             meta["float32_matmul_precision"] = torch.get_float32_matmul_precision()
             meta["cuda"] = torch.version.cuda
+        load = meta["load_avg_before"]
+        if (self.device.type == "cpu" and load and meta["threads"] > 1 and load[0] >= 0.5 * (os.cpu_count() or 1)
+                and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"):
+            meta["warning"] = (f"the machine is busy (load {load[0]}) and OpenMP threads spin while waiting: on a shared "
+                               "machine multi-threaded steps can slow down 10x or more; rerun with OMP_WAIT_POLICY=PASSIVE "
+                               "or --threads 1")
         return meta
 
 
@@ -754,7 +768,8 @@ def format_report(result: Mapping[str, Any]) -> str:
     meta = result["meta"]
     parts = [
         f"condgan step throughput: preset {meta['preset']}, {meta['device']} ({meta['device_name']}), "
-        f"{meta['threads']} threads of {meta['cpu_count']} CPUs, torch {meta['torch']}, {meta['time']}",
+        f"{meta['threads']} threads of {meta['cpu_count']} CPUs (OMP_WAIT_POLICY {meta['omp_wait_policy']}), "
+        f"torch {meta['torch']}, {meta['time']}",
         f"load average before/after: {meta['load_avg_before']} / {meta.get('load_avg_after')}; "
         f"{meta['repeats']} interleaved rounds of >= {meta['min_time_s']} s per contender; median and (fastest-slowest) round",
         f"FLOPs: {meta['flop_convention']}. Ceiling: the full step's matmuls (the reference's work) replayed bare; "
@@ -762,6 +777,8 @@ def format_report(result: Mapping[str, Any]) -> str:
     ]
     if "reference_note" in meta:
         parts.append(meta["reference_note"])
+    if "warning" in meta:
+        parts.append(f"WARNING: {meta['warning']}")
     rows = result.get("batch_sizes", [])
     if rows:
         parts.append("\n### Cost against batch size\n")

@@ -160,10 +160,11 @@ class FastStep:
       stream (real training steps), the next call captures the whole step as a CUDA graph and every
       later call with the same batch shape replays it: one launch instead of hundreds of kernels.
       Batches of another shape (a smaller last batch) run eagerly. Needs capturable optimizers
-      (:func:`fast_optimizer_options`). Learning rates set in ``param_groups`` between steps (a
-      schedule) are followed; other hyperparameters (betas, ``clip_grad_norm``) are frozen into
-      the graph: call :meth:`reset` after changing them, and after ``load_state_dict`` on an
-      optimizer (which replaces its state tensors). Loading model weights in place needs no reset.
+      (:func:`fast_optimizer_options`). Settings changed in ``param_groups`` between steps (a
+      learning-rate schedule, a momentum ramp) are followed: a capturable Adam's learning rate is
+      read from a device tensor, any other change makes the next call capture anew. Call
+      :meth:`reset` after ``load_state_dict`` on an optimizer (it replaces the state tensors the
+      graph holds) or after changing ``clip_grad_norm``; loading model weights in place needs none.
     - ``compile``: a ``torch.compile`` mode (``COMPILE_MODES``) for the two forward passes (their
       backward passes are compiled too). Compiled dropout draws its masks with inductor's RNG: the
       same distribution, not the same draws, unless ``torch._inductor.config.fallback_random`` is
@@ -207,7 +208,7 @@ class FastStep:
                 raise ValueError("cuda_graph=True and compile= are exclusive: use compile='reduce-overhead' for "
                                  "torch.compile's own CUDA graphs, or cuda_graph alone")
             for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
-                if not all(group.get("capturable", False) for group in opt.param_groups):
+                if not all(group.get("capturable", True) for group in opt.param_groups):
                     raise ValueError(f"{name} is not capturable, which a CUDA graph needs: build the optimizers with "
                                      "gan.optimizers(**fast_optimizer_options('cuda')) (or capturable=True), or pass cuda_graph=False")
         if int(warmup_steps) < 1:
@@ -224,7 +225,7 @@ class FastStep:
                                                          backend=compile_backend, dynamic=False)
             self.forwards.discriminator_pass = torch.compile(self.forwards.discriminator_pass, mode=compile,
                                                              backend=compile_backend, dynamic=False)
-        self.calls = 0
+        self.calls = self.recaptures = 0
         self.reset()
 
     def reset(self) -> None:
@@ -232,7 +233,9 @@ class FastStep:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_key: tuple | None = None
         self._static: tuple[Tensor, Tensor, Tensor] | None = None  # real, y_real, losses
-        self._learning_rates: list[list] = []  # [param group, device tensor the graph reads, last value]
+        self._learning_rates: list[tuple[dict, Tensor]] = []  # (param group, device tensor the graph reads its lr from)
+        self._hyperparameters: list[tuple[dict, dict]] = []  # (param group, its other settings when captured)
+        self._graph_grads: list[tuple[Tensor, Tensor | None]] = []  # (parameter, the gradient the graph writes)
 
     @property
     def captured(self) -> bool:
@@ -245,17 +248,24 @@ class FastStep:
             g_loss, d_loss = self._run(real, y_real, cache_enabled=True)
             return {"g_loss": g_loss, "d_loss": d_loss}
         key = (tuple(real.shape), real.dtype, tuple(y_real.shape), y_real.dtype)
-        if self._graph is not None and key == self._graph_key:
+        if self._graph is not None and key == self._graph_key and not self._hyperparameters_changed():
             static_real, static_y, static_losses = self._static
             static_real.copy_(real)
             static_y.copy_(y_real)
-            self._sync_learning_rates()
             self._graph.replay()
             losses = static_losses.clone()  # the graph overwrites its outputs on the next replay
-        elif self._graph is None and self.calls > self.warmup_steps:
+        elif (self._graph is None and self.calls > self.warmup_steps) or (self._graph is not None and key == self._graph_key):
+            if self._graph is not None:  # a setting other than a tensor-held learning rate changed: capture anew
+                self.recaptures += 1
+                if self.recaptures == 10:
+                    warnings.warn("FastStep: optimizer settings changed 10 times, and each change re-captures the CUDA "
+                                  "graph; if they change every step, cuda_graph=False is faster", stacklevel=2)
+            self.reset()
             losses = self._capture(real, y_real, key)
         else:
             losses = self._warmup(real, y_real)
+            if self._graph is not None:
+                self._keep_graph_gradients()
         return {"g_loss": losses[0], "d_loss": losses[1]}
 
     # -- internals --------------------------------------------------------------------------------
@@ -282,32 +292,58 @@ class FastStep:
         graph = torch.cuda.CUDAGraph()
         if self.generator is not None:
             graph.register_generator_state(self.generator)
-        # The graph reads each float learning rate from a device tensor, so that a schedule that
-        # sets param_group["lr"] between steps still takes effect (see _sync_learning_rates).
-        self._learning_rates = [[group, torch.tensor(float(group["lr"]), dtype=torch.float32, device=self.device),
-                                 group["lr"]]
-                                for opt in (self.opt_g, self.opt_d) for group in opt.param_groups
-                                if not isinstance(group["lr"], Tensor)]
-        for group, lr, _ in self._learning_rates:
+        groups = [group for opt in (self.opt_g, self.opt_d) for group in opt.param_groups]
+        # Capturable optimizers (Adam, AdamW) read a float learning rate from a device tensor in the
+        # graph, so that a schedule setting param_group["lr"] between steps costs one small copy;
+        # a change to any other setting (SGD's lr, a momentum ramp) makes the next call capture anew.
+        self._learning_rates = [(group, torch.tensor(float(group["lr"]), dtype=torch.float32, device=self.device))
+                                for group in groups if group.get("capturable") and not isinstance(group["lr"], Tensor)]
+        self._hyperparameters = [(group, {k: v for k, v in group.items() if k != "params"}) for group in groups]
+        floats = [(group, group["lr"]) for group, _ in self._learning_rates]
+        for group, lr in self._learning_rates:
             group["lr"] = lr
         try:
             with torch.cuda.graph(graph):
                 static_losses = torch.stack(self._run(static_real, static_y, cache_enabled=False))  # (2,)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"capturing the training step as a CUDA graph failed: {exc}. A component may read a value back "
+                "to the host (.item(), bool(tensor), printing) or use data-dependent shapes; pass cuda_graph=False "
+                "to train without a graph.") from exc
         finally:
-            for group, _, value in self._learning_rates:
+            for group, value in floats:
                 group["lr"] = value  # the optimizers keep plain floats (state_dict, schedules, eager steps)
         self._graph, self._graph_key, self._static = graph, key, (static_real, static_y, static_losses)
+        self._graph_grads = [(p, p.grad) for p in self.gan.parameters()]
         graph.replay()  # capturing ran nothing: this replay is the step on this batch
         return static_losses.clone()
 
+    def _keep_graph_gradients(self) -> None:
+        """After an eager step (another batch shape): point ``.grad`` back at the tensors the graph writes.
 
-    def _sync_learning_rates(self) -> None:
-        """Copy learning rates changed since the capture into the tensors the graph reads (no host sync)."""
-        for entry in self._learning_rates:
-            group, lr, last = entry
-            if group["lr"] != last and not isinstance(group["lr"], Tensor):
-                lr.fill_(group["lr"])
-                entry[2] = group["lr"]
+        The eager step's ``zero_grad(set_to_none=True)`` replaced them; its gradients are copied over,
+        so ``.grad`` shows the latest step either way.
+        """
+        for p, graph_grad in self._graph_grads:
+            if graph_grad is not None and p.grad is not None and p.grad is not graph_grad:
+                graph_grad.copy_(p.grad)
+            p.grad = graph_grad
+
+    def _hyperparameters_changed(self) -> bool:
+        """Copy changed learning rates into the tensors the graph reads (no host sync); True when
+        another setting changed since the capture (the graph holds the old value)."""
+        held = {id(group): lr for group, lr in self._learning_rates}
+        for group, captured in self._hyperparameters:
+            for key, value in captured.items():
+                now = group[key]
+                if now is value or (not isinstance(now, Tensor) and not isinstance(value, Tensor) and now == value):
+                    continue
+                if key == "lr" and id(group) in held and not isinstance(now, Tensor):
+                    held[id(group)].fill_(now)
+                    captured["lr"] = now
+                    continue
+                return True
+        return False
 
 
 def make_step(gan: GAN, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, **options: Any) -> FastStep:
