@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .conditioners import ConditionalLayer, Conditioner
 from .hookspecs import hookimpl
-from .layers import dense, make_activation
+from .layers import apply_spectral_norm, dense, init_normal_, make_activation, own_layers
 
 NORMS: dict[str, Callable[..., nn.Module]] = {
     "batch": lambda n, eps, momentum: nn.BatchNorm1d(n, eps=eps, momentum=momentum),
@@ -81,6 +81,8 @@ class MLP(Backbone):
         activation: hidden activation: a name in ``layers.ACTIVATIONS``, a module class or a factory.
         pieces: maxout pieces, for all hidden layers or one per layer (1: a plain Linear layer).
         output_activation: ``None``, ``"tanh"``, ``"sigmoid"``, ... applied after the last Linear.
+        spectral_norm: spectral normalisation (Miyato et al. 2018) of every Linear layer, the output
+            layer included (not of a conditioner's norm layers); for a discriminator.
 
     Shape:
         - x: (B, *in_shape) -> (B, *out_shape)
@@ -106,6 +108,7 @@ class MLP(Backbone):
         activation: str | type[nn.Module] | Callable[[], nn.Module] = "leaky_relu",
         output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = None,
         pieces: int | Sequence[int] = 1,
+        spectral_norm: bool = False,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
         if not widths or any(int(w) < 1 for w in widths):
@@ -129,6 +132,8 @@ class MLP(Backbone):
         self.out = nn.Linear(width_in, math.prod(self.out_shape))
         self.out_activation = make_activation(output_activation)
         self.feature_dim = width_in
+        if spectral_norm:
+            apply_spectral_norm(own_layers([self.layers, self.out], skip=(ConditionalLayer,)))
 
     @staticmethod
     def _norm(conditioner, width, norm_name, eps, momentum) -> nn.Module:
@@ -147,6 +152,158 @@ class MLP(Backbone):
         return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
 
 
+CONV_NORMS: dict[str, Callable[..., nn.Module]] = {
+    "batch": lambda n, eps, momentum: nn.BatchNorm2d(n, eps=eps, momentum=momentum),
+    "layer": lambda n, eps, momentum: nn.GroupNorm(num_groups=1, num_channels=n, eps=eps),  # over (C, H, W)
+}
+
+
+def upsamplings(height: int, width: int) -> tuple[int, int, int]:
+    """(n, h0, w0): the image is (h0 * 2^n, w0 * 2^n), halved n >= 1 times down to a 4..7 pixel side.
+
+    Example: 32x32 -> (3, 4, 4); 64x64 -> (4, 4, 4); 28x28 -> (2, 7, 7); 16x16 -> (2, 4, 4).
+    """
+    n, h, w = 0, int(height), int(width)
+    while h % 2 == 0 and w % 2 == 0 and h // 2 >= 4 and w // 2 >= 4:
+        n, h, w = n + 1, h // 2, w // 2
+    if n == 0:
+        raise ValueError(f"backbone 'dcgan' needs an even height and width of at least 8 (e.g. 16, 28, 32, 64), got {height}x{width}")
+    return n, h, w
+
+
+class DCGAN(Backbone):
+    """Convolutional G or D (DCGAN, Radford et al. 2016) for 32x32, 64x64 (or 16, 28, ...) images.
+
+    From "Unsupervised Representation Learning with Deep Convolutional GANs" (Radford et al., ICLR
+    2016). ``out_shape`` says which network it is:
+
+    - Generator (``out_shape`` is (C, H, W); flat input, e.g. z joined with a code):
+      Linear to (width * 2^(n-1), h0, w0) -> norm -> activation, then n - 1 blocks of
+      ConvTranspose2d (kernel 4, stride 2: doubles the size, halves the channels) -> norm ->
+      activation, ending at (width, H/2, W/2) = h; the head is a last ConvTranspose2d to (C, H, W)
+      and ``output_activation`` (default tanh).
+    - Discriminator (any other ``out_shape``, e.g. (1,); input (C + k, H, W), the condition joined
+      as channels): n blocks of Conv2d (kernel 4, stride 2: halves the size, doubles the channels)
+      -> norm (not on the first block) -> activation, down to (width * 2^(n-1), h0, w0), flattened
+      to h; the head is a Linear layer (default: no output activation, a raw score).
+
+    The image side is h0 * 2^n with h0 in 4..7 (:func:`upsamplings`): 32 and 64 (h0 = 4), 28 (7),
+    16, ... Norm layers are asked from the conditioner, so conditional batch norm ("cbn") works.
+
+    Args:
+        in_shape, out_shape, conditioner: as :class:`Backbone`.
+        width: channels of the widest-resolution hidden layer (DCGAN's 64); they double at each
+            halving of the resolution.
+        norm: ``"batch"``, ``"layer"`` or ``None``.
+        norm_eps, norm_momentum: passed by keyword to the norm layers.
+        activation: hidden activation; default ``"relu"`` in G, ``"leaky_relu"`` (0.2) in D, as DCGAN.
+        output_activation: default ``"tanh"`` in G, none in D; ``None`` for none.
+        spectral_norm: spectral normalisation (Miyato et al. 2018) of every conv and Linear layer.
+        init_std: DCGAN's N(0, init_std) initialisation of those layers; ``None``: PyTorch's default.
+
+    Shape:
+        - generator: (B, F) -> (B, C, H, W); discriminator: (B, C + k, H, W) -> (B, *out_shape).
+
+    Example:
+        >>> DCGAN((110,), (3, 64, 64))(torch.randn(2, 110), None).shape
+        torch.Size([2, 3, 64, 64])
+        >>> DCGAN((3, 32, 32), (1,), norm=None, spectral_norm=True)(torch.randn(2, 3, 32, 32), None).shape
+        torch.Size([2, 1])
+    """
+
+    name = "dcgan"
+    flat_input = False
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_shape: Sequence[int],
+        *,
+        conditioner: Conditioner | None = None,
+        width: int = 64,
+        norm: str | None = "batch",
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        activation: str | type[nn.Module] | Callable[[], nn.Module] | None = None,
+        output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = "auto",
+        spectral_norm: bool = False,
+        init_std: float | None = 0.02,
+    ):
+        super().__init__(in_shape, out_shape, conditioner=conditioner)
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"dcgan width must be an int >= 1, got {width!r}")
+        if norm not in (None, "none", *CONV_NORMS):
+            raise ValueError(f"unknown norm {norm!r}; available: None, {', '.join(sorted(CONV_NORMS))}")
+        self.generates = len(self.out_shape) == 3
+        if activation is None:
+            activation = "relu" if self.generates else "leaky_relu"
+        if output_activation == "auto":
+            output_activation = "tanh" if self.generates else None
+        norm = None if norm == "none" else norm
+
+        def make_norm(channels: int) -> list[nn.Module]:
+            """[the norm layer for ``channels``] (the conditioner's, else the plain one), or []."""
+            if norm is None:
+                return []
+            layer = conditioner.make_norm(channels, norm, eps=norm_eps, momentum=norm_momentum) if conditioner else None
+            return [layer if layer is not None else CONV_NORMS[norm](channels, norm_eps, norm_momentum)]
+
+        build = self._build_generator if self.generates else self._build_discriminator
+        build(width, make_norm, activation, bias=norm is None)
+        self.out_activation = make_activation(output_activation)
+        layers = list(own_layers([self.layers, self.out], skip=(ConditionalLayer,)))
+        if init_std is not None:
+            init_normal_(layers, init_std)
+        if spectral_norm:
+            apply_spectral_norm(layers)
+
+    def _build_generator(self, width: int, make_norm: Callable[[int], list[nn.Module]], activation, *, bias: bool) -> None:
+        if len(self.in_shape) != 1:
+            raise ValueError(f"a dcgan generator takes a flat input (B, F), got input shape {self.in_shape}")
+        channels, height, wide = self.out_shape
+        n, h0, w0 = upsamplings(height, wide)
+        c = width * 2 ** (n - 1)
+        layers: list[nn.Module] = [
+            nn.Linear(self.in_shape[0], c * h0 * w0, bias=bias),  # no bias before a norm layer
+            nn.Unflatten(1, (c, h0, w0)),  # (B, c, h0, w0)
+            *make_norm(c),
+            make_activation(activation),
+        ]
+        for _ in range(n - 1):  # (B, c, s, s) -> (B, c / 2, 2s, 2s)
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1, bias=bias), *make_norm(c // 2),
+                       make_activation(activation)]
+            c //= 2
+        self.layers = nn.ModuleList(layers)
+        self._hidden_shape = (c, height // 2, wide // 2)
+        self.feature_dim = math.prod(self._hidden_shape)
+        self.out = nn.ConvTranspose2d(c, channels, 4, stride=2, padding=1)
+
+    def _build_discriminator(self, width: int, make_norm: Callable[[int], list[nn.Module]], activation, *, bias: bool) -> None:
+        if len(self.in_shape) != 3:
+            raise ValueError(f"a dcgan discriminator takes images (B, C, H, W), got input shape {self.in_shape}")
+        channels, height, wide = self.in_shape
+        n, h0, w0 = upsamplings(height, wide)
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1), make_activation(activation)]
+        c = width
+        for _ in range(n - 1):  # (B, c, s, s) -> (B, 2c, s / 2, s / 2)
+            layers += [nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=bias), *make_norm(2 * c), make_activation(activation)]
+            c *= 2
+        self.layers = nn.ModuleList(layers)
+        self.feature_dim = c * h0 * w0
+        self.out = nn.Linear(self.feature_dim, math.prod(self.out_shape))
+
+    def features(self, x: Tensor, y: Tensor) -> Tensor:
+        h = x
+        for layer in self.layers:
+            h = layer(h, y) if isinstance(layer, ConditionalLayer) else layer(h)
+        return h.flatten(1)  # (B, feature_dim)
+
+    def head(self, h: Tensor) -> Tensor:
+        if self.generates:
+            h = h.view(h.shape[0], *self._hidden_shape)  # (B, width, H/2, W/2)
+        return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
+
+
 @hookimpl
 def register_backbones():
-    return [MLP]
+    return [MLP, DCGAN]

@@ -10,8 +10,10 @@ so a conditioner overrides only the points where it acts:
    input ``x`` and ``y``; returns the input the backbone sees. A flat ``(B, F)`` input becomes
    ``(B, F + input_features)``; a conv input ``(B, C, H, W)`` becomes ``(B, C + input_features, H, W)``
    with the code broadcast over H and W (:meth:`Conditioner.concat` does both). Concatenation
-   (embedding, one-hot, vector) lives here; FiLM-style input modulation too (``input_features = 0``;
-   :meth:`Conditioner.setup_input` tells it the input's shape before the backbone is built).
+   (embedding, one-hot, vector) lives here; FiLM-style input modulation too (``input_features = 0``).
+   :meth:`Conditioner.setup_input` tells the conditioner x's shape before the backbone is built
+   (it may refuse a shape with a ``ValueError``); a conditioner that reshapes x itself (the paper's
+   separate x and y branches) overrides :meth:`Conditioner.joined_shape` to say what it returns.
 2. **Inside layers** (:meth:`Conditioner.make_norm`): a backbone asks its conditioner for each
    normalisation layer; returning a :class:`ConditionalLayer` (called as ``layer(h, y)``) puts y
    inside the network: conditional batch norm. ``None`` keeps the backbone's plain norm.
@@ -29,15 +31,17 @@ networks it can condition in ``roles``.
 
 from __future__ import annotations
 
+import math
 from abc import ABC
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditions import ConditionSpec
 from .hookspecs import hookimpl
-from .layers import dense, make_activation
+from .layers import apply_spectral_norm, dense, make_activation
 
 ROLES = ("generator", "discriminator")
 
@@ -236,6 +240,281 @@ def _position(position: str | None, role: str) -> str:
     return position
 
 
+# -- modern conditioning methods ------------------------------------------------------------------
+def _condition_map(spec: ConditionSpec, features: int) -> nn.Module:
+    """A learned map from y to ``features`` values: an embedding table for class labels, a bias-free
+    Linear map of the dense vector otherwise (which, for a multi-hot y, sums the tags' rows)."""
+    if spec.kind == "class":
+        return nn.Embedding(spec.num_classes, features)
+    return nn.Linear(spec.width, features, bias=False)
+
+
+def _apply_map(spec: ConditionSpec, table: nn.Module, y: Tensor, dtype: torch.dtype) -> Tensor:
+    if spec.kind == "class":
+        return table(y.long())  # any integer dtype
+    return table(y.to(dtype))
+
+
+class ConditionalNorm(ConditionalLayer):
+    """Normalisation without affine parameters, then a gain and a bias chosen by the condition.
+
+    ``norm="batch"``: batch norm over every dimension but the channels (dim 1), with running
+    statistics, for (B, F) and (B, C, H, W) alike; ``norm="layer"``: layer norm over all but the
+    batch dimension. Then ``out = gain(y) * norm(h) + bias(y)``, broadcast over H and W.
+
+    - ``embedding_dim=None``: de Vries et al.'s parameterisation: for class labels, a table of one
+      gain and one bias per class and channel; for tags or vectors, ``gain = 1 + A y``, ``bias = B y``.
+    - ``embedding_dim=E``: y is first embedded in E dimensions (a table for class labels, a Linear
+      map otherwise; PyTorch's default initialisation), then ``gain = 1 + A e(y)``, ``bias = B e(y)``
+      (as BigGAN's layers map a class embedding to each layer's gains and biases). A change of A
+      moves a class's gain along its whole embedding, so short trainings learn the condition much
+      faster than with tables, which Adam moves by about one learning rate per step.
+
+    Either way training starts at gain 1, bias 0 for every condition (tables, A and B start at one
+    and zeros): the plain normalisation.
+
+    Args:
+        num_features: channels (or features) C.
+        spec: the condition.
+        norm: ``"batch"`` or ``"layer"``.
+        eps, momentum: as ``nn.BatchNorm2d`` (momentum for the running statistics).
+        embedding_dim: E, or None for per-class tables.
+
+    Shape:
+        - h: (B, C) or (B, C, H, W); y: as ``spec``; output: as h.
+    """
+
+    NORMS = ("batch", "layer")
+
+    def __init__(self, num_features: int, spec: ConditionSpec, *, norm: str = "batch", eps: float = 1e-5,
+                 momentum: float = 0.1, embedding_dim: int | None = None):
+        super().__init__()
+        if norm not in self.NORMS:
+            raise ValueError(f"conditional norm {norm!r} is not supported; available: {', '.join(self.NORMS)}")
+        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"norm momentum must be a float in [0, 1], got {momentum!r}")
+        if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
+            raise ValueError(f"cbn embedding_dim must be None or an int >= 1, got {embedding_dim!r}")
+        self.num_features, self.spec, self.norm, self.eps, self.momentum = int(num_features), spec, norm, float(eps), float(momentum)
+        self.tables = embedding_dim is None and spec.kind == "class"
+        if embedding_dim is None:
+            self.embed = None  # y itself (dense) is the code
+            self.gain, self.bias = _condition_map(spec, self.num_features), _condition_map(spec, self.num_features)
+        else:
+            self.embed = _condition_map(spec, embedding_dim)
+            self.gain = nn.Linear(embedding_dim, self.num_features, bias=False)
+            self.bias = nn.Linear(embedding_dim, self.num_features, bias=False)
+        if self.tables:
+            nn.init.ones_(self.gain.weight)
+        else:  # gain = 1 + A code: the 1 is added in forward, so that A starts at zero
+            nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+        if norm == "batch":
+            self.register_buffer("running_mean", torch.zeros(self.num_features))
+            self.register_buffer("running_var", torch.ones(self.num_features))
+
+    def gain_and_bias(self, y: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+        """The gain and bias for each condition: two (B, C) tensors."""
+        if self.tables:
+            return self.gain(y.long()), self.bias(y.long())
+        code = _apply_map(self.spec, self.embed, y, dtype) if self.embed is not None else self.spec.to_dense(y, dtype)
+        return 1 + self.gain(code), self.bias(code)
+
+    def forward(self, h: Tensor, y: Tensor) -> Tensor:
+        if h.dim() not in (2, 4) or h.shape[1] != self.num_features:
+            raise ValueError(f"conditional norm of {self.num_features} features takes (B, {self.num_features}) or "
+                             f"(B, {self.num_features}, H, W), got {tuple(h.shape)}")
+        if self.norm == "batch":
+            h = F.batch_norm(h, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
+        else:
+            h = F.layer_norm(h, h.shape[1:], eps=self.eps)
+        gain, bias = self.gain_and_bias(y, self.gain.weight.dtype)  # (B, C) each
+        if h.dim() == 4:
+            gain, bias = gain[:, :, None, None], bias[:, :, None, None]  # (B, C, 1, 1)
+        return h * gain + bias
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, norm={self.norm!r}, eps={self.eps}, momentum={self.momentum}"
+
+
+class ConditionalBatchNormConditioner(Conditioner):
+    """Conditional batch norm (de Vries et al. 2017): y sets the gains and biases of G's norm layers.
+
+    From "Modulating early visual processing by language" (de Vries et al. 2017); the generators
+    of SNGAN (Miyato & Koyama 2018) and BigGAN (Brock et al. 2019) are conditioned this way.
+    Every norm layer that the backbone asks for becomes a :class:`ConditionalNorm`: batch (or
+    layer) norm without affine parameters, then a gain and bias chosen by y. y enters nowhere
+    else (``input_features = 0``), so the backbone must have norm layers: building fails loudly
+    when it asked for none (e.g. an MLP without ``norm``).
+
+    Args:
+        spec: any condition kind (class labels use embedding tables, tags and vectors Linear maps).
+        role: ``"generator"``.
+        embedding_dim: None (default): one gain and bias per class and channel (de Vries et al.,
+            SNGAN); an int E: each layer maps an E-dimensional embedding of y to its gains and
+            biases (BigGAN-style), which learns the condition faster (see :class:`ConditionalNorm`).
+
+    Shape:
+        - x passes through unchanged; each norm layer maps (B, C[, H, W]) to the same shape.
+
+    Example:
+        >>> G = ConditionalGenerator(ConditionSpec("class", 10), (1, 32, 32), 100, conditioner="cbn",
+        ...                          backbone="dcgan")
+    """
+
+    name = "cbn"
+    kinds = ("class", "multilabel", "vector")
+    roles = ("generator",)
+
+    def __init__(self, spec: ConditionSpec, role: str, *, embedding_dim: int | None = None):
+        super().__init__(spec, role)
+        if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
+            raise ValueError(f"cbn embedding_dim must be None or an int >= 1, got {embedding_dim!r}")
+        self.embedding_dim = embedding_dim
+        self.norm_layers = 0
+
+    def make_norm(self, num_features: int, norm: str, **options) -> ConditionalLayer:
+        layer = ConditionalNorm(num_features, self.spec, norm=norm, eps=options.get("eps", 1e-5),
+                                momentum=options.get("momentum", 0.1), embedding_dim=self.embedding_dim)
+        self.norm_layers += 1
+        return layer
+
+    def setup(self, feature_dim: int) -> None:
+        if self.norm_layers == 0:
+            raise ValueError("conditioner 'cbn' conditions the backbone's norm layers, but the backbone has none: "
+                             "give it norm layers (e.g. backbone_options norm='batch')")
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, embedding_dim={self.embedding_dim}, norm_layers={self.norm_layers}"
+
+
+class ProjectionConditioner(Conditioner):
+    """Projection discriminator (Miyato & Koyama 2018): D's score gains ``<embed(y), h>``.
+
+    From "cGANs with Projection Discriminator" (Miyato & Koyama, ICLR 2018).
+    D's score becomes ``head(h) + <embed(y), h>``: the inner product of a learned embedding of y
+    with D's last hidden features h. y enters nowhere else (no input concatenation). For tag or
+    vector conditions the embedding is a Linear map of y (a multi-hot y sums its tags' rows).
+
+    Args:
+        spec: any condition kind.
+        role: ``"discriminator"``.
+        spectral_norm: spectrally normalise the embedding too (as SNGAN does).
+
+    Shape:
+        - h: (B, feature_dim); out: (B, 1); output: (B, 1).
+    """
+
+    name = "projection"
+    kinds = ("class", "multilabel", "vector")
+    roles = ("discriminator",)
+
+    def __init__(self, spec: ConditionSpec, role: str, *, spectral_norm: bool = False):
+        super().__init__(spec, role)
+        self.spectral_norm = bool(spectral_norm)
+        self.embed: nn.Module | None = None  # built by setup, once feature_dim is known
+
+    def setup(self, feature_dim: int) -> None:
+        self.embed = _condition_map(self.spec, feature_dim)
+        bound = 1.0 / math.sqrt(feature_dim)  # as a Linear(feature_dim, 1) head: the two terms start alike
+        nn.init.uniform_(self.embed.weight, -bound, bound)
+        if self.spectral_norm:
+            apply_spectral_norm([self.embed])
+
+    def projection(self, h: Tensor, y: Tensor) -> Tensor:
+        """``<embed(y), h>`` for each sample: (B, 1)."""
+        return (_apply_map(self.spec, self.embed, y, h.dtype) * h).sum(dim=1, keepdim=True)
+
+    def output(self, h: Tensor, out: Tensor, y: Tensor) -> Tensor:
+        if out.shape[1:] != (1,):
+            raise ValueError(f"the projection conditioner adds to a (B, 1) score, got output shape {tuple(out.shape)}")
+        return out + self.projection(h, y)
+
+
+class AuxiliaryClassifierConditioner(Conditioner):
+    """Auxiliary classifier (ACGAN, Odena et al. 2017): D also predicts y, and learns and teaches it.
+
+    From "Conditional Image Synthesis with Auxiliary Classifier GANs" (Odena et al., ICML 2017).
+    D's score does not see y; a Linear head on D's last features h predicts it instead, and its
+    classification loss is the auxiliary loss: D minimises it on real and fake batches, G on its
+    fakes (so G learns to make images of the class asked for). Class labels use cross-entropy; tags
+    (multilabel) a binary cross-entropy per tag.
+
+    Args:
+        spec: ``class`` or ``multilabel``.
+        role: ``"discriminator"``.
+        weight: the classification loss's weight in each network's loss.
+
+    Shape:
+        - h: (B, feature_dim); :meth:`logits`: (B, num_classes); auxiliary loss: a scalar.
+    """
+
+    name = "acgan"
+    kinds = ("class", "multilabel")
+    roles = ("discriminator",)
+
+    def __init__(self, spec: ConditionSpec, role: str, *, weight: float = 1.0):
+        super().__init__(spec, role)
+        if not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"acgan weight must be a number > 0, got {weight!r}")
+        self.weight = float(weight)
+        self.classifier: nn.Linear | None = None  # built by setup
+
+    def setup(self, feature_dim: int) -> None:
+        self.classifier = nn.Linear(feature_dim, self.spec.num_classes)
+
+    def logits(self, h: Tensor) -> Tensor:
+        """The classifier's logits (B, num_classes), float32."""
+        return self.classifier(h).float()
+
+    def auxiliary_loss(self, h: Tensor, y: Tensor) -> Tensor:
+        logits = self.logits(h)
+        if self.spec.kind == "class":
+            loss = F.cross_entropy(logits, y.long())
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits, y.float())
+        return self.weight * loss
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, weight={self.weight}"
+
+
+class VectorConditioner(Conditioner):
+    """A float vector condition, projected by a learned layer and concatenated.
+
+    For conditions such as attributes or an embedding of an image or a text: Mirza & Osindero's
+    second experiment conditioned on image features. y -> Linear -> activation -> a code of
+    ``features`` values, joined like the embedding conditioner (broadcast as channels for a conv input).
+
+    Args:
+        spec: ``vector`` (or ``multilabel``: a 0/1 vector).
+        role: the network conditioned.
+        features: size of the code.
+        activation: after the Linear map (``None``: linear).
+        position: ``"first"`` or ``"last"``; default first in G, last in D.
+
+    Shape:
+        - x: (B, F) or (B, C, H, W); y: (B, dim) float; output: (B, F + features) or (B, C + features, H, W).
+    """
+
+    name = "vector"
+    kinds = ("vector", "multilabel")
+
+    def __init__(self, spec: ConditionSpec, role: str, *, features: int = 32, activation: str | None = "leaky_relu",
+                 position: str | None = None):
+        super().__init__(spec, role)
+        if not isinstance(features, int) or features < 1:
+            raise ValueError(f"vector conditioner features must be an int >= 1, got {features!r}")
+        self.project = nn.Sequential(nn.Linear(spec.width, features), make_activation(activation))
+        self.input_features = features
+        self.position = _position(position, role)
+
+    def join(self, x: Tensor, y: Tensor) -> Tensor:
+        code = self.project(y.to(self.project[0].weight.dtype))  # (B, features)
+        return self.concat(x, code, first=self.position == "first")
+
+
 @hookimpl
 def register_conditioners():
-    return [EmbeddingConditioner, OneHotConditioner, BranchConditioner]
+    return [EmbeddingConditioner, OneHotConditioner, BranchConditioner, ConditionalBatchNormConditioner,
+            ProjectionConditioner, AuxiliaryClassifierConditioner, VectorConditioner]

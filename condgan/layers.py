@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
@@ -57,3 +59,45 @@ class Maxout(nn.Module):
 def dense(in_features: int, out_features: int, pieces: int = 1) -> nn.Module:
     """A Linear layer, or a :class:`Maxout` layer when ``pieces`` > 1."""
     return Maxout(in_features, out_features, pieces) if pieces > 1 else nn.Linear(in_features, out_features)
+
+
+#: the layer types that :func:`apply_spectral_norm` and :func:`init_normal_` act on
+WEIGHTED_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def own_layers(modules: Iterable[nn.Module], skip: tuple[type, ...] = ()) -> Iterator[nn.Module]:
+    """The Linear and conv layers inside ``modules``, not descending into instances of ``skip``.
+
+    Backbones pass ``skip=(ConditionalLayer,)``: a conditional norm belongs to the conditioner, and
+    backbone options (spectral norm, initialisation) must not reach into it.
+    """
+    for module in modules:
+        if skip and isinstance(module, skip):
+            continue
+        if isinstance(module, WEIGHTED_LAYERS):
+            yield module
+        else:
+            yield from own_layers(module.children(), skip)
+
+
+def apply_spectral_norm(layers: Iterable[nn.Module]) -> None:
+    """Spectral normalisation (Miyato et al. 2018, "Spectral Normalization for GANs") of each layer.
+
+    Each weight W is divided by an estimate of its largest singular value, kept by one power
+    iteration per training-mode forward (``torch.nn.utils.parametrizations.spectral_norm``), so each
+    layer is about 1-Lipschitz. Conv weights are reshaped to (out, in * kh * kw) for the estimate
+    (dim 1 for transposed convs), as in the paper.
+    """
+    for layer in layers:
+        if not parametrize.is_parametrized(layer, "weight"):
+            spectral_norm(layer)
+
+
+def init_normal_(layers: Iterable[nn.Module], std: float) -> None:
+    """DCGAN initialisation (Radford et al. 2016): weights from N(0, std), biases zero."""
+    if not std > 0:
+        raise ValueError(f"init_std must be > 0 (or None for PyTorch's default initialisation), got {std!r}")
+    for layer in layers:
+        nn.init.normal_(layer.weight, 0.0, std)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)

@@ -7,8 +7,9 @@ A loss computes numbers only; the trainer owns ``zero_grad``/``backward``/``step
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -22,10 +23,21 @@ class Loss(ABC):
     """Base class of adversarial losses.
 
     Subclasses set ``name`` and implement :meth:`discriminator_loss` and :meth:`generator_loss`;
-    a loss that needs D itself (a gradient penalty, R1) overrides :meth:`penalty`.
+    a loss that needs D itself (a gradient penalty) overrides :meth:`penalty` and adds
+    ``super().penalty(...)`` so that the R1 option keeps working.
+
+    Args:
+        r1_gamma: weight of the R1 regularizer (Mescheder et al. 2018, "Which Training Methods for
+            GANs do actually Converge?"), added to D's loss with every loss:
+            ``gamma / 2 * E ||grad_x D(x|y)||^2`` over the real batch. 0 (default) turns it off.
     """
 
     name: ClassVar[str]
+
+    def __init__(self, *, r1_gamma: float = 0.0):
+        if not isinstance(r1_gamma, (int, float)) or r1_gamma < 0:
+            raise ValueError(f"r1_gamma must be a number >= 0, got {r1_gamma!r}")
+        self.r1_gamma = float(r1_gamma)
 
     @abstractmethod
     def discriminator_loss(self, real_score: Tensor, fake_score: Tensor) -> Tensor:
@@ -36,11 +48,17 @@ class Loss(ABC):
         """G's loss from D's scores on G's samples."""
 
     def penalty(self, discriminator: ConditionalDiscriminator, real: Tensor, fake: Tensor, y_real: Tensor, y_fake: Tensor) -> Tensor | None:
-        """An extra term of D's loss that needs D itself (gradient penalty, R1), or None."""
-        return None
+        """An extra term of D's loss that needs D itself: here R1 when ``r1_gamma`` > 0, else None."""
+        if self.r1_gamma == 0:
+            return None
+        return self.r1_gamma / 2 * r1_penalty(discriminator, real, y_real)
+
+    def options(self) -> dict[str, object]:
+        """The constructor options of this loss (for ``repr``)."""
+        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.options().items())})"
 
 
 class LeastSquaresLoss(Loss):
@@ -61,18 +79,138 @@ class LeastSquaresLoss(Loss):
 class BCELoss(Loss):
     """Binary cross-entropy on logits: the value function of the paper (Mirza & Osindero 2014).
 
-    D: ``(bce(real, 1) + bce(fake, 0)) / 2``; G: ``bce(fake, 1)``, the non-saturating form
-    (``-log D(G(z|y)|y)``) that the paper's authors train with in practice. Computed from logits
-    with ``binary_cross_entropy_with_logits``: numerically stable and allowed under autocast.
+    D: ``(bce(real, 1) + bce(fake, 0)) / 2``. G, by ``generator_objective``:
+
+    - ``"non_saturating"`` (default): ``bce(fake, 1) = -log D(G(z|y)|y)``, the form Goodfellow et
+      al. (2014) recommend and the paper's authors train with in practice: it has strong gradients
+      early, when D rejects G's samples easily.
+    - ``"minimax"``: ``-bce(fake, 0) = log(1 - D(G(z|y)|y))``, the value function exactly (G
+      minimises what D maximises); its gradient vanishes when D is confident.
+
+    Computed from logits with ``binary_cross_entropy_with_logits``: numerically stable and allowed
+    under autocast.
+
+    Args:
+        generator_objective: ``"non_saturating"`` or ``"minimax"``.
+        r1_gamma: see :class:`Loss`.
     """
 
     name = "bce"
+    GENERATOR_OBJECTIVES = ("non_saturating", "minimax")
+
+    def __init__(self, *, generator_objective: str = "non_saturating", r1_gamma: float = 0.0):
+        super().__init__(r1_gamma=r1_gamma)
+        if generator_objective not in self.GENERATOR_OBJECTIVES:
+            raise ValueError(f"generator_objective must be one of {self.GENERATOR_OBJECTIVES}, got {generator_objective!r}")
+        self.generator_objective = generator_objective
 
     def discriminator_loss(self, real_score, fake_score):
         return (_bce_to(real_score.float(), 1.0) + _bce_to(fake_score.float(), 0.0)) / 2
 
     def generator_loss(self, fake_score):
+        if self.generator_objective == "minimax":
+            return -_bce_to(fake_score.float(), 0.0)
         return _bce_to(fake_score.float(), 1.0)
+
+
+class HingeLoss(Loss):
+    """Hinge loss (Lim & Ye 2017; used by SNGAN, SAGAN, BigGAN): margins of 1 on D's scores.
+
+    From "Geometric GAN" (Lim & Ye 2017); SNGAN (Miyato et al. 2018) made it the usual choice.
+    D: ``E[relu(1 - real)] + E[relu(1 + fake)]`` (not halved); G: ``-E[fake]``.
+
+    Args:
+        r1_gamma: see :class:`Loss`.
+    """
+
+    name = "hinge"
+
+    def discriminator_loss(self, real_score, fake_score):
+        return F.relu(1.0 - real_score.float()).mean() + F.relu(1.0 + fake_score.float()).mean()
+
+    def generator_loss(self, fake_score):
+        return -fake_score.float().mean()
+
+
+class WassersteinGPLoss(Loss):
+    """Wasserstein loss with gradient penalty (WGAN-GP, Gulrajani et al. 2017).
+
+    From "Improved Training of Wasserstein GANs" (Gulrajani et al., NeurIPS 2017).
+    D (the critic): ``E[fake] - E[real] + gp_weight * E[(||grad_x D(x_hat|y)|| - 1)^2]`` where
+    ``x_hat`` interpolates each real image and a fake one at a uniform random point (drawn on the
+    device) and y is the real batch's condition. G: ``-E[fake]``. The paper's critic has no batch
+    norm (it makes the penalty depend on the batch): use ``norm=None`` or ``"layer"`` in D.
+
+    Args:
+        gp_weight: lambda, the penalty's weight (the paper's 10).
+        r1_gamma: see :class:`Loss`.
+    """
+
+    name = "wgan_gp"
+
+    def __init__(self, *, gp_weight: float = 10.0, r1_gamma: float = 0.0):
+        super().__init__(r1_gamma=r1_gamma)
+        if not isinstance(gp_weight, (int, float)) or gp_weight < 0:
+            raise ValueError(f"gp_weight must be a number >= 0, got {gp_weight!r}")
+        self.gp_weight = float(gp_weight)
+
+    def discriminator_loss(self, real_score, fake_score):
+        return fake_score.float().mean() - real_score.float().mean()
+
+    def generator_loss(self, fake_score):
+        return -fake_score.float().mean()
+
+    def penalty(self, discriminator, real, fake, y_real, y_fake):
+        total = super().penalty(discriminator, real, fake, y_real, y_fake)
+        if self.gp_weight > 0:
+            gp = self.gp_weight * gradient_penalty(discriminator, real, fake, y_real)
+            total = gp if total is None else total + gp
+        return total
+
+
+# -- penalties ------------------------------------------------------------------------------------
+def input_gradient(discriminator: Callable[..., Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """grad_x of the summed scores D(x|y) at x, kept in the graph (``create_graph``) so that a penalty
+    on it trains D. Shape: as x.
+
+    The penalty's D pass is differentiated twice, which ``torch.compile`` does not support: this
+    runs eagerly, also inside a compiled step (``FastStep(compile=...)``), through
+    ``torch.compiler.disable`` (applied on first use: importing it costs a second).
+    """
+    global _eager_input_gradient
+    if _eager_input_gradient is None:
+        _eager_input_gradient = torch.compiler.disable(_input_gradient, recursive=True)
+    return _eager_input_gradient(discriminator, x, y)
+
+
+def _input_gradient(discriminator: Callable[..., Tensor], x: Tensor, y: Tensor) -> Tensor:
+    x = x.detach().requires_grad_(True)
+    score = discriminator(x, y, check=False)  # (B, 1)
+    (grad,) = torch.autograd.grad(_at_least_float32(score).sum(), x, create_graph=True)
+    return _at_least_float32(grad)
+
+
+_eager_input_gradient: Callable[..., Tensor] | None = None
+
+
+def r1_penalty(discriminator: Callable[..., Tensor], real: Tensor, y_real: Tensor) -> Tensor:
+    """``E ||grad_x D(x|y)||^2`` over the real batch (R1 without its gamma / 2)."""
+    return input_gradient(discriminator, real, y_real).flatten(1).pow(2).sum(1).mean()
+
+
+def gradient_penalty(discriminator: Callable[..., Tensor], real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
+    """``E (||grad_x D(x_hat|y)|| - 1)^2`` at ``x_hat = a * real + (1 - a) * fake``, a ~ U[0, 1) per
+    sample (drawn on real's device), without its weight."""
+    a = torch.rand(real.shape[0], *(1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)  # (B, 1, 1, 1)
+    x_hat = torch.lerp(fake.detach().to(real.dtype), real.detach(), a)
+    grad = input_gradient(discriminator, x_hat, y).flatten(1)  # (B, C*H*W)
+    norm = (grad.pow(2).sum(1) + 1e-12).sqrt()  # the epsilon keeps the gradient finite at grad = 0
+    return (norm - 1).pow(2).mean()
+
+
+def _at_least_float32(t: Tensor) -> Tensor:
+    """t in float32, or in its own dtype when that is wider (float64)."""
+    return t if t.dtype == torch.float64 else t.float()
 
 
 def _mse_to(score: Tensor, target: float) -> Tensor:
@@ -85,4 +223,4 @@ def _bce_to(score: Tensor, target: float) -> Tensor:
 
 @hookimpl
 def register_losses():
-    return [LeastSquaresLoss, BCELoss]
+    return [LeastSquaresLoss, BCELoss, HingeLoss, WassersteinGPLoss]
