@@ -15,6 +15,9 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -345,6 +348,17 @@ def test_vector_condition_sets_the_blob_position():
     assert abs(before["correlation"]) < 0.3
     assert after["correlation"] >= 0.7, after
     assert after["error_px"] < 0.7 * after["baseline_px"], after
+
+
+def test_vector_example_runs_as_a_script(capsys):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny model: one thread is fastest on busy cores
+    result = subprocess.run([sys.executable, str(EXAMPLES / "vector_condition.py"), "--steps", "5"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "trained 5 steps" in result.stdout and "blob position vs condition: correlation" in result.stdout
+    with pytest.raises(SystemExit) as exit_info:
+        load_example("vector_condition").main(["--steps", "-1"])
+    assert exit_info.value.code == 2 and "--steps must be >= 0, got -1" in capsys.readouterr().err
 
 
 # -- losses ---------------------------------------------------------------------------------------
