@@ -21,13 +21,17 @@ class Preset:
         return self.make_config()
 
 
+def _adam() -> OptimizerConfig:
+    """Adam, lr 2e-4, betas (0.5, 0.999): the reference's (and DCGAN's) settings."""
+    return OptimizerConfig("Adam", 2e-4, {"betas": (0.5, 0.999)})
+
+
 def mnist_mlp() -> GANConfig:
     """The widely used PyTorch MNIST MLP cGAN, reproduced exactly (see shared REFERENCE.md).
 
     G: [embed(y) (10), z (100)] -> 128 -> 256 -> 512 -> 1024 -> 1024, tanh, as (1, 32, 32);
     D: [image (1024), embed(y) (10)] -> 512 -> 512 -> 512 -> 1; LSGAN loss; Adam 2e-4 (0.5, 0.999).
     """
-    adam = lambda: OptimizerConfig("Adam", 2e-4, {"betas": (0.5, 0.999)})  # noqa: E731
     return GANConfig(
         condition_kind="class",
         num_classes=10,
@@ -61,8 +65,8 @@ def mnist_mlp() -> GANConfig:
             },
         ),
         loss="lsgan",
-        g_optimizer=adam(),
-        d_optimizer=adam(),
+        g_optimizer=_adam(),
+        d_optimizer=_adam(),
         dataset="mnist",
         batch_size=64,
         epochs=200,
@@ -131,7 +135,6 @@ def mnist_dcgan_projection(width: int = 32) -> GANConfig:
     followed their labels far later). Base width 32 (DCGAN's is 64) so that a CPU trains it in
     minutes; ``generator.backbone_options.width`` and the discriminator's change it.
     """
-    adam = lambda: OptimizerConfig("Adam", 2e-4, {"betas": (0.5, 0.999)})  # noqa: E731
     return GANConfig(
         condition_kind="class",
         num_classes=10,
@@ -153,8 +156,8 @@ def mnist_dcgan_projection(width: int = 32) -> GANConfig:
             backbone_options={"width": width, "norm": None, "activation": "leaky_relu", "spectral_norm": True},
         ),
         loss="hinge",
-        g_optimizer=adam(),
-        d_optimizer=adam(),
+        g_optimizer=_adam(),
+        d_optimizer=_adam(),
         dataset="mnist",
         batch_size=64,
         epochs=20,
@@ -172,7 +175,6 @@ def mnist_acgan(width: int = 32) -> GANConfig:
     fakes. BCE loss (non-saturating G); Adam 2e-4, betas (0.5, 0.999), as DCGAN and the paper.
     Base width 32 (DCGAN's 64), to train in minutes on a CPU.
     """
-    adam = lambda: OptimizerConfig("Adam", 2e-4, {"betas": (0.5, 0.999)})  # noqa: E731
     return GANConfig(
         condition_kind="class",
         num_classes=10,
@@ -191,8 +193,8 @@ def mnist_acgan(width: int = 32) -> GANConfig:
             backbone_options={"width": width, "norm": "batch", "activation": "leaky_relu"},
         ),
         loss="bce",
-        g_optimizer=adam(),
-        d_optimizer=adam(),
+        g_optimizer=_adam(),
+        d_optimizer=_adam(),
         dataset="mnist",
         batch_size=64,
         epochs=20,
