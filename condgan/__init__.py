@@ -1,13 +1,23 @@
 """condgan: a pluggable conditional-GAN library for PyTorch."""
 
-from .backbones import MLP, Backbone
+from .backbones import DCGAN, MLP, Backbone
 from .checkpoint import CheckpointError, load_generator
-from .conditioners import ConditionalLayer, Conditioner, EmbeddingConditioner, OneHotConditioner
+from .conditioners import (
+    AuxiliaryClassifierConditioner,
+    BranchConditioner,
+    ConditionalBatchNormConditioner,
+    ConditionalLayer,
+    Conditioner,
+    EmbeddingConditioner,
+    OneHotConditioner,
+    ProjectionConditioner,
+    VectorConditioner,
+)
 from .conditions import ConditionSpec
 from .config import GANConfig, NetworkConfig, OptimizerConfig, apply_overrides
 from .gan import GAN, build
 from .hookspecs import hookimpl
-from .losses import BCELoss, LeastSquaresLoss, Loss
+from .losses import BCELoss, HingeLoss, LeastSquaresLoss, Loss, WassersteinGPLoss
 from .models import ConditionalDiscriminator, ConditionalGenerator
 from .plugins import (
     DuplicateComponentError,
@@ -20,14 +30,17 @@ from .plugins import (
 )
 from .presets import Preset
 from .trainer import Trainer, TrainerConfig
-from .training import train_step
+from .training import FastStep, make_step, train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backbone", "BCELoss", "CheckpointError", "ConditionSpec", "ConditionalDiscriminator", "ConditionalGenerator",
-    "ConditionalLayer", "Conditioner", "DuplicateComponentError", "EmbeddingConditioner", "GAN", "GANConfig",
-    "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "OneHotConditioner", "OptimizerConfig", "PluginError", "Preset",
-    "Trainer", "TrainerConfig", "UnknownComponentError", "apply_overrides", "build", "get_component", "hookimpl",
-    "list_components", "load_generator", "register_plugin", "train_step", "unregister_plugin",
+    "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
+    "ConditionSpec", "ConditionalBatchNormConditioner", "ConditionalDiscriminator", "ConditionalGenerator",
+    "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
+    "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "OneHotConditioner",
+    "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "Trainer", "TrainerConfig",
+    "UnknownComponentError", "VectorConditioner", "WassersteinGPLoss", "apply_overrides", "build", "get_component",
+    "hookimpl", "list_components", "load_generator", "make_step", "register_plugin", "train_step",
+    "unregister_plugin",
 ]
