@@ -502,7 +502,12 @@ class Benchmark:
 
     def __init__(self, config: BenchConfig):
         self.cfg = cfg = config
-        self.device = torch.device(cfg.device)
+        try:
+            self.device = torch.device(cfg.device)
+        except RuntimeError:
+            self.device = None
+        if self.device is None or self.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {cfg.device!r}")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
         if cfg.threads is not None:

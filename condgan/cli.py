@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 from .metrics import cli as metrics_cli  # noqa: E402  (eval, train-classifier; imports nothing from here at load)
+from . import bench  # noqa: E402  (bench; imports nothing from here)
 
 COMMANDS: list[Command] = [
     Command("list", "list registered components and the plugin that gave each", add_list_arguments, run_list),
@@ -294,4 +295,6 @@ COMMANDS: list[Command] = [
             metrics_cli.add_eval_arguments, metrics_cli.run_eval),
     Command("train-classifier", "train the MNIST classifier that condgan's metrics use",
             metrics_cli.add_train_classifier_arguments, metrics_cli.run_train_classifier),
+    Command("bench", "time training steps against the reference loop and a matmul ceiling (tables and JSON)",
+            bench.add_arguments, bench.run),
 ]
