@@ -92,7 +92,7 @@ def config_keys(obj: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def apply_overrides(config: GANConfig, overrides: Mapping[str, Any]) -> GANConfig:
+def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
     """A copy of ``config`` with dotted keys set, e.g. ``{"generator.conditioner": "onehot"}``.
 
     Keys inside an ``*_options`` or ``schedule`` dict may be anything (the component checks them); any other
@@ -108,10 +108,15 @@ def apply_overrides(config: GANConfig, overrides: Mapping[str, Any]) -> GANConfi
             if isinstance(target, dict):
                 target[last] = value
             else:
-                _field(target, last)
-                if isinstance(value, list) and isinstance(getattr(target, last), tuple):
+                current = _field(target, last)
+                if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+                    # a whole section given as a dict: a fresh section with those keys set
+                    value = apply_overrides(type(current)(), _flatten(value))
+                elif isinstance(value, list) and isinstance(current, tuple):
                     value = tuple(value)
                 setattr(target, last, copy.deepcopy(value))
+        except ConfigKeyError as exc:  # from a nested section given as a dict
+            raise ConfigKeyError(f"in {key!r}: {exc}") from None
         except (KeyError, AttributeError):
             raise ConfigKeyError(f"unknown config key {key!r}; allowed: {', '.join(config_keys(config))}") from None
     return config

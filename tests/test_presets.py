@@ -323,3 +323,11 @@ def test_config_round_trip():
     assert layer_sequence(rebuilt.discriminator) == layer_sequence(original.discriminator)
     with pytest.raises(ConfigKeyError, match="'colour'"):
         condgan.GANConfig.from_dict({**data, "colour": "red"})
+
+
+def test_a_whole_section_given_as_a_dict_becomes_that_section():
+    gan = condgan.build("mnist_paper", overrides={"g_optimizer": {"name": "Adam", "lr": 1e-3}})
+    assert gan.config.g_optimizer == condgan.OptimizerConfig("Adam", 1e-3)
+    assert isinstance(gan.optimizers()[0], torch.optim.Adam)
+    with pytest.raises(KeyError, match=r"in 'g_optimizer': unknown config key 'nme'"):
+        condgan.build("mnist_paper", overrides={"g_optimizer": {"nme": "Adam"}})
