@@ -20,7 +20,9 @@ def test_paper_preset_sizes_and_structure():
     gan = condgan.build("mnist_paper")
     G, D = gan.generator, gan.discriminator
     # G: z(100)->200 and y(10)->1000, joint 1200, out 784; D: x(784)->maxout 240x5, y->maxout 50x5, joint maxout 240x4, 1
-    assert n_params(G) == (100 * 200 + 200) + (10 * 1000 + 1000) + (1200 * 1200 + 1200) + (1200 * 784 + 784) == 2_413_984
+    # (+ 2 * 1200 for the batch norm of G's joint layer, the preset's one deviation from the paper)
+    assert n_params(G) == (100 * 200 + 200) + (10 * 1000 + 1000) + (1200 * 1200 + 1200) + 2 * 1200 + (1200 * 784 + 784) == 2_416_384
+    assert [type(m) for m in G.backbone.layers] == [nn.Linear, nn.BatchNorm1d, nn.ReLU]
     assert n_params(D) == (784 * 1200 + 1200) + (10 * 250 + 250) + (290 * 960 + 960) + (240 + 1) == 1_224_351
     assert G.noise == "uniform" and gan.config.image_shape == (1, 28, 28) and gan.config.pixel_range == (0.0, 1.0)
     assert isinstance(G.backbone.out_activation, nn.Sigmoid)
