@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pluggy
 
@@ -221,7 +221,3 @@ def get_component(kind: str, name_or_obj: Any) -> Any:
 def list_components(kind: str | None = None) -> list[ComponentInfo]:
     """What is registered: kind, name, the class (or preset) and the plugin that gave it."""
     return get_registry().components(kind)
-
-
-def iter_names(kind: str) -> Iterator[str]:
-    yield from sorted(get_registry().tables()[kind])
