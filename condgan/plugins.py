@@ -94,6 +94,8 @@ class Registry:
         try:
             plugin_name = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # e.g. a hook implementation with arguments no spec has
+            if self.pm.is_registered(plugin):  # older pluggy releases leave it half registered
+                self.pm.unregister(plugin)
             raise PluginError(str(exc)) from exc
         except ValueError as exc:  # pluggy: this plugin object or name is already registered
             raise PluginError(f"plugin {name or plugin!r}: {exc}") from exc
