@@ -14,7 +14,9 @@ import copy
 import dataclasses
 import inspect
 import math
+import os
 import random
+import shutil
 import signal
 import threading
 import warnings
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
+from . import distributed
 from .config import GANConfig
 from .data import TensorBatches, to_unit
 from .datasets import load_dataset
@@ -37,6 +40,11 @@ from .schedules import apply_schedule
 from .training import COMPILE_MODES, FastStep, fast_optimizer_options
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or inf; training stopped before saving anything non-finite."""
 GRID_ROWS = 10
 GRID_MAX_COLUMNS = 32
 
@@ -73,6 +81,13 @@ class TrainerConfig:
         data_root: where the dataset's files are (``GANConfig.dataset`` names the dataset).
         download: download the dataset into ``data_root`` when it is missing (where supported).
         loggers: names of registered loggers to run (``condgan list`` shows them).
+        nonfinite: what a NaN or inf loss does: ``"stop"`` (default) stops training with
+            :class:`NonFiniteLossError` at the next log or checkpoint step, before anything
+            non-finite is saved (the last checkpoint stays the last good one); ``"skip"`` skips
+            every update whose gradients are not finite and counts them (``skipped`` in the logged
+            metrics).
+        sync_batchnorm: under torch.distributed, convert the networks' ``nn.BatchNorm*`` layers to
+            ``nn.SyncBatchNorm`` (CUDA only) so that their statistics span all processes' batches.
     """
 
     steps: int | None = None
@@ -93,6 +108,8 @@ class TrainerConfig:
     data_root: str = "./data"
     download: bool = True
     loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
+    nonfinite: str = "stop"
+    sync_batchnorm: bool = False
 
     def __post_init__(self):
         for name in ("steps", "epochs", "sample_every", "checkpoint_every"):
@@ -114,6 +131,10 @@ class TrainerConfig:
             raise ValueError(f"autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, got {self.autocast!r}")
         if self.compile not in (False, True, *COMPILE_MODES):
             raise ValueError(f"compile must be True, False or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {self.nonfinite!r}")
+        if self.sync_batchnorm not in (True, False):
+            raise ValueError(f"sync_batchnorm must be True or False, got {self.sync_batchnorm!r}")
         if self.cuda_graph not in (None, True, False):
             raise ValueError(f"cuda_graph must be None (automatic), True or False, got {self.cuda_graph!r}")
         if isinstance(self.loggers, str):
@@ -213,7 +234,8 @@ class Trainer:
         self.config = config = config if config is not None else TrainerConfig()
         if not isinstance(config, TrainerConfig):
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
-        self.device = resolve_device(config.device)
+        self.device = _process_device(resolve_device(config.device))
+        self.process = distributed.init_from_env(self.device)
         self.registry: Registry = get_registry()
         seed_everything(config.seed)
         if not isinstance(gan, GAN):
@@ -227,20 +249,28 @@ class Trainer:
         for name in config.loggers:
             self.registry.get("logger", name)  # unknown logger names fail now
         self.gan = gan.to(self.device)
+        if config.sync_batchnorm:
+            self._convert_sync_batchnorm()
         self.autocast_dtype = AUTOCAST_DTYPES[config.autocast] if config.autocast else None
 
         images, labels = data if data is not None else load_dataset(
             gcfg.dataset, config.data_root, image_shape=gcfg.image_shape, num_classes=gcfg.num_classes, download=config.download)
-        gan.spec.check(labels)  # labels validated once, before the loop
+        check_dataset(gan, images, labels)  # validated once, before the loop
         self.data_generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.batches = TensorBatches(images, labels, gcfg.batch_size, device=self.device,
-                                     pixel_range=gcfg.pixel_range, generator=self.data_generator)
+        self.batches = TensorBatches(images, labels, gcfg.batch_size, device=self.device, pixel_range=gcfg.pixel_range,
+                                     generator=self.data_generator, rank=self.process.rank, world_size=self.process.world_size)
+        self._check_batch_sizes(labels)
+        if self.out_dir is not None and self.process.is_main:
+            self._check_out_dir()
         self.dataset_size = len(images)
         self.batches_per_epoch = len(self.batches)
 
         self.opt_g, self.opt_d = self._optimizers()
         self.ema = EMA(gan.generator, config.ema_decay) if config.ema_decay is not None else None
         self.step_fn = self._build_step()
+        if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
+            seed_everything(distributed.rank_seed(config.seed, self.process.rank))
+        self.skipped_updates = 0
         opt_cfgs = (gcfg.g_optimizer, gcfg.d_optimizer)
         self._schedules = [(opt, c.lr, c.schedule) for opt, c in zip((self.opt_g, self.opt_d), opt_cfgs) if c.schedule]
 
@@ -291,8 +321,12 @@ class Trainer:
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything a checkpoint holds (see :mod:`condgan.checkpoint`)."""
-        return {
+        """Everything a checkpoint holds (see :mod:`condgan.checkpoint`).
+
+        Under torch.distributed every process must call it (it gathers each process's RNG state).
+        """
+        rng = ckpt.capture_rng_state()
+        state = {
             "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.FORMAT_VERSION,
             "gan_config": ckpt.config_to_plain(self.gan.config), "trainer_config": self.config.to_dict(),
             "generator": self.gan.generator.state_dict(), "discriminator": self.gan.discriminator.state_dict(),
@@ -300,8 +334,14 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "dataset_size": self.dataset_size, "data_rng": self._epoch_rng.clone(), "device_type": self.device.type,
-            "elapsed_s": self.elapsed_s, "rng": ckpt.capture_rng_state(),
+            "elapsed_s": self.elapsed_s, "rng": rng,
+            "world_size": self.process.world_size, "batch_size": self.gan.config.batch_size,
         }
+        if self.process.world_size > 1:
+            rank_rng: list[Any] = [None] * self.process.world_size
+            torch.distributed.all_gather_object(rank_rng, rng)
+            state["rank_rng"] = rank_rng
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any], *, source: str | Path = "checkpoint") -> None:
         """Restore weights, optimizers, EMA, position and every RNG state from :meth:`state_dict` output."""
@@ -320,6 +360,15 @@ class Trainer:
             self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
         self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         self.elapsed_s = float(state["elapsed_s"])
+        saved_layout = (int(state.get("world_size", 1)), int(state.get("batch_size", self.gan.config.batch_size)))
+        layout = (self.process.world_size, self.gan.config.batch_size)
+        if saved_layout != layout:  # N processes -> M: keep the epoch's order, continue at the same image
+            seen = self.batch_in_epoch * saved_layout[0] * saved_layout[1]
+            self.batch_in_epoch = min(seen // (layout[0] * layout[1]), self.batches_per_epoch - 1)
+            if self.process.is_main:
+                warnings.warn(f"{source} was written by {saved_layout[0]} process(es) with batch {saved_layout[1]}, this "
+                              f"run has {layout[0]} x {layout[1]}: it continues from image {seen} of the epoch's order "
+                              "(the same weights, optimizers and data order; not bit-identical)", RuntimeWarning, stacklevel=2)
         saved_type = state.get("device_type", self.device.type)
         if saved_type == self.device.type:
             self._epoch_rng = state["data_rng"].clone()
@@ -332,7 +381,14 @@ class Trainer:
         if hasattr(self.step_fn, "reset"):
             self.step_fn.reset()  # a captured CUDA graph holds the replaced optimizer state tensors
         self._saved_step = self.step
-        ckpt.restore_rng_state(state["rng"])
+        rank = self.process.rank
+        rank_rng = state.get("rank_rng")
+        if rank_rng is not None and len(rank_rng) == self.process.world_size:
+            ckpt.restore_rng_state(rank_rng[rank])
+        else:
+            ckpt.restore_rng_state(state["rng"])  # process 0's stream
+            if rank > 0:
+                seed_everything(distributed.rank_seed(self.config.seed + self.step, rank))
 
     # -- budget ----------------------------------------------------------------------------------
     def _budget(self) -> dict[str, float]:
@@ -361,13 +417,14 @@ class Trainer:
             left.append(self._budget()["minutes"] * 60 - self.elapsed_s)
         return max(0.0, min(left)) if left else None
 
-    def _reached(self) -> str | None:
+    def _reached(self, clock: bool = True) -> str | None:
+        """The budget reached, if any (``clock=False``: steps and epochs only)."""
         budget = self._budget()
         if "steps" in budget and self.step >= budget["steps"]:
             return "steps"
         if "epochs" in budget and self.epoch >= budget["epochs"]:
             return "epochs"
-        if "minutes" in budget and self.elapsed_s >= budget["minutes"] * 60:
+        if clock and "minutes" in budget and self.elapsed_s >= budget["minutes"] * 60:
             return "minutes"
         return None
 
@@ -381,23 +438,29 @@ class Trainer:
         """Train until the budget is reached or SIGINT/SIGTERM arrives; returns :attr:`stop_reason`.
 
         At the end (also after a signal) it makes a last sample grid and, with ``out_dir``, a
-        checkpoint and ``generator.pt``. A signal stops the loop between steps.
+        checkpoint and ``generator.pt``. A signal stops the loop between steps (under
+        torch.distributed, at the next log step, where the processes agree to stop). Only
+        process 0 runs loggers and writes files.
 
         Raises:
             ValueError: the budget is already reached (nothing to train).
+            NonFiniteLossError: a loss became NaN or inf (``nonfinite="stop"``); nothing
+                non-finite was saved.
         """
         reached = self._reached()
         if reached:
             raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
                              f"({self.budget_text()}) is reached; give a larger budget")
-        loggers = [self.registry.get("logger", name)() for name in self.config.loggers]
+        main = self.process.is_main
+        loggers = [self.registry.get("logger", name)() for name in self.config.loggers] if main else []
         for logger in loggers:
             self.registry.register(logger)
         previous_handlers = self._install_signal_handlers()
         self.stop_reason, self.stop_signal = None, None
         hook = self.registry.hook
         try:
-            hook.on_train_start(trainer=self)
+            if main:
+                hook.on_train_start(trainer=self)
             try:
                 self._loop()
                 self._sample()
@@ -411,7 +474,8 @@ class Trainer:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
             try:
-                hook.on_train_end(trainer=self)
+                if main:
+                    hook.on_train_end(trainer=self)
             finally:
                 for logger in loggers:
                     self.registry.unregister(logger)
@@ -421,12 +485,16 @@ class Trainer:
         cfg, hook = self.config, self.registry.hook
         sample_every = self.gan.config.sample_every if cfg.sample_every is None else cfg.sample_every
         checkpoint_every = cfg.checkpoint_every if self.out_dir is not None else None
-        sums: dict[str, Tensor] = {}
-        count = 0
+        several = self.process.world_size > 1  # time and signals are then agreed at sync points only
+        means = _RunningMeans(skip=cfg.nonfinite == "skip")
         started, elapsed_before = time.monotonic(), self.elapsed_s
         while True:
-            reason = "interrupted" if self.stop_signal is not None else self._reached()
+            reason = self._reached(clock=not several)
+            if reason is None and self.stop_signal is not None and not several:
+                reason = "interrupted"
             if reason:
+                if means.count:
+                    self._sync_point(means)  # nothing non-finite may reach the final checkpoint
                 self.stop_reason = reason
                 return
             real, y = self._next_batch()
@@ -436,21 +504,48 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update()
             self._advance()
-            for key, value in losses.items():  # summed on the device; `0 + v` never aliases v
-                sums[key] = sums.get(key, 0) + value
-            count += 1
+            means.add(losses)
             self.elapsed_s = elapsed_before + time.monotonic() - started
-            if self.step % cfg.log_every == 0:
-                metrics = {key: (value / count).item() for key, value in sums.items()}  # the only host sync
-                sums, count = {}, 0
-                hook.on_step_end(trainer=self, step=self.step, metrics=metrics)
+            at_log = self.step % cfg.log_every == 0
+            at_checkpoint = bool(checkpoint_every) and self.step % checkpoint_every == 0
+            if at_log or at_checkpoint:
+                metrics, agreed_stop = self._sync_point(means)  # the loop's only host sync
+                if at_log and self.process.is_main:
+                    hook.on_step_end(trainer=self, step=self.step, metrics=metrics)
+                if agreed_stop:
+                    self.stop_reason = agreed_stop
+                    return
             if sample_every and self.step % sample_every == 0:
                 self._sample()
-            if checkpoint_every and self.step % checkpoint_every == 0:
+            if at_checkpoint:
                 self.save_checkpoint()
+
+    def _sync_point(self, means: _RunningMeans) -> tuple[dict[str, float], str | None]:
+        """Read the running means back (a host sync); stop on a non-finite loss; under
+        torch.distributed, agree with the other processes on stopping (signal, time budget)."""
+        first = self.step - means.count + 1
+        metrics = means.read()
+        self.skipped_updates += int(metrics.get("skipped", 0))
+        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)} if self.config.nonfinite == "stop" else {}
+        budget = self._budget()
+        time_up = "minutes" in budget and self.elapsed_s >= budget["minutes"] * 60
+        bad_any, signalled, time_up = distributed.agree_any([bool(bad), self.stop_signal is not None, time_up], self.device)
+        if bad_any:
+            what = ", ".join(f"{k} = {v}" for k, v in bad.items()) or "a loss on another process"
+            last = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint is not None
+                    else "no checkpoint was written yet")
+            raise NonFiniteLossError(
+                f"training diverged: {what} over steps {first}-{self.step}; stopped without saving ({last}). "
+                "Lower the learning rates, set clip_grad_norm, or use nonfinite='skip' to skip such updates.")
+        return metrics, ("interrupted" if signalled else "minutes" if time_up else None)
 
     def _use_cuda_graph(self) -> bool:
         cfg, gcfg = self.config, self.gan.config
+        if self.process.world_size > 1:
+            if cfg.cuda_graph:
+                raise ValueError("cuda_graph=True cannot be used with several processes: the distributed step runs "
+                                 "eagerly under DistributedDataParallel; leave cuda_graph unset")
+            return False
         if cfg.cuda_graph is not None:
             if cfg.cuda_graph and (gcfg.g_optimizer.schedule or gcfg.d_optimizer.schedule):
                 raise ValueError("cuda_graph=True cannot follow an optimizer schedule (the graph freezes learning rates); "
@@ -479,6 +574,7 @@ class Trainer:
         cfg = self.config
         return FastStep(self.gan, self.opt_g, self.opt_d, clip_grad_norm=cfg.clip_grad_norm,
                         autocast_dtype=self.autocast_dtype, cuda_graph=self._use_cuda_graph(),
+                        skip_nonfinite=cfg.nonfinite == "skip",
                         compile="default" if cfg.compile is True else (cfg.compile or None))
 
     def _next_batch(self) -> tuple[Tensor, Tensor]:
@@ -499,6 +595,57 @@ class Trainer:
             self._iterator = None
             self._epoch_rng = self.data_generator.get_state()
 
+    # -- checks before training ----------------------------------------------------------------------
+    def _convert_sync_batchnorm(self) -> None:
+        if self.device.type != "cuda":
+            raise ValueError("sync_batchnorm=True needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); "
+                             f"this run is on {self.device}: leave sync_batchnorm off")
+        self.gan.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.gan.generator)
+        self.gan.discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(self.gan.discriminator)
+
+    def _check_batch_sizes(self, labels: Tensor) -> None:
+        """A batch of one in training mode breaks batch norm: find out now, not at the epoch's last batch."""
+        b, n = self.gan.config.batch_size, len(labels)
+        sizes = {b} if self.process.world_size > 1 or n % b == 0 else {b, n % b}
+        if 1 not in sizes:
+            return
+        probe = copy.deepcopy(self.gan).train()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            try:
+                y = labels[:1].to(self.device)
+                probe.discriminator(probe.generator(probe.generator.sample_noise(1, self.device), y, check=False), y, check=False)
+            except ValueError as exc:
+                if "more than 1 value per channel" not in str(exc):
+                    raise
+                where = "batch_size is 1" if b == 1 else f"the last batch of each epoch holds 1 image ({n} images, batch {b})"
+                raise ValueError(f"{where}, and this model's batch norm cannot train on a batch of one: use a batch_size "
+                                 f"from 2 up that leaves a last batch of at least 2 (n % batch_size != 1)") from None
+
+    def _check_out_dir(self) -> None:
+        """The run directory is writable and has room for the checkpoints: fail now, not after an hour."""
+        out = self.out_dir
+        probe = out / f".condgan-write-test-{os.getpid()}"
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with open(probe, "wb") as f:
+                f.write(b"0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+            probe.unlink()
+        except OSError as exc:
+            raise RunDirectoryError(f"cannot write to the run directory {out}: {exc.strerror or exc}; choose another "
+                                    "--out / out_dir or fix its permissions") from None
+        nbytes = lambda m: sum(t.numel() * t.element_size() for t in m.state_dict().values())  # noqa: E731
+        g, d = nbytes(self.gan.generator), nbytes(self.gan.discriminator)
+        one = 3 * (g + d) + (g if self.config.ema_decay is not None else 0)  # weights + two Adam moments
+        need = one * (self.config.keep_last + 1) + g  # kept checkpoints, one being written, generator.pt
+        free = shutil.disk_usage(out).free
+        if free < need:
+            raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free but its checkpoints need about "
+                                    f"{need / 1e6:.1f} MB (keep_last={self.config.keep_last} of {one / 1e6:.1f} MB, one "
+                                    "being written, generator.pt): free some space, lower keep_last or choose another --out")
+
     # -- samples, checkpoints, signals ---------------------------------------------------------------
     def _grid_conditions(self, labels: Tensor) -> tuple[Tensor, int]:
         spec = self.gan.spec
@@ -514,25 +661,36 @@ class Trainer:
         return to_unit(images.float(), self.gan.config.pixel_range).cpu(), self._grid_labels.cpu()
 
     def _sample(self) -> None:
-        if self._sampled_step == self.step:
+        if self._sampled_step == self.step or not self.process.is_main:
             return
         images, labels = self.sample_grid()
         self._sampled_step = self.step
         self.registry.hook.on_sample(trainer=self, step=self.step, images=images, labels=labels, columns=self.grid_columns)
 
-    def save_checkpoint(self) -> Path:
-        """Write a checkpoint of the current step into ``out_dir`` (atomically) and fire ``on_checkpoint``."""
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current step into ``out_dir`` (atomically) and fire ``on_checkpoint``.
+
+        Under torch.distributed every process calls it and process 0 writes (others return None).
+        """
         if self.out_dir is None:
             raise ValueError("this trainer has no out_dir to save checkpoints in")
-        if self._saved_step == self.step and self.last_checkpoint is not None and self.last_checkpoint.is_file():
+        if self._saved_step == self.step and (self.last_checkpoint is not None and self.last_checkpoint.is_file()
+                                              or not self.process.is_main):
             return self.last_checkpoint
-        path = ckpt.save_checkpoint(self.state_dict(), self.out_dir, keep_last=self.config.keep_last)
+        state = self.state_dict()
+        if not self.process.is_main:
+            self._saved_step = self.step
+            return None
+        path = ckpt.save_checkpoint(state, self.out_dir, keep_last=self.config.keep_last)
         self._saved_step, self.last_checkpoint = self.step, path
         self.registry.hook.on_checkpoint(trainer=self, path=path)
         return path
 
-    def export_generator(self, path: str | Path | None = None) -> Path:
-        """Write the sampling generator alone (EMA weights when on) for :func:`condgan.load_generator`."""
+    def export_generator(self, path: str | Path | None = None) -> Path | None:
+        """Write the sampling generator alone (EMA weights when on) for :func:`condgan.load_generator`
+        (process 0 only under torch.distributed; others return None)."""
+        if not self.process.is_main:
+            return None
         if path is None:
             if self.out_dir is None:
                 raise ValueError("give a path: this trainer has no out_dir")
@@ -581,6 +739,75 @@ def _accepted_options(opt_config) -> set[str]:
         return set(inspect.signature(cls).parameters)
     except (TypeError, ValueError):
         return set()
+
+
+class RunDirectoryError(OSError):
+    """The run directory cannot be written, or has no room for the run's checkpoints."""
+
+
+class _RunningMeans:
+    """Sums of each step's losses, kept on the device (no host sync) until :meth:`read`.
+
+    ``skip=True`` (``nonfinite="skip"``): non-finite losses of skipped updates are left out of the
+    means, and ``skipped`` (updates skipped) is summed rather than averaged.
+    """
+
+    def __init__(self, skip: bool):
+        self.skip = skip
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, Tensor | int] = {}
+        self.count = 0
+
+    def add(self, losses: Mapping[str, Tensor]) -> None:
+        for key, value in losses.items():
+            n: Tensor | int = 1
+            if self.skip and key != "skipped":
+                ok = torch.isfinite(value)
+                value, n = torch.where(ok, value, torch.zeros_like(value)), ok.float()
+            self.sums[key] = self.sums.get(key, 0) + value  # `0 + v` never aliases v
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.count += 1
+
+    def read(self) -> dict[str, float]:
+        out = {}
+        for key, total in self.sums.items():
+            if key == "skipped":
+                out[key] = float(total)
+            else:
+                n = float(self.counts[key])
+                out[key] = float(total) / n if n else float("nan")
+        self.sums, self.counts, self.count = {}, {}, 0
+        return out
+
+
+def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
+    """Raise ``ValueError`` unless ``images``/``labels`` can train ``gan``: checked once, before the loop.
+
+    Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8 or float, finite;
+    labels: N conditions that fit ``gan.spec`` (dtype, shape, range).
+    """
+    shape = tuple(gan.config.image_shape)
+    if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+        raise ValueError(f"data must be (images, labels) tensors, got ({type(images).__name__}, {type(labels).__name__})")
+    if images.dim() != 4 or tuple(images.shape[1:]) != shape:
+        raise ValueError(f"images must have shape (N, {', '.join(map(str, shape))}) for this model (its image_shape), "
+                         f"got {tuple(images.shape)}: resize the data or set image_shape")
+    if len(images) == 0:
+        raise ValueError("the dataset is empty: training needs at least one image")
+    if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
+        raise ValueError(f"images must be uint8 in [0, 255] or float in the model's pixel_range, got dtype {images.dtype}")
+    if images.dtype.is_floating_point and not bool(torch.isfinite(images).all()):
+        raise ValueError(f"images contain NaN or inf (first bad image: index {int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])})")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels: each image needs one condition")
+    gan.spec.check(labels)
+
+
+def _process_device(device: torch.device) -> torch.device:
+    """Under torchrun with several processes, plain ``cuda`` means this process's GPU (``LOCAL_RANK``)."""
+    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
 
 
 def _raise_type(gan: Any):

@@ -68,13 +68,46 @@ class _Forwards:
         return _add(_add(_add(d_loss, real_aux), fake_aux), loss.penalty(D, real, fake, y_real, y_fake))
 
 
+def _nonfinite(params) -> Tensor:
+    """1.0 (float, on the device) when any gradient of ``params`` holds NaN or inf, else 0.0; no host sync."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = torch._foreach_norm(grads)
+    return (~torch.isfinite(torch.stack(norms).sum())).float()
+
+
+def _update(opt: torch.optim.Optimizer, params, skip_nonfinite: bool) -> Tensor | None:
+    """``opt.step()``; with ``skip_nonfinite``, skipped when a gradient is not finite. Returns the skip flag.
+
+    Fused optimizers skip on the device (PyTorch's ``found_inf``, as GradScaler uses it: no host
+    sync, CUDA-graph safe); others read the flag back and skip in Python (one sync per update).
+    """
+    if not skip_nonfinite:
+        opt.step()
+        return None
+    params = list(params)
+    found = _nonfinite(params).to(params[0].device)
+    if all(group.get("fused") for group in opt.param_groups):
+        opt.found_inf = found
+        try:
+            opt.step()
+        finally:
+            opt.found_inf = None
+    elif not bool(found):
+        opt.step()
+    return found
+
+
 def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer,
           opt_d: torch.optim.Optimizer, d_trainable: list[Tensor], generator: torch.Generator | None,
-          clip_grad_norm: float | None, autocast) -> tuple[Tensor, Tensor]:
+          clip_grad_norm: float | None, autocast, skip_nonfinite: bool = False) -> tuple[Tensor, ...]:
     """The step itself; every path (eager, compiled, CUDA graph) runs this code.
 
     Random draws, in order: z, the fake labels, then whatever the networks draw (dropout masks):
     G's pass, D on the fakes for G's update, D on the real batch, D on the fakes for D's update.
+    Returns (g_loss, d_loss), and with ``skip_nonfinite`` a third tensor: how many of the two
+    updates were skipped for a non-finite gradient (0, 1 or 2).
     """
     G = gan.generator
     z = G.sample_noise(real.shape[0], real.device, generator)  # (B, latent_dim)
@@ -94,7 +127,7 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
     g_loss.backward()
     if clip_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(G.parameters(), clip_grad_norm)
-    opt_g.step()
+    g_skipped = _update(opt_g, G.parameters(), skip_nonfinite)
 
     # D update on the real batch and the same fakes, detached
     opt_d.zero_grad(set_to_none=True)
@@ -103,7 +136,9 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
     d_loss.backward()
     if clip_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(gan.discriminator.parameters(), clip_grad_norm)
-    opt_d.step()
+    d_skipped = _update(opt_d, gan.discriminator.parameters(), skip_nonfinite)
+    if skip_nonfinite:
+        return g_loss.detach(), d_loss.detach(), g_skipped + d_skipped
     return g_loss.detach(), d_loss.detach()
 
 
@@ -176,9 +211,15 @@ class FastStep:
         clip_grad_norm: clip each network's gradient norm to this value before its update.
         autocast_dtype: ``torch.autocast`` dtype for the forward passes (``torch.bfloat16``,
             ``torch.float16`` on CUDA); losses stay float32.
-        cuda_graph: capture the step as a CUDA graph; None: when the model is on CUDA.
+        cuda_graph: capture the step as a CUDA graph; None: when the model is on CUDA (and not
+            distributed).
         compile: None or a torch.compile mode.
         warmup_steps: eager steps before the capture (CUDA graph only).
+        skip_nonfinite: skip an update whose gradients hold NaN or inf (the step's losses then
+            include ``"skipped"``: how many of its two updates were skipped), instead of applying it.
+        distributed: run the forward passes through DistributedDataParallel (gradients averaged
+            over the processes of the initialised process group); None: when one of more than one
+            process is initialised (:mod:`condgan.distributed`).
 
     Example:
         >>> opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cuda"))
@@ -189,7 +230,10 @@ class FastStep:
     def __init__(self, gan: GAN, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, *,
                  generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
                  autocast_dtype: torch.dtype | None = None, cuda_graph: bool | None = None,
-                 compile: str | None = None, compile_backend: str = "inductor", warmup_steps: int = 3):
+                 compile: str | None = None, compile_backend: str = "inductor", warmup_steps: int = 3,
+                 skip_nonfinite: bool = False, distributed: bool | None = None):
+        from .distributed import DistributedForwards, is_distributed
+
         device = next(gan.parameters()).device
         _check_optimizer(opt_g, gan.generator, "opt_g", "generator")
         _check_optimizer(opt_d, gan.discriminator, "opt_d", "discriminator")
@@ -199,6 +243,15 @@ class FastStep:
             raise ValueError(f"autocast_dtype must be torch.bfloat16, torch.float16 or None, got {autocast_dtype!r}")
         if compile is not None and compile not in COMPILE_MODES:
             raise ValueError(f"compile must be None or one of {COMPILE_MODES}, got {compile!r}")
+        if distributed is None:
+            distributed = is_distributed()
+        if distributed:
+            if not is_distributed():
+                raise ValueError("distributed=True needs an initialised torch.distributed process group of more than "
+                                 "one process (launch with torchrun)")
+            if cuda_graph or compile is not None:
+                raise ValueError("a distributed step runs eagerly: cuda_graph and compile cannot be used with it")
+            cuda_graph = False
         if cuda_graph is None:
             cuda_graph = device.type == "cuda" and compile is None
         if cuda_graph:
@@ -219,12 +272,15 @@ class FastStep:
         self.gan, self.opt_g, self.opt_d = gan, opt_g, opt_d
         self.generator, self.clip_grad_norm, self.autocast_dtype = generator, clip_grad_norm, autocast_dtype
         self.device, self.cuda_graph, self.compile, self.warmup_steps = device, bool(cuda_graph), compile, int(warmup_steps)
+        self.skip_nonfinite, self.distributed = bool(skip_nonfinite), bool(distributed)
         self.forwards = _Forwards(gan)
         if compile is not None:
             self.forwards.generator_pass = torch.compile(self.forwards.generator_pass, mode=compile,
                                                          backend=compile_backend, dynamic=False)
             self.forwards.discriminator_pass = torch.compile(self.forwards.discriminator_pass, mode=compile,
                                                              backend=compile_backend, dynamic=False)
+        if self.distributed:
+            self.forwards = DistributedForwards(self.forwards, device)
         self.calls = self.recaptures = 0
         self.reset()
 
@@ -245,8 +301,7 @@ class FastStep:
     def __call__(self, real: Tensor, y_real: Tensor) -> dict[str, Tensor]:
         self.calls += 1
         if not self.cuda_graph:
-            g_loss, d_loss = self._run(real, y_real, cache_enabled=True)
-            return {"g_loss": g_loss, "d_loss": d_loss}
+            return self._named(self._run(real, y_real, cache_enabled=True))
         key = (tuple(real.shape), real.dtype, tuple(y_real.shape), y_real.dtype)
         if self._graph is not None and key == self._graph_key and not self._hyperparameters_changed():
             static_real, static_y, static_losses = self._static
@@ -266,13 +321,18 @@ class FastStep:
             losses = self._warmup(real, y_real)
             if self._graph is not None:
                 self._keep_graph_gradients()
-        return {"g_loss": losses[0], "d_loss": losses[1]}
+        return self._named(losses)
 
     # -- internals --------------------------------------------------------------------------------
-    def _run(self, real: Tensor, y_real: Tensor, *, cache_enabled: bool) -> tuple[Tensor, Tensor]:
+    @staticmethod
+    def _named(values) -> dict[str, Tensor]:
+        return dict(zip(("g_loss", "d_loss", "skipped"), values))
+
+    def _run(self, real: Tensor, y_real: Tensor, *, cache_enabled: bool) -> tuple[Tensor, ...]:
         d_trainable = [p for p in self.gan.discriminator.parameters() if p.requires_grad]
         return _step(self.gan, self.forwards, real, y_real, self.opt_g, self.opt_d, d_trainable, self.generator,
-                     self.clip_grad_norm, _autocast(self.device, self.autocast_dtype, cache_enabled=cache_enabled))
+                     self.clip_grad_norm, _autocast(self.device, self.autocast_dtype, cache_enabled=cache_enabled),
+                     self.skip_nonfinite)
 
     def _warmup(self, real: Tensor, y_real: Tensor) -> Tensor:
         """An eager step on a side stream (PyTorch's recipe before capturing a graph)."""
@@ -304,7 +364,7 @@ class FastStep:
             group["lr"] = lr
         try:
             with torch.cuda.graph(graph):
-                static_losses = torch.stack(self._run(static_real, static_y, cache_enabled=False))  # (2,)
+                static_losses = torch.stack(self._run(static_real, static_y, cache_enabled=False))  # (2,) or (3,)
         except RuntimeError as exc:
             raise RuntimeError(
                 f"capturing the training step as a CUDA graph failed: {exc}. A component may read a value back "
