@@ -11,14 +11,15 @@ norm layers (:meth:`~condgan.conditioners.Conditioner.make_norm`) and passes y t
 from __future__ import annotations
 
 import math
+import numbers
 from abc import abstractmethod
 from typing import Callable, ClassVar, Sequence
 
 from torch import Tensor, nn
 
-from .conditioners import ConditionalLayer, Conditioner
+from .conditioners import ConditionalLayer, ConditionalNorm, Conditioner
 from .hookspecs import hookimpl
-from .layers import apply_spectral_norm, dense, init_normal_, make_activation, own_layers
+from .layers import apply_spectral_norm, check_int, check_number, dense, init_normal_, make_activation, own_layers
 
 NORMS: dict[str, Callable[..., nn.Module]] = {
     "batch": lambda n, eps, momentum: nn.BatchNorm1d(n, eps=eps, momentum=momentum),
@@ -111,18 +112,22 @@ class MLP(Backbone):
         spectral_norm: bool = False,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
-        if not widths or any(int(w) < 1 for w in widths):
+        if (not isinstance(widths, (list, tuple)) or not widths
+                or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in widths)):
             raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths!r}")
         n = len(widths)
         norms, dropouts, all_pieces = per_layer(norm, n, "norm"), per_layer(dropout, n, "dropout"), per_layer(pieces, n, "pieces")
+        check_number(norm_eps, "norm_eps")
+        check_number(norm_momentum, "norm_momentum", 0.0, 1.0)
         layers: list[nn.Module] = []
         width_in = math.prod(self.in_shape)
         for width, norm_name, p, k in zip(widths, norms, dropouts, all_pieces):
+            k = check_int(k, "pieces")
+            if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+                raise ValueError(f"dropout must lie in [0, 1), got {p!r}")
             layers.append(dense(width_in, width, k))
             if norm_name not in (None, "none"):
                 layers.append(self._norm(conditioner, width, norm_name, norm_eps, norm_momentum))
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"dropout must lie in [0, 1), got {p}")
             if p > 0:
                 layers.append(nn.Dropout(p))
             if k == 1:  # a maxout unit is its own nonlinearity
@@ -132,17 +137,23 @@ class MLP(Backbone):
         self.out = nn.Linear(width_in, math.prod(self.out_shape))
         self.out_activation = make_activation(output_activation)
         self.feature_dim = width_in
+        # batch norm of (B, F) features in training mode needs B >= 2 (checked in features)
+        self._batch_norm = any(isinstance(m, nn.BatchNorm1d) or (isinstance(m, ConditionalNorm) and m.norm == "batch")
+                               for m in self.layers)
         if spectral_norm:
             apply_spectral_norm(own_layers([self.layers, self.out], skip=(ConditionalLayer,)))
 
     @staticmethod
     def _norm(conditioner, width, norm_name, eps, momentum) -> nn.Module:
-        if norm_name not in NORMS:
+        if not isinstance(norm_name, str) or norm_name not in NORMS:
             raise ValueError(f"unknown norm {norm_name!r}; available: None, {', '.join(sorted(NORMS))}")
         layer = conditioner.make_norm(width, norm_name, eps=eps, momentum=momentum) if conditioner else None
         return layer if layer is not None else NORMS[norm_name](width, eps, momentum)
 
     def features(self, x: Tensor, y: Tensor) -> Tensor:
+        if self._batch_norm and self.training and x.shape[0] == 1:
+            raise ValueError("batch norm in training mode needs a batch of at least 2, got a batch of 1: "
+                             "use a larger batch, or call .eval() to normalise with the running statistics")
         h = x.flatten(1)  # (B, prod(in_shape))
         for layer in self.layers:
             h = layer(h, y) if isinstance(layer, ConditionalLayer) else layer(h)
@@ -232,7 +243,7 @@ class DCGAN(Backbone):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"dcgan width must be an int >= 1, got {width!r}")
-        if norm not in (None, "none", *CONV_NORMS):
+        if not (norm is None or isinstance(norm, str)) or norm not in (None, "none", *CONV_NORMS):
             raise ValueError(f"unknown norm {norm!r}; available: None, {', '.join(sorted(CONV_NORMS))}")
         self.generates = len(self.out_shape) == 3
         if activation is None:
@@ -240,6 +251,8 @@ class DCGAN(Backbone):
         if output_activation == "auto":
             output_activation = "tanh" if self.generates else None
         norm = None if norm == "none" else norm
+        check_number(norm_eps, "norm_eps")
+        check_number(norm_momentum, "norm_momentum", 0.0, 1.0)
 
         def make_norm(channels: int) -> list[nn.Module]:
             """[the norm layer for ``channels``] (the conditioner's, else the plain one), or []."""

@@ -135,10 +135,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated logger names (default console,grid,tensorboard)")
     parser.add_argument("--no-download", dest="download", action="store_false", default=None,
                         help="never download a missing dataset")
+    parser.add_argument("--nonfinite", choices=["stop", "skip"],
+                        help="a NaN/inf loss stops training (default; nothing non-finite is saved) or its updates are skipped and counted")
+    parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
+                        help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
 
 
 TRAINER_FLAGS = ("steps", "epochs", "minutes", "device", "seed", "log_every", "sample_every", "checkpoint_every",
-                 "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download")
+                 "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download",
+                 "nonfinite", "sync_batchnorm")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -170,12 +175,19 @@ def run_train(args: argparse.Namespace) -> int:
         given.setdefault("data_root", "./data")
         trainer = Trainer(model_config, TrainerConfig(out_dir=str(out), **given))
 
+    from .distributed import shutdown
+
     reason = trainer.train()
+    main, step, last, stop_signal = trainer.process.is_main, trainer.step, trainer.last_checkpoint, trainer.stop_signal
+    del trainer
+    shutdown()  # under torchrun: leave the process group before exiting (a no-op otherwise)
     if reason == "interrupted":
-        print(f"{PROG}: interrupted at step {trainer.step}; checkpoint {trainer.last_checkpoint}. "
-              f"Continue with: condgan train --out {out} --resume", file=sys.stderr)
-        return 128 + (trainer.stop_signal or 2)
-    print(f"done: {out}/{ckpt.GENERATOR_FILE} holds the generator (condgan sample {out} --per-class 1000 --out samples.npz)")
+        if main:
+            print(f"{PROG}: interrupted at step {step}; checkpoint {last}. Continue with: condgan train --out {out} --resume",
+                  file=sys.stderr)
+        return 128 + (stop_signal or 2)
+    if main:
+        print(f"done: {out}/{ckpt.GENERATOR_FILE} holds the generator (condgan sample {out} --per-class 1000 --out samples.npz)")
     return 0
 
 

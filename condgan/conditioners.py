@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from .conditions import ConditionSpec
 from .hookspecs import hookimpl
-from .layers import apply_spectral_norm, dense, make_activation
+from .layers import apply_spectral_norm, check_int, check_number, dense, make_activation
 
 ROLES = ("generator", "discriminator")
 
@@ -149,6 +149,8 @@ class EmbeddingConditioner(Conditioner):
 
     def __init__(self, spec: ConditionSpec, role: str, *, embedding_dim: int | None = None, position: str | None = None):
         super().__init__(spec, role)
+        if embedding_dim is not None:
+            embedding_dim = check_int(embedding_dim, "embedding_dim")
         self.embedding = nn.Embedding(spec.num_classes, embedding_dim or spec.num_classes)
         self.input_features = self.embedding.embedding_dim
         self.position = _position(position, role)
@@ -203,8 +205,10 @@ class BranchConditioner(Conditioner):
     def __init__(self, spec: ConditionSpec, role: str, *, x_width: int = 200, y_width: int = 1000, pieces: int = 1,
                  activation: str = "relu", input_dropout: float = 0.0, dropout: float = 0.0):
         super().__init__(spec, role)
-        self.x_width, self.y_width = int(x_width), int(y_width)
-        self._branch_options = dict(pieces=int(pieces), activation=activation, dropout=float(dropout))
+        self.x_width, self.y_width = check_int(x_width, "x_width"), check_int(y_width, "y_width")
+        check_number(input_dropout, "input_dropout", 0.0, 1.0, closed_high=False)
+        check_number(dropout, "dropout", 0.0, 1.0, closed_high=False)
+        self._branch_options = dict(pieces=check_int(pieces, "pieces"), activation=activation, dropout=float(dropout))
         self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.y_branch = _branch(spec.width, self.y_width, **self._branch_options)
         self.x_branch: nn.Module | None = None  # built by setup_input, once x's width is known
@@ -235,7 +239,7 @@ def _branch(in_features: int, width: int, *, pieces: int, activation: str, dropo
 def _position(position: str | None, role: str) -> str:
     """Where a concatenated code goes: the reference puts it first in G ([code, z]), last in D."""
     position = position or ("first" if role == "generator" else "last")
-    if position not in ("first", "last"):
+    if not isinstance(position, str) or position not in ("first", "last"):
         raise ValueError(f"position must be 'first' or 'last', got {position!r}")
     return position
 
@@ -289,8 +293,9 @@ class ConditionalNorm(ConditionalLayer):
     def __init__(self, num_features: int, spec: ConditionSpec, *, norm: str = "batch", eps: float = 1e-5,
                  momentum: float = 0.1, embedding_dim: int | None = None):
         super().__init__()
-        if norm not in self.NORMS:
+        if not isinstance(norm, str) or norm not in self.NORMS:
             raise ValueError(f"conditional norm {norm!r} is not supported; available: {', '.join(self.NORMS)}")
+        check_number(eps, "norm_eps")
         if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"norm momentum must be a float in [0, 1], got {momentum!r}")
         if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):

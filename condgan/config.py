@@ -98,8 +98,12 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
     Keys inside an ``*_options`` or ``schedule`` dict may be anything (the component checks them); any other
     unknown key raises ``KeyError`` listing the allowed keys.
     """
+    if not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping of dotted keys to values, got {type(overrides).__name__}")
     config = copy.deepcopy(config)
     for key, value in overrides.items():
+        if not isinstance(key, str):
+            raise ConfigKeyError(f"unknown config key {key!r}: keys are dotted strings; allowed: {', '.join(config_keys(config))}")
         *path, last = key.split(".")
         target: Any = config
         try:
@@ -112,6 +116,13 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
                 if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
                     # a whole section given as a dict: a fresh section with those keys set
                     value = apply_overrides(type(current)(), _flatten(value))
+                elif dataclasses.is_dataclass(current) and not isinstance(value, type(current)):
+                    raise ValueError(f"config key {key!r} is a section: give a dict of its keys or a "
+                                     f"{type(current).__name__}, got {value!r}")
+                elif isinstance(current, dict) and not (value is None or isinstance(value, Mapping)):
+                    raise ValueError(f"config key {key!r} takes a dict (or None for {{}}), got {value!r}")
+                elif isinstance(current, dict) and value is None:
+                    value = {}
                 elif isinstance(value, list) and isinstance(current, tuple):
                     value = tuple(value)
                 setattr(target, last, copy.deepcopy(value))

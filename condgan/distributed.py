@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["ProcessInfo", "process_info", "init_from_env", "rank_seed", "is_distributed", "DistributedForwards"]
+__all__ = ["ProcessInfo", "process_info", "init_from_env", "shutdown", "rank_seed", "is_distributed", "DistributedForwards"]
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,27 @@ def init_from_env(device: torch.device, backend: str | None = None) -> ProcessIn
     return ProcessInfo(rank, world_size, local_rank)
 
 
+def shutdown() -> None:
+    """Leave the process group: wait for every process, then destroy it (a no-op without one).
+
+    Call it at the end of a distributed script after dropping the Trainer: a group left to the
+    interpreter's exit can abort it (gloo's threads), turning a finished run into a failed one.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    import gc
+
+    gc.collect()  # DistributedDataParallel wrappers (and their reducers) go first
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """The seed of process ``rank``'s random stream: ``seed`` itself for rank 0 (so one process
     trains exactly as without torch.distributed), an independent stream of (seed, rank) otherwise."""
     if rank == 0:
         return seed
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])  # < 2**32, as numpy needs
 
 
 class _Pass(nn.Module):

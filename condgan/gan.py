@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Mapping
 
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 
 from .config import GANConfig, OptimizerConfig, apply_overrides
 from .losses import Loss
-from .models import ConditionalDiscriminator, ConditionalGenerator, construct
+from .models import ConditionalDiscriminator, ConditionalGenerator, construct, options
 from .plugins import get_component
 from .schedules import apply_schedule, check_schedule
 
@@ -25,6 +26,8 @@ class GAN(nn.Module):
 
     def __init__(self, config: GANConfig):
         super().__init__()
+        if not isinstance(config, GANConfig):
+            raise TypeError(f"config must be a GANConfig, got {type(config).__name__}")
         self.config = config
         spec = config.spec
         g, d = config.generator, config.discriminator
@@ -41,7 +44,7 @@ class GAN(nn.Module):
         loss_cls = get_component("loss", config.loss)
         if not (isinstance(loss_cls, type) and issubclass(loss_cls, Loss)):
             raise TypeError(f"loss must be a registered name or a Loss subclass, got {config.loss!r}")
-        self.loss = construct(loss_cls, **config.loss_options)
+        self.loss = construct(loss_cls, **options(config.loss_options, "loss_options"))
 
     @property
     def spec(self):
@@ -58,11 +61,17 @@ class GAN(nn.Module):
 def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim.Optimizer:
     """The optimizer of ``config``, at its step-0 schedule values."""
     check_schedule(config.schedule)
+    if not isinstance(config.lr, numbers.Real) or isinstance(config.lr, bool) or not config.lr >= 0:
+        raise ValueError(f"optimizer lr must be a number >= 0, got {config.lr!r}")
+    if not isinstance(config.options, Mapping) or not all(isinstance(key, str) for key in config.options):
+        raise ValueError(f"optimizer options must be a dict of keyword options, got {config.options!r}")
     cls = config.name
     if isinstance(cls, str):
         cls = getattr(torch.optim, cls, None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
+    elif not callable(cls):
+        raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
     optimizer = construct(cls, params, lr=config.lr, **{**config.options, **extra})
     apply_schedule(optimizer, config.lr, config.schedule, 0)
     return optimizer
@@ -90,7 +99,13 @@ def build(
         >>> gan.generator.sample(torch.arange(10)).shape
         torch.Size([10, 1, 32, 32])
     """
-    config = preset if isinstance(preset, GANConfig) else get_component("preset", preset).config()
+    if isinstance(preset, GANConfig):
+        config = preset
+    else:
+        found = get_component("preset", preset)
+        if not callable(getattr(found, "config", None)):
+            raise TypeError(f"preset must be a registered preset name, a Preset or a GANConfig, got {preset!r}")
+        config = found.config()
     dotted: dict[str, Any] = dict(fields)
     for net in ("generator", "discriminator"):
         if conditioner is not None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+import numbers
+from typing import Any, Callable, Iterable, Iterator
 
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
@@ -19,6 +20,32 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+def check_int(value: Any, what: str, minimum: int = 1) -> int:
+    """``value`` as an int, or ValueError naming ``what`` unless it is an integer >= ``minimum``
+    (a float with an integral value, e.g. 64.0, counts as one; a bool does not)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        result = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    else:
+        result = None
+    if result is None or result < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+    return result
+
+
+def check_number(value: Any, what: str, low: float = 0.0, high: float | None = None, *, closed_high: bool = True) -> float:
+    """``value`` as a float, or ValueError naming ``what`` unless it is a real number in [low, high]
+    (``closed_high=False``: [low, high))."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high if closed_high else value < high
+    if not ok:
+        interval = f">= {low}" if high is None else f"in [{low}, {high}{']' if closed_high else ')'}"
+        raise ValueError(f"{what} must be a number {interval}, got {value!r}")
+    return float(value)
+
+
 def make_activation(activation: str | type[nn.Module] | Callable[[], nn.Module] | None) -> nn.Module:
     """An activation module from a name in ``ACTIVATIONS``, a module class or a factory."""
     if activation is None:
@@ -27,6 +54,8 @@ def make_activation(activation: str | type[nn.Module] | Callable[[], nn.Module] 
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; available: {', '.join(sorted(ACTIVATIONS))}")
         return ACTIVATIONS[activation]()
+    if not callable(activation):
+        raise ValueError(f"activation must be a name ({', '.join(sorted(ACTIVATIONS))}), a module class or a factory, got {activation!r}")
     return activation()
 
 
@@ -95,7 +124,7 @@ def apply_spectral_norm(layers: Iterable[nn.Module]) -> None:
 
 def init_normal_(layers: Iterable[nn.Module], std: float) -> None:
     """DCGAN initialisation (Radford et al. 2016): weights from N(0, std), biases zero."""
-    if not std > 0:
+    if not isinstance(std, numbers.Real) or isinstance(std, bool) or not std > 0:
         raise ValueError(f"init_std must be > 0 (or None for PyTorch's default initialisation), got {std!r}")
     for layer in layers:
         nn.init.normal_(layer.weight, 0.0, std)

@@ -70,10 +70,10 @@ class LeastSquaresLoss(Loss):
     name = "lsgan"
 
     def discriminator_loss(self, real_score, fake_score):
-        return (_mse_to(real_score.float(), 1.0) + _mse_to(fake_score.float(), 0.0)) / 2
+        return (_mse_to(_scores(real_score), 1.0) + _mse_to(_scores(fake_score), 0.0)) / 2
 
     def generator_loss(self, fake_score):
-        return _mse_to(fake_score.float(), 1.0)
+        return _mse_to(_scores(fake_score), 1.0)
 
 
 class BCELoss(Loss):
@@ -105,12 +105,12 @@ class BCELoss(Loss):
         self.generator_objective = generator_objective
 
     def discriminator_loss(self, real_score, fake_score):
-        return (_bce_to(real_score.float(), 1.0) + _bce_to(fake_score.float(), 0.0)) / 2
+        return (_bce_to(_scores(real_score), 1.0) + _bce_to(_scores(fake_score), 0.0)) / 2
 
     def generator_loss(self, fake_score):
         if self.generator_objective == "minimax":
-            return -_bce_to(fake_score.float(), 0.0)
-        return _bce_to(fake_score.float(), 1.0)
+            return -_bce_to(_scores(fake_score), 0.0)
+        return _bce_to(_scores(fake_score), 1.0)
 
 
 class HingeLoss(Loss):
@@ -126,10 +126,10 @@ class HingeLoss(Loss):
     name = "hinge"
 
     def discriminator_loss(self, real_score, fake_score):
-        return F.relu(1.0 - real_score.float()).mean() + F.relu(1.0 + fake_score.float()).mean()
+        return F.relu(1.0 - _scores(real_score)).mean() + F.relu(1.0 + _scores(fake_score)).mean()
 
     def generator_loss(self, fake_score):
-        return -fake_score.float().mean()
+        return -_scores(fake_score).mean()
 
 
 class WassersteinGPLoss(Loss):
@@ -155,10 +155,10 @@ class WassersteinGPLoss(Loss):
         self.gp_weight = float(gp_weight)
 
     def discriminator_loss(self, real_score, fake_score):
-        return fake_score.float().mean() - real_score.float().mean()
+        return _scores(fake_score).mean() - _scores(real_score).mean()
 
     def generator_loss(self, fake_score):
-        return -fake_score.float().mean()
+        return -_scores(fake_score).mean()
 
     def penalty(self, discriminator, real, fake, y_real, y_fake):
         total = super().penalty(discriminator, real, fake, y_real, y_fake)
@@ -206,6 +206,13 @@ def gradient_penalty(discriminator: Callable[..., Tensor], real: Tensor, fake: T
     grad = input_gradient(discriminator, x_hat, y).flatten(1)  # (B, C*H*W)
     norm = (grad.pow(2).sum(1) + 1e-12).sqrt()  # the epsilon keeps the gradient finite at grad = 0
     return (norm - 1).pow(2).mean()
+
+
+def _scores(score: Tensor) -> Tensor:
+    """D's scores in float32, or ValueError for an empty batch (whose mean loss would be NaN)."""
+    if score.numel() == 0:
+        raise ValueError(f"a loss needs a non-empty batch, got scores of shape {tuple(score.shape)}")
+    return score.float()
 
 
 def _at_least_float32(t: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 
 from .conditioners import Conditioner
 from .conditions import ConditionSpec
+from .layers import check_int
 from .plugins import get_component
 
 NOISES: dict[str, Callable[..., Tensor]] = {
@@ -40,14 +42,59 @@ def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, 
     cond_cls = get_component("conditioner", conditioner)
     if not (isinstance(cond_cls, type) and issubclass(cond_cls, Conditioner)):
         raise TypeError(f"conditioner must be a registered name or a Conditioner subclass, got {conditioner!r}")
-    cond = construct(cond_cls, spec, role, **dict(conditioner_options or {}))
+    cond = construct(cond_cls, spec, role, **options(conditioner_options, "conditioner_options"))
     backbone_cls = get_component("backbone", backbone)
+    if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, nn.Module) and hasattr(backbone_cls, "flat_input")):
+        raise TypeError(f"backbone must be a registered name or a Backbone subclass, got {backbone!r}")
+    backbone_options = options(backbone_options, "backbone_options")
     if backbone_cls.flat_input:
         in_shape = (math.prod(in_shape),)
     cond.setup_input(tuple(in_shape))
-    net = construct(backbone_cls, cond.joined_shape(tuple(in_shape)), tuple(out_shape), conditioner=cond, **dict(backbone_options or {}))
+    net = construct(backbone_cls, cond.joined_shape(tuple(in_shape)), tuple(out_shape), conditioner=cond, **backbone_options)
     cond.setup(net.feature_dim)
     return cond, net
+
+
+def options(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """A component's keyword options as a dict (None: none), or ValueError naming ``what``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{what} must be a dict of keyword options (or None), got {value!r}")
+    return dict(value)
+
+
+def check_image_shape(image_shape: Any) -> tuple[int, ...]:
+    """``image_shape`` as a tuple of ints, or ValueError unless it is a sequence of ints >= 1, e.g. (C, H, W)."""
+    if (not isinstance(image_shape, Sequence) or isinstance(image_shape, str) or not image_shape
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in image_shape)):
+        raise ValueError(f"image_shape must be a sequence of ints >= 1, e.g. (C, H, W), got {image_shape!r}")
+    return tuple(int(s) for s in image_shape)
+
+
+def check_tensor(value: Any, what: str) -> None:
+    """ValueError unless ``value`` is a tensor (a list or a NumPy array is not: convert it with torch.as_tensor)."""
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{what} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def check_matches(x: Tensor, what: str, module: nn.Module, role: str) -> None:
+    """ValueError unless the float tensor x has ``module``'s dtype and device (under autocast any float dtype
+    is accepted: autocast casts the inputs of each op)."""
+    param = next(module.parameters(), None)
+    if param is None:
+        return
+    if x.device != param.device:
+        raise ValueError(f"{what} is on {x.device}, the {role} on {param.device}: they must match")
+    if x.dtype != param.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"{what} must have the {role}'s dtype {param.dtype}, got dtype {x.dtype}")
+
+
+def check_matches_device(y: Tensor, module: nn.Module) -> None:
+    """ValueError unless the condition y is on ``module``'s device."""
+    param = next(module.parameters(), None)
+    if param is not None and y.device != param.device:
+        raise ValueError(f"condition y is on {y.device}, the model on {param.device}: they must match")
 
 
 def check_images(x: Tensor, image_shape: Sequence[int], *, values: bool = True) -> None:
@@ -94,22 +141,26 @@ class ConditionalGenerator(nn.Module):
         noise: str = "normal",
     ):
         super().__init__()
-        if noise not in NOISES:
+        if not isinstance(noise, str) or noise not in NOISES:
             raise ValueError(f"unknown noise {noise!r}; available: {', '.join(NOISES)}")
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.spec, self.image_shape, self.latent_dim, self.noise = spec, tuple(image_shape), int(latent_dim), noise
+        if not isinstance(spec, ConditionSpec):
+            raise TypeError(f"spec must be a ConditionSpec, got {type(spec).__name__}")
+        latent_dim = check_int(latent_dim, "latent_dim")
+        self.spec, self.image_shape, self.latent_dim, self.noise = spec, check_image_shape(image_shape), latent_dim, noise
         self.conditioner, self.backbone = _compose(
             "generator", spec, (self.latent_dim,), self.image_shape, conditioner, conditioner_options, backbone, backbone_options
         )
 
     def forward(self, z: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
         if check:
+            check_tensor(z, "noise z")
             if z.dim() != 2 or z.shape[1] != self.latent_dim or not z.dtype.is_floating_point:
                 raise ValueError(f"noise z must be a float tensor of shape (B, {self.latent_dim}), got {tuple(z.shape)} {z.dtype}")
+            check_matches(z, "noise z", self, "generator")
             if not bool(torch.isfinite(z).all()):
                 raise ValueError("noise z contains NaN or inf")
             self.spec.check(y, z.shape[0])
+            check_matches_device(y, self)
         x = self.conditioner.join(z, y)  # (B, latent_dim + input_features)
         h = self.backbone.features(x, y)  # (B, feature_dim)
         return self.conditioner.output(h, self.backbone.head(h), y)  # (B, C, H, W)
@@ -126,8 +177,11 @@ class ConditionalGenerator(nn.Module):
         y is moved to the generator's device; z is drawn there unless given.
         """
         device = next(self.parameters()).device
+        check_tensor(y, "condition y")
         y = y.to(device)
         self.spec.check(y)
+        if z is not None:
+            check_tensor(z, "noise z")
         z = self.sample_noise(y.shape[0], device, generator) if z is None else z.to(device)
         was_training = self.training
         self.eval()
@@ -160,7 +214,9 @@ class ConditionalDiscriminator(nn.Module):
         backbone_options: Mapping[str, Any] | None = None,
     ):
         super().__init__()
-        self.spec, self.image_shape = spec, tuple(image_shape)
+        if not isinstance(spec, ConditionSpec):
+            raise TypeError(f"spec must be a ConditionSpec, got {type(spec).__name__}")
+        self.spec, self.image_shape = spec, check_image_shape(image_shape)
         self.conditioner, self.backbone = _compose(
             "discriminator", spec, self.image_shape, (1,), conditioner, conditioner_options, backbone, backbone_options
         )
@@ -168,8 +224,11 @@ class ConditionalDiscriminator(nn.Module):
     def judge(self, x: Tensor, y: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor | None]:
         """The score (B, 1) and the conditioner's auxiliary loss (or None)."""
         if check:
-            check_images(x, self.image_shape)
+            check_images(x, self.image_shape, values=False)
+            check_matches(x, "images", self, "discriminator")
+            check_images(x, self.image_shape)  # values: finite
             self.spec.check(y, x.shape[0])
+            check_matches_device(y, self)
         if self.backbone.flat_input:
             x = x.flatten(1)  # (B, C*H*W)
         joined = self.conditioner.join(x, y)

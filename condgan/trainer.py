@@ -616,7 +616,7 @@ class Trainer:
                 y = labels[:1].to(self.device)
                 probe.discriminator(probe.generator(probe.generator.sample_noise(1, self.device), y, check=False), y, check=False)
             except ValueError as exc:
-                if "more than 1 value per channel" not in str(exc):
+                if not any(m in str(exc) for m in ("batch of at least 2", "more than 1 value per channel")):
                     raise
                 where = "batch_size is 1" if b == 1 else f"the last batch of each epoch holds 1 image ({n} images, batch {b})"
                 raise ValueError(f"{where}, and this model's batch norm cannot train on a batch of one: use a batch_size "

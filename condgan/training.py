@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .gan import GAN
+from .models import check_images, check_matches, check_matches_device
 
 #: torch.compile modes accepted by :class:`FastStep` (``compile=``).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -144,13 +145,16 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
 
 def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                *, generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
-               autocast_dtype: torch.dtype | None = None) -> dict[str, Tensor]:
-    """One step on a real batch; returns the detached losses (no host sync).
+               autocast_dtype: torch.dtype | None = None, check: bool = True) -> dict[str, Tensor]:
+    """One step on a real batch; returns the detached losses.
 
     Noise and fake conditions are drawn on ``real``'s device. G is updated against D's scores on
     its samples (D's parameters accumulate no gradients there), then D on the real batch and the
-    same fakes, detached. Inputs are not validated here: validate data once, before the loop.
-    :class:`FastStep` runs the same code, faster where the device allows.
+    same fakes, detached. :class:`FastStep` runs the same code, faster where the device allows.
+
+    ``check=True`` (default) validates the batch first (shape, dtype, device, finite pixels, label
+    range: ``ValueError``), which reads two values back from the device; a loop that validated its
+    data once (as the Trainer does) passes ``check=False`` and then the step never syncs.
 
     Args:
         generator: the random generator for noise and fake labels (default: the global one).
@@ -161,6 +165,11 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     Shape:
         - real: (B, C, H, W) float; y_real: as ``gan.spec``; returns ``{"g_loss": (), "d_loss": ()}``.
     """
+    if check:
+        check_images(real, gan.config.image_shape)
+        check_matches(real, "images", gan.discriminator, "discriminator")
+        gan.spec.check(y_real, real.shape[0])
+        check_matches_device(y_real, gan.discriminator)
     d_trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
     g_loss, d_loss = _step(gan, _Forwards(gan), real, y_real, opt_g, opt_d, d_trainable, generator,
                            clip_grad_norm, _autocast(real.device, autocast_dtype))

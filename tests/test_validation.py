@@ -198,7 +198,7 @@ def test_unknown_component_options_are_named(overrides, message):
         ({"generator.backbone_options.widths": (8, 0)}, "widths must be a non-empty sequence of positive ints"),
         ({"generator.conditioner_options.position": "middle"}, "position must be 'first' or 'last', got 'middle'"),
         ({"noise": "gauss"}, "unknown noise 'gauss'; available: normal, uniform"),
-        ({"latent_dim": 0}, "latent_dim must be >= 1, got 0"),
+        ({"latent_dim": 0}, "latent_dim must be an int >= 1, got 0"),
     ],
 )
 def test_bad_component_option_values(overrides, message):
