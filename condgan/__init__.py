@@ -14,7 +14,7 @@ from .conditioners import (
     VectorConditioner,
 )
 from .conditions import ConditionSpec
-from .config import GANConfig, NetworkConfig, OptimizerConfig, apply_overrides
+from .config import ConfigKeyError, GANConfig, NetworkConfig, OptimizerConfig, apply_overrides
 from .gan import GAN, build
 from .hookspecs import hookimpl
 from .losses import BCELoss, HingeLoss, LeastSquaresLoss, Loss, WassersteinGPLoss
@@ -29,17 +29,17 @@ from .plugins import (
     unregister_plugin,
 )
 from .presets import Preset
-from .trainer import Trainer, TrainerConfig
+from .trainer import NonFiniteLossError, RunDirectoryError, Trainer, TrainerConfig
 from .training import FastStep, make_step, train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
-    "ConditionSpec", "ConditionalBatchNormConditioner", "ConditionalDiscriminator", "ConditionalGenerator",
+    "ConditionSpec", "ConditionalBatchNormConditioner", "ConfigKeyError", "ConditionalDiscriminator", "ConditionalGenerator",
     "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
-    "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "OneHotConditioner",
-    "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "Trainer", "TrainerConfig",
+    "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "OneHotConditioner",
+    "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",
     "UnknownComponentError", "VectorConditioner", "WassersteinGPLoss", "apply_overrides", "build", "get_component",
     "hookimpl", "list_components", "load_generator", "make_step", "register_plugin", "train_step",
     "unregister_plugin",

@@ -1,6 +1,9 @@
 """Run by tests/test_distributed.py under torchrun: a few distributed training steps on known data.
 
-    torchrun --standalone --nproc_per_node=2 tests/distributed_worker.py OUT.pt
+    torchrun --standalone --nproc_per_node=2 tests/distributed_worker.py OUT.pt [cuda]
+
+With ``cuda`` every process trains on the first GPU and the group uses gloo (NCCL needs one GPU per
+process): DistributedDataParallel's CUDA path on a machine with one GPU.
 
 Every process trains the same tiny model on its half of each global batch, with noise and fake
 labels taken from one fixed table (each process its rows), so that the run can be compared with
@@ -17,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.utils import parameters_to_vector
 
 import condgan
-from condgan.distributed import init_from_env, shutdown
+from condgan.distributed import init_from_env, process_info, shutdown
 from condgan.training import FastStep, fast_optimizer_options
 
 STEPS, BATCH = 4, 6  # BATCH: per process
@@ -45,23 +48,28 @@ def fixed_draws(world_size: int, config: condgan.GANConfig):
 
 def train(gan: condgan.GAN, rows: slice, world_size: int, distributed: bool) -> list[torch.Tensor]:
     """STEPS steps on ``rows`` of each global batch; the weights after each step."""
-    real, y, z, y_fake = fixed_draws(world_size, gan.config)
+    device = next(gan.parameters()).device
+    real, y, z, y_fake = (t.to(device) for t in fixed_draws(world_size, gan.config))
     t = 0
     gan.generator.sample_noise = lambda n, device=None, generator=None: z[t, rows].clone()
     object.__setattr__(gan.spec, "sample_like", lambda labels, generator=None: y_fake[t, rows].clone())
-    opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cpu"))
-    step = FastStep(gan, opt_g, opt_d, distributed=distributed)
+    opt_g, opt_d = gan.optimizers(**fast_optimizer_options(device, cuda_graph=False))
+    step = FastStep(gan, opt_g, opt_d, distributed=distributed, cuda_graph=False)
     weights = []
     for t in range(STEPS):
         step(real[t, rows], y[t, rows])
-        weights.append(parameters_to_vector(gan.parameters()).detach().clone())
+        weights.append(parameters_to_vector(gan.parameters()).detach().cpu().clone())
     return weights
 
 
-def main(out: str) -> None:
-    info = init_from_env(torch.device("cpu"))
+def main(out: str, device: str = "cpu") -> None:
+    if device == "cuda":
+        dist.init_process_group("gloo")
+        info = process_info()
+    else:
+        info = init_from_env(torch.device("cpu"))
     torch.manual_seed(0)
-    gan = condgan.GAN(equivalence_config())
+    gan = condgan.GAN(equivalence_config()).to(device)
     if info.rank == 1:  # different starting weights: DDP must broadcast process 0's
         torch.nn.init.normal_(next(gan.parameters()))
     rows = slice(info.rank * BATCH, (info.rank + 1) * BATCH)
@@ -78,4 +86,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -420,3 +420,26 @@ def test_load_mnist_resizes_as_the_reference_does():
         x, label = ds[i]
         torch.testing.assert_close(to_float(images[i]), x, rtol=0, atol=1e-6)
         assert labels[i].item() == label
+
+
+@needs_cuda
+def test_cuda_graph_skips_non_finite_updates_on_the_device():
+    torch.manual_seed(0)
+    gan = small_gan().cuda()
+    opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cuda"))
+    step = FastStep(gan, opt_g, opt_d, warmup_steps=1, skip_nonfinite=True)
+    data = [(r.cuda(), y.cuda()) for r, y in batches(4)]
+    for r, y in data[:3]:
+        assert float(step(r, y)["skipped"]) == 0
+    assert step.captured
+    scale = torch.ones((), device="cuda")  # read by the graph: set to NaN to poison G's loss in the replay
+    gan.loss.generator_loss = (lambda original: lambda score: original(score) * scale)(gan.loss.generator_loss)
+    step.reset()
+    step(*data[0])  # captures anew with the scale in the graph
+    before = [p.detach().clone() for p in gan.generator.parameters()]
+    scale.fill_(float("nan"))
+    assert float(step(*data[1])["skipped"]) == 1  # G's update skipped inside the replay
+    assert all(torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))
+    scale.fill_(1.0)
+    assert float(step(*data[2])["skipped"]) == 0
+    assert not all(torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))

@@ -1,0 +1,134 @@
+"""Faults and bad input at the Trainer's boundary: each fails before training with a clear error, or
+(a diverging loss) stops without saving anything non-finite. The README's "Bad input and faults"
+table lists what each one shows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import condgan
+from condgan import checkpoint as ckpt
+from condgan.config import ConfigKeyError
+from condgan.trainer import NonFiniteLossError, RunDirectoryError, Trainer, TrainerConfig
+
+from training_helpers import small_data, tiny_config
+from test_trainer import tiny_trainer
+
+
+def poison_generator_loss(trainer: Trainer) -> None:
+    """From now on G's loss is NaN (as a diverged run's would be)."""
+    original = trainer.gan.loss.generator_loss
+    trainer.gan.loss.generator_loss = lambda score: original(score) * float("nan")
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=4, checkpoint_every=4, log_every=2)
+    trainer.train()
+    good = trainer.last_checkpoint
+    poison_generator_loss(trainer)
+    trainer.config.steps = 12
+    with pytest.raises(NonFiniteLossError, match=r"g_loss = nan.* over steps 5-6; stopped without saving "
+                                                 r"\(the last good checkpoint is .*step_0000004.pt\)"):
+        trainer.train()
+    assert trainer.stop_reason == "error" and trainer.step == 6
+    assert ckpt.latest_checkpoint(tmp_path) == good
+    assert all(torch.isfinite(v).all() for v in ckpt.read_file(good)["generator"].values())
+
+
+def test_a_nan_loss_between_log_steps_is_caught_before_a_checkpoint(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=2, checkpoint_every=2, log_every=100)
+    trainer.train()
+    poison_generator_loss(trainer)
+    trainer.config.steps = 10
+    with pytest.raises(NonFiniteLossError, match="over steps 3-4"):  # the checkpoint at step 4 is not written
+        trainer.train()
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")] == ["step_0000002.pt"]
+
+
+def test_skip_mode_skips_non_finite_updates_and_counts_them(tmp_path):
+    seen = []
+
+    class Recorder:
+        @condgan.hookimpl
+        def on_step_end(self, trainer, step, metrics):
+            seen.append((step, dict(metrics)))
+
+    trainer = tiny_trainer(tmp_path, steps=4, checkpoint_every=4, log_every=2, nonfinite="skip")
+    condgan.register_plugin(Recorder())
+    trainer.train()
+    g_before = {k: v.clone() for k, v in trainer.gan.generator.state_dict().items()}
+    d_before = [p.detach().clone() for p in trainer.gan.discriminator.parameters()]
+    poison_generator_loss(trainer)
+    trainer.config.steps = 8
+    assert trainer.train() == "steps"  # trained on, and saved
+    assert trainer.skipped_updates == 4  # G's update at steps 5-8; D's updates went on
+    for key, value in trainer.gan.generator.state_dict().items():
+        if key.endswith(("weight", "bias")):
+            torch.testing.assert_close(value, g_before[key], msg=key)  # G unchanged (its Adam state too)
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, trainer.gan.discriminator.parameters()))
+    assert [m.get("skipped") for _, m in seen] == [0.0, 0.0, 2.0, 2.0]
+    assert all(torch.isfinite(p).all() for p in trainer.gan.parameters())
+    assert all(torch.isfinite(torch.as_tensor(s["exp_avg"])).all() for s in trainer.opt_g.state.values())
+
+
+def test_skip_mode_without_fused_optimizers_skips_in_python():
+    gan = condgan.GAN(tiny_config())
+    opt_g, opt_d = gan.optimizers()  # plain Adam: no found_inf support
+    step = condgan.training.FastStep(gan, opt_g, opt_d, skip_nonfinite=True)
+    real, y = torch.rand(16, 1, 8, 8) * 2 - 1, torch.arange(16) % 10
+    assert float(step(real, y)["skipped"]) == 0
+    before = [p.detach().clone() for p in gan.generator.parameters()]
+    gan.loss.generator_loss = lambda score: score.float().mean() * float("inf")
+    assert float(step(real, y)["skipped"]) == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))
+
+
+def test_an_unwritable_run_directory_fails_at_start(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunDirectoryError, match=r"cannot write to the run directory .*a-file/run: .*choose another"):
+        tiny_trainer(out_dir=str(blocker / "run"), steps=2)
+
+
+def test_a_full_disk_fails_at_start(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(RunDirectoryError, match=r"has 0.0 MB free but its checkpoints need about [0-9.]+ MB \(keep_last=3"):
+        tiny_trainer(tmp_path, steps=2)
+
+
+def test_a_batch_of_one_with_batch_norm_fails_at_start():
+    images, labels = small_data()  # 100 images
+    with pytest.raises(ValueError, match=r"the last batch of each epoch holds 1 image \(33 images, batch 16\)"):
+        Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), steps=1), data=(images[:33], labels[:33]))
+    with pytest.raises(ValueError, match="batch_size is 1, and this model's batch norm cannot train on a batch of one"):
+        Trainer(tiny_config(batch_size=1), TrainerConfig(device="cpu", loggers=(), steps=1), data=(images, labels))
+    no_norm = tiny_config(**{"generator.backbone_options.norm": None})
+    Trainer(no_norm, TrainerConfig(device="cpu", loggers=(), steps=1), data=(images[:33], labels[:33])).train()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (x[:, :, :4], y), r"images must have shape \(N, 1, 8, 8\) for this model \(its image_shape\), got \(100, 1, 4, 8\)"),
+    (lambda x, y: (x.expand(-1, 3, -1, -1), y), r"images must have shape \(N, 1, 8, 8\) .*got \(100, 3, 8, 8\)"),
+    (lambda x, y: (x[:0], y[:0]), "the dataset is empty: training needs at least one image"),
+    (lambda x, y: (x.float().index_fill(0, torch.tensor([7]), float("nan")), y), r"images contain NaN or inf \(first bad image: index 7\)"),
+    (lambda x, y: (x.int(), y), "images must be uint8 in \\[0, 255\\] or float in the model's pixel_range, got dtype torch.int32"),
+    (lambda x, y: (x, y[:50]), "100 images but 50 labels"),
+    (lambda x, y: (x, y.float()), "class labels must be an integer tensor"),
+    (lambda x, y: (x, y + 5), r"class label 10 is out of range: labels must lie in \[0, 10\)"),
+])
+def test_bad_data_fails_before_training(change, message):
+    images, labels = change(*small_data())
+    with pytest.raises(ValueError, match=message):
+        Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), steps=1), data=(images, labels))
+
+
+def test_misspelled_settings_fail_before_training():
+    with pytest.raises(ConfigKeyError, match="unknown config key 'latnt_dim'"):
+        condgan.build("mnist_mlp", overrides={"latnt_dim": 3})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
+        TrainerConfig(step=3)
+    with pytest.raises(ValueError, match="nonfinite must be one of stop, skip, got 'ignore'"):
+        TrainerConfig(nonfinite="ignore")
