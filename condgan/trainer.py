@@ -252,6 +252,8 @@ class Trainer:
         if config.sync_batchnorm:
             self._convert_sync_batchnorm()
         self.autocast_dtype = AUTOCAST_DTYPES[config.autocast] if config.autocast else None
+        if self.out_dir is not None and self.process.is_main:
+            self._check_out_dir()  # before the data: a bad --out fails in a second
 
         images, labels = data if data is not None else load_dataset(
             gcfg.dataset, config.data_root, image_shape=gcfg.image_shape, num_classes=gcfg.num_classes, download=config.download)
@@ -260,8 +262,6 @@ class Trainer:
         self.batches = TensorBatches(images, labels, gcfg.batch_size, device=self.device, pixel_range=gcfg.pixel_range,
                                      generator=self.data_generator, rank=self.process.rank, world_size=self.process.world_size)
         self._check_batch_sizes(labels)
-        if self.out_dir is not None and self.process.is_main:
-            self._check_out_dir()
         self.dataset_size = len(images)
         self.batches_per_epoch = len(self.batches)
 
