@@ -72,9 +72,9 @@ class TrainerConfig:
         compile: ``torch.compile`` the step's forward and backward passes: True (mode
             ``"default"``) or a mode name (``training.COMPILE_MODES``); False: eager.
         cuda_graph: capture the whole step as one CUDA graph (CUDA only; see
-            ``training.FastStep``); None: on CUDA unless ``compile`` is set, an optimizer schedule
-            is used (schedules change learning rates that a graph would freeze) or an optimizer
-            cannot be captured.
+            ``training.FastStep``); None: on CUDA unless ``compile`` is set, an optimizer cannot be
+            captured or a schedule changes what a graph cannot follow (anything but a capturable
+            optimizer's learning rate: :func:`graph_follows_schedule`).
         seed: seeds the weights (when the trainer builds the GAN), noise, dropout and data order.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         out_dir: the run directory (checkpoints, samples, TensorBoard); None: write nothing.
@@ -546,14 +546,15 @@ class Trainer:
                 raise ValueError("cuda_graph=True cannot be used with several processes: the distributed step runs "
                                  "eagerly under DistributedDataParallel; leave cuda_graph unset")
             return False
+        follows = all(graph_follows_schedule(c) for c in (gcfg.g_optimizer, gcfg.d_optimizer))
         if cfg.cuda_graph is not None:
-            if cfg.cuda_graph and (gcfg.g_optimizer.schedule or gcfg.d_optimizer.schedule):
-                raise ValueError("cuda_graph=True cannot follow an optimizer schedule (the graph freezes learning rates); "
-                                 "set cuda_graph=False or drop the schedule")
+            if cfg.cuda_graph and not follows:
+                raise ValueError("cuda_graph=True cannot follow this optimizer schedule: a graph reads a changing "
+                                 "learning rate only from a capturable optimizer (Adam, AdamW), and no other changing "
+                                 "setting (a momentum ramp); set cuda_graph=False or change the schedule")
             return cfg.cuda_graph
         capturable = all("capturable" in _accepted_options(c) for c in (gcfg.g_optimizer, gcfg.d_optimizer))
-        return (self.device.type == "cuda" and not cfg.compile and capturable
-                and not (gcfg.g_optimizer.schedule or gcfg.d_optimizer.schedule))
+        return self.device.type == "cuda" and not cfg.compile and capturable and follows
 
     def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """G's and D's optimizers from the config, with the fastest implementation that each accepts
@@ -730,6 +731,15 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) 
             slots = optimizer.state.get(param, {})
             if torch.is_tensor(slots.get("step")):
                 slots["step"] = slots["step"].to(param.device if on_device else "cpu", torch.float32)
+
+
+def graph_follows_schedule(opt_config) -> bool:
+    """True when a captured CUDA graph can follow ``opt_config``'s schedule: none, or a learning-rate
+    schedule alone on an optimizer that can be captured (it reads its lr from a device tensor)."""
+    schedule = opt_config.schedule or {}
+    if not schedule:
+        return True
+    return "capturable" in _accepted_options(opt_config) and not any(k.startswith("momentum") for k in schedule)
 
 
 def _accepted_options(opt_config) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import os
@@ -491,3 +492,29 @@ def test_mnist_example_runs_on_the_trainer(tmp_path, capsys):
     assert (tmp_path / "samples" / "step_0000003.png").is_file() and (tmp_path / "generator.pt").is_file()
     assert ckpt.latest_checkpoint(tmp_path).name == "step_0000003.pt"
     assert "--resume" in capsys.readouterr().out
+
+
+def test_a_cuda_graph_follows_learning_rate_schedules_of_capturable_optimizers_only():
+    from condgan.trainer import graph_follows_schedule
+
+    adam, sgd = condgan.OptimizerConfig("Adam", 2e-4), condgan.OptimizerConfig("SGD", 0.1, {"momentum": 0.5})
+    assert graph_follows_schedule(adam) and graph_follows_schedule(sgd)  # no schedule
+    assert graph_follows_schedule(dataclasses.replace(adam, schedule={"lr_decay": 1.0001, "min_lr": 1e-6}))
+    assert not graph_follows_schedule(dataclasses.replace(adam, schedule={"momentum_start": 0.5, "momentum_end": 0.7,
+                                                                          "momentum_steps": 10}))
+    assert not graph_follows_schedule(dataclasses.replace(sgd, schedule={"lr_decay": 1.0001}))  # SGD's lr is a float
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_run_with_a_learning_rate_schedule_matches_an_eager_run():
+    decay = {"g_optimizer.schedule": {"lr_decay": 1.5, "min_lr": 1e-6}}
+    runs = []
+    for cuda_graph in (None, False):
+        trainer = Trainer(tiny_config(**decay), TrainerConfig(device="cuda", loggers=(), steps=12, cuda_graph=cuda_graph),
+                          data=small_data())
+        trainer.train()
+        runs.append(trainer)
+    assert runs[0].step_fn.cuda_graph and runs[0].step_fn.captured and not runs[1].step_fn.cuda_graph
+    assert runs[0].opt_g.param_groups[0]["lr"] == runs[1].opt_g.param_groups[0]["lr"] == max(2e-4 / 1.5 ** 11, 1e-6)
+    for a, b in zip(runs[0].gan.generator.parameters(), runs[1].gan.generator.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
