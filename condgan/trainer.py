@@ -41,12 +41,12 @@ from .training import COMPILE_MODES, FastStep, fast_optimizer_options
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 NONFINITE_POLICIES = ("stop", "skip")
+GRID_ROWS = 10
+GRID_MAX_COLUMNS = 32
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; training stopped before saving anything non-finite."""
-GRID_ROWS = 10
-GRID_MAX_COLUMNS = 32
 
 
 @dataclass
