@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import inspect
 import math
 import os
 import random
 import shutil
 import signal
+import tempfile
 import threading
 import warnings
 import time
@@ -626,14 +628,14 @@ class Trainer:
     def _check_out_dir(self) -> None:
         """The run directory is writable and has room for the checkpoints: fail now, not after an hour."""
         out = self.out_dir
-        probe = out / f".condgan-write-test-{os.getpid()}"
+        existing = next(p for p in (out, *out.parents) if p.exists() or p == p.parent)  # nothing is created here
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            with open(probe, "wb") as f:
+            if not existing.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            with tempfile.TemporaryFile(dir=existing) as f:  # a write probe, gone when closed
                 f.write(b"0" * 4096)
                 f.flush()
                 os.fsync(f.fileno())
-            probe.unlink()
         except OSError as exc:
             raise RunDirectoryError(f"cannot write to the run directory {out}: {exc.strerror or exc}; choose another "
                                     "--out / out_dir or fix its permissions") from None
@@ -641,7 +643,7 @@ class Trainer:
         g, d = nbytes(self.gan.generator), nbytes(self.gan.discriminator)
         one = 3 * (g + d) + (g if self.config.ema_decay is not None else 0)  # weights + two Adam moments
         need = one * (self.config.keep_last + 1) + g  # kept checkpoints, one being written, generator.pt
-        free = shutil.disk_usage(out).free
+        free = shutil.disk_usage(existing).free
         if free < need:
             raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free but its checkpoints need about "
                                     f"{need / 1e6:.1f} MB (keep_last={self.config.keep_last} of {one / 1e6:.1f} MB, one "
