@@ -37,7 +37,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["ProcessInfo", "process_info", "init_from_env", "shutdown", "rank_seed", "is_distributed", "DistributedForwards"]
+__all__ = ["ProcessInfo", "process_info", "init_from_env", "shutdown", "rank_seed", "is_distributed", "agree_any",
+           "DistributedForwards"]
 
 
 @dataclass(frozen=True)
