@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["ProcessInfo", "process_info", "init_from_env", "shutdown", "rank_seed", "is_distributed", "agree_any",
+__all__ = ["ProcessInfo", "process_info", "process_device", "init_from_env", "shutdown", "rank_seed", "is_distributed", "agree_any",
            "DistributedForwards"]
 
 
@@ -79,13 +79,7 @@ def init_from_env(device: torch.device, backend: str | None = None) -> ProcessIn
     """
     if dist.is_available() and dist.is_initialized():
         return process_info()
-    try:
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    except ValueError:
-        raise ValueError("WORLD_SIZE, RANK and LOCAL_RANK must be whole numbers (torchrun sets them); got "
-                         f"{os.environ.get('WORLD_SIZE')!r}, {os.environ.get('RANK')!r}, {os.environ.get('LOCAL_RANK')!r}") from None
+    rank, world_size, local_rank = _from_env()
     if world_size <= 1:
         return ProcessInfo()
     if not dist.is_available():
@@ -97,6 +91,24 @@ def init_from_env(device: torch.device, backend: str | None = None) -> ProcessIn
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"))
     return ProcessInfo(rank, world_size, local_rank)
+
+
+def _from_env() -> tuple[int, int, int]:
+    """(RANK, WORLD_SIZE, LOCAL_RANK) as torchrun sets them; (0, 1, 0) outside torchrun."""
+    try:
+        return tuple(int(os.environ.get(k, d)) for k, d in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")))
+    except ValueError:
+        raise ValueError("WORLD_SIZE, RANK and LOCAL_RANK must be whole numbers (torchrun sets them); got "
+                         f"{os.environ.get('WORLD_SIZE')!r}, {os.environ.get('RANK')!r}, {os.environ.get('LOCAL_RANK')!r}") from None
+
+
+def process_device(device: torch.device) -> torch.device:
+    """Under torchrun with several processes, plain ``cuda`` means this process's GPU (``LOCAL_RANK``)."""
+    if device.type == "cuda" and device.index is None:
+        _, world_size, local_rank = _from_env()
+        if world_size > 1:
+            return torch.device("cuda", local_rank)
+    return device
 
 
 def shutdown() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .distributed import DistributedForwards, is_distributed
 from .gan import GAN
 from .models import check_images, check_matches, check_matches_device
 
@@ -241,8 +242,6 @@ class FastStep:
                  autocast_dtype: torch.dtype | None = None, cuda_graph: bool | None = None,
                  compile: str | None = None, compile_backend: str = "inductor", warmup_steps: int = 3,
                  skip_nonfinite: bool = False, distributed: bool | None = None):
-        from .distributed import DistributedForwards, is_distributed
-
         device = next(gan.parameters()).device
         _check_optimizer(opt_g, gan.generator, "opt_g", "generator")
         _check_optimizer(opt_d, gan.discriminator, "opt_d", "discriminator")
