@@ -4,15 +4,17 @@
 
 Prints one table per section (batch size, image size, number of classes; ``--ablation`` adds what
 each part of the fast path buys) and the JSON of all figures. The logic lives in
-:mod:`condgan.bench` (also ``condgan bench``); its docstring states what is timed and how FLOPs
+``benchmarks/throughput.py``; its docstring states what is timed and how FLOPs
 are counted. ``--quick`` runs every section in seconds.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from condgan.bench import main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

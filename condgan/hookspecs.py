@@ -16,7 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
     from .backbones import Backbone
+    from .commands import Command
     from .conditioners import Conditioner
+    from .data import Dataset
     from .losses import Loss
     from .presets import Preset
     from .trainer import Trainer
@@ -53,6 +55,16 @@ def register_loggers() -> Iterable[type]:
     A logger is a plugin: the trainer makes one instance per run (no arguments), registers it for
     that run, and calls its training-event hooks below (see :mod:`condgan.loggers`).
     """
+
+
+@hookspec
+def register_datasets() -> Iterable[type[Dataset]]:
+    """Return :class:`~condgan.data.Dataset` subclasses, each with a unique ``name``."""
+
+
+@hookspec
+def register_commands() -> Iterable[Command]:
+    """Return :class:`~condgan.commands.Command` objects (``condgan NAME``), each with a unique ``name``."""
 
 
 # -- training events ------------------------------------------------------------------------------

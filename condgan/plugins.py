@@ -27,6 +27,11 @@ DEFAULT_PLUGINS = (
     "condgan.backbones",
     "condgan.presets",
     "condgan.loggers",
+    "condgan.data.sources",
+    "condgan.commands.listing",
+    "condgan.commands.train",
+    "condgan.commands.sample",
+    "condgan.commands.evaluate",
 )
 
 # component kind -> the hook that provides it
@@ -36,6 +41,8 @@ KINDS = {
     "backbone": "register_backbones",
     "preset": "register_presets",
     "logger": "register_loggers",
+    "dataset": "register_datasets",
+    "command": "register_commands",
 }
 
 

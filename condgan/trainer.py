@@ -35,7 +35,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .config import GANConfig
 from .data import TensorBatches, to_unit
-from .datasets import load_dataset
+from .data import load_dataset
 from .gan import GAN, build, make_optimizer
 from .plugins import Registry, UnknownComponentError, get_registry
 from .schedules import apply_schedule

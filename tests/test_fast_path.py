@@ -1,4 +1,4 @@
-"""The fast training step (condgan.training.FastStep) and the step-throughput benchmark (condgan.bench).
+"""The fast training step (condgan.training.FastStep) and the step-throughput benchmark (benchmarks/throughput.py).
 
 The fast step must train exactly as a plain eager step does (same parameters after a few steps from
 the same seed); the benchmark's FLOP count must reproduce the reference's figure; the benchmark
@@ -18,11 +18,12 @@ import pytest
 import torch
 
 import condgan
-from condgan.bench import MatmulReplay, Workload, linear_flops, record_matmuls
 from condgan.data import load_mnist, to_float
 from condgan.training import FastStep, fast_optimizer_options, make_step, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark code lives outside the package
+from throughput import MatmulReplay, Workload, linear_flops, record_matmuls  # noqa: E402
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 # mnist_mlp, narrowed so a step takes milliseconds; dropout, BatchNorm and embeddings all kept

@@ -310,7 +310,7 @@ def test_eval_command_on_an_npz(tmp_path, capsys):
 def test_eval_samples_a_saved_generator_per_class(tmp_path):
     import condgan
     from condgan.checkpoint import generator_file
-    from condgan.metrics.cli import _load_source
+    from condgan.commands.evaluate import _load_source
 
     gan = condgan.build("mnist_mlp", latent_dim=4, overrides={"generator.backbone_options.widths": (8, 8, 8, 8)})
     torch.save(generator_file(gan.config, gan.generator.state_dict(), from_ema=False, step=0), tmp_path / "generator.pt")

@@ -186,7 +186,7 @@ def test_trainer_config_rejects_bad_values(field, value, message):
 def test_bad_settings_fail_before_training():
     with pytest.raises(condgan.UnknownComponentError, match="unknown logger 'nope'"):
         tiny_trainer(loggers=("nope",))
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'; available: .*mnist.*synthetic"):
+    with pytest.raises(condgan.UnknownComponentError, match="unknown dataset 'cifar'; available: .*mnist.*synthetic"):
         Trainer(tiny_config(dataset="cifar"), TrainerConfig(device="cpu"))
     with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 'big'"):
         Trainer(tiny_config(batch_size="big"), TrainerConfig(device="cpu"), data=small_data())

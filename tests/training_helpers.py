@@ -6,7 +6,7 @@ from typing import Any
 
 import condgan
 from condgan.config import GANConfig
-from condgan.datasets import synthetic
+from condgan.data import synthetic
 
 # the mnist_mlp preset, shrunk: 8x8 images, widths of 16, batch 16, synthetic data (no files needed)
 TINY: dict[str, Any] = {

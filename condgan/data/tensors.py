@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset files are not under the given root and could not be downloaded."""
+from .base import DatasetNotFoundError
 
 
 def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, download: bool = True) -> tuple[Tensor, Tensor]:

@@ -1,6 +1,7 @@
 """Step-throughput benchmarks: condgan's training step against the reference loop and a matmul ceiling.
 
-``python benchmarks/step_throughput.py --device cpu`` (or ``condgan bench``) prints tables and JSON.
+``python benchmarks/step_throughput.py --device cpu`` prints tables and JSON. This module lives in
+``benchmarks/``, outside the installed package: it is tooling for the source tree, not library code.
 
 What is timed
 -------------
@@ -61,14 +62,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .config import GANConfig, apply_overrides
-from .data import TensorBatches
-from .gan import GAN, build
-from .plugins import get_component
-from .training import FastStep, fast_optimizer_options, train_step
+from condgan.config import GANConfig, apply_overrides
+from condgan.data import TensorBatches
+from condgan.gan import GAN, build
+from condgan.plugins import get_component
+from condgan.training import FastStep, fast_optimizer_options, train_step
 
 aten = torch.ops.aten
-REFERENCE_LOOP = Path(__file__).resolve().parent.parent / "benchmarks" / "reference_loop.py"
+REFERENCE_LOOP = Path(__file__).resolve().parent / "reference_loop.py"
 DEFAULT_BATCH_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 #: (section, batch size, what must hold) for the issue's targets; checked when measured.
 TARGETS = (
@@ -862,7 +863,7 @@ def _override(text: str) -> tuple[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The benchmark's options (shared by ``condgan bench`` and ``benchmarks/step_throughput.py``)."""
+    """The benchmark's options (of ``benchmarks/step_throughput.py``)."""
     d = BenchConfig()
     parser.add_argument("--device", default=d.device, help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--preset", default=d.preset, help="preset to time (default: %(default)s)")

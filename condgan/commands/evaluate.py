@@ -1,4 +1,4 @@
-"""The ``condgan eval`` and ``condgan train-classifier`` subcommands (wired into :mod:`condgan.cli`).
+"""``condgan eval`` and ``condgan train-classifier``: judge samples with condgan's metrics.
 
 Each subcommand is an ``add_*_arguments(parser)`` and a ``run_*(args) -> int`` pair, as
 :mod:`condgan.cli` expects; errors are raised as ValueError/OSError subclasses and printed there
@@ -14,18 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..hookspecs import hookimpl
+from . import Command, non_negative_int, positive_float, positive_int
+
 MISSING_CLASSIFIER_ADVICE = "train one with: condgan train-classifier --data-root DIR --out FILE (a few minutes on a CPU)"
-
-
-def _types():
-    from ..cli import non_negative_int, positive_float, positive_int
-
-    return non_negative_int, positive_float, positive_int
 
 
 # -- condgan train-classifier -------------------------------------------------------------------------
 def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
-    non_negative_int, positive_float, _ = _types()
     parser.add_argument("--data-root", required=True, help="folder holding MNIST in torchvision's layout (DIR/MNIST/raw)")
     parser.add_argument("--out", required=True, help="the classifier file to write (e.g. runs/classifier.pt)")
     parser.add_argument("--epochs", type=positive_float, default=3.0, help="passes over the 60,000 training images (default 3)")
@@ -48,7 +44,6 @@ def run_train_classifier(args: argparse.Namespace) -> int:
 
 # -- condgan eval -------------------------------------------------------------------------------------
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    non_negative_int, _, positive_int = _types()
     parser.add_argument("source", nargs="?",
                         help="a checkpoint, run directory or generator.pt (sampled N per class), or an .npz of "
                              "images (N, C, H, W) float32 in [0, 1] and labels (N,) int64; omit to evaluate only real MNIST")
@@ -67,7 +62,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from ..classifier import ClassifierError, load_classifier
-    from .evaluate import PAPER_PARZEN, evaluate_images, load_mnist_reference, load_npz, sample_generator
+    from ..metrics.evaluate import PAPER_PARZEN, evaluate_images, load_mnist_reference, load_npz, sample_generator
 
     if args.source is None and not args.real:
         raise ValueError("nothing to evaluate: give a checkpoint or .npz, or drop --no-real")
@@ -118,7 +113,7 @@ def _device(name: str):
 
 def _load_source(source: str, per_class: int, seed: int, device) -> tuple[Any, Any, tuple[float, float] | None, str]:
     """(images, labels, pixel_range, description) from an .npz or from a generator's samples."""
-    from .evaluate import load_npz, sample_generator
+    from ..metrics.evaluate import load_npz, sample_generator
 
     path = Path(source)
     if path.suffix == ".npz":
@@ -158,3 +153,13 @@ def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | No
         per = r["label_accuracy"].details["per_class"]
         out.append(f"  {name:<23} " + "  ".join("  -  " if p is None else f"{p:.3f}" for p in per))
     return "\n".join(out)
+
+
+@hookimpl
+def register_commands():
+    return [
+        Command("eval", "label accuracy, FID, intra-class FID, Parzen LL, precision/recall of samples vs MNIST",
+                add_eval_arguments, run_eval),
+        Command("train-classifier", "train the MNIST classifier that condgan's metrics use",
+                add_train_classifier_arguments, run_train_classifier),
+    ]
