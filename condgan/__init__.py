@@ -14,7 +14,18 @@ from .conditioners import (
     VectorConditioner,
 )
 from .conditions import ConditionSpec
-from .config import ConfigKeyError, GANConfig, NetworkConfig, OptimizerConfig, apply_overrides
+from .config import (
+    ConfigKeyError,
+    DataConfig,
+    GANConfig,
+    NetworkConfig,
+    OptimizerConfig,
+    RunConfig,
+    TrainerConfig,
+    apply_overrides,
+    run_config,
+)
+from .data import Dataset, ImageSet
 from .gan import GAN, build
 from .hookspecs import hookimpl
 from .losses import BCELoss, HingeLoss, LeastSquaresLoss, Loss, WassersteinGPLoss
@@ -29,14 +40,14 @@ from .plugins import (
     unregister_plugin,
 )
 from .presets import Preset
-from .trainer import NonFiniteLossError, RunDirectoryError, Trainer, TrainerConfig
+from .trainer import NonFiniteLossError, RunDirectoryError, Trainer
 from .training import FastStep, make_step, train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
-    "ConditionSpec", "ConditionalBatchNormConditioner", "ConfigKeyError", "ConditionalDiscriminator", "ConditionalGenerator",
+    "ConditionSpec", "DataConfig", "Dataset", "ImageSet", "RunConfig", "run_config", "ConditionalBatchNormConditioner", "ConfigKeyError", "ConditionalDiscriminator", "ConditionalGenerator",
     "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
     "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "OneHotConditioner",
     "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",

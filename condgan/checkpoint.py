@@ -8,7 +8,8 @@ flushed to disk and renamed over its target, so a crash mid-write leaves the pre
 Files are plain data for ``torch.load(weights_only=True)``: tensors, dicts, lists, tuples, strings,
 numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
 
-    gan_config, trainer_config      GANConfig / TrainerConfig as dicts (components by registered name)
+    gan_config, data_config,        GANConfig / DataConfig / TrainerConfig as dicts (components by
+    trainer_config                  registered name); version 1 files (no data_config) are upgraded on read
     generator, discriminator, ema   state dicts (ema: None when EMA is off)
     opt_g, opt_d                    optimizer state dicts
     step, epoch, batch_in_epoch     the position; data_rng: the data-order generator's state at the
@@ -38,10 +39,11 @@ from .plugins import UnknownComponentError, get_registry
 
 CHECKPOINT_FORMAT = "condgan-checkpoint"
 GENERATOR_FORMAT = "condgan-generator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the data section of its own (dataset, batch size and epochs left the model config)
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 GENERATOR_FILE = "generator.pt"
+CONFIG_FILE = "config.json"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 # GANConfig fields that name a registered component, and the component's kind
@@ -174,6 +176,28 @@ def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT
         raise CheckpointError(f"{path} is not a condgan {' or '.join(formats)} file (format: {fmt!r})")
     if not isinstance(obj.get("version"), int) or obj["version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {obj.get('version')!r}; this condgan reads up to {FORMAT_VERSION}")
+    return upgrade(obj, path)
+
+
+def upgrade(obj: dict[str, Any], source: str | Path = "checkpoint") -> dict[str, Any]:
+    """A file's content in the current format: version 1 kept ``dataset``, ``batch_size``,
+    ``epochs`` and ``sample_every`` in the model config and the data root in the trainer config."""
+    if obj["version"] >= FORMAT_VERSION:
+        return obj
+    model = dict(obj.get("gan_config") or {})
+    moved = {k: model.pop(k) for k in ("dataset", "batch_size", "epochs", "sample_every") if k in model}
+    obj = {**obj, "gan_config": model, "version": FORMAT_VERSION}
+    if obj["format"] == CHECKPOINT_FORMAT:
+        training = dict(obj.get("trainer_config") or {})
+        data = {"name": moved.get("dataset", "mnist"), "root": training.pop("data_root", "./data"),
+                "download": training.pop("download", True)}
+        if "batch_size" in moved:
+            training["batch_size"] = moved["batch_size"]
+        if training.get("sample_every") is None and "sample_every" in moved:
+            training["sample_every"] = moved["sample_every"]
+        if all(training.get(k) is None for k in ("steps", "epochs", "minutes")) and "epochs" in moved:
+            training["epochs"] = moved["epochs"]  # version 1 fell back to the model's epochs
+        obj["trainer_config"], obj["data_config"] = training, data
     return obj
 
 
@@ -210,6 +234,31 @@ def config_to_plain(config: GANConfig) -> dict[str, Any]:
     return data
 
 
+def save_run_config(run_dir: str | Path, model: GANConfig, data: Any, training: Any) -> Path:
+    """Write the run's resolved config (sections model, data, training) as ``config.json``: the file
+    ``condgan train --config`` reads, with every value the run used."""
+    import json
+
+    content = {"model": config_to_plain(model), "data": data_config_to_plain(data), "training": dataclasses.asdict(training)}
+    text = json.dumps(content, indent=2) + "\n"
+    return atomic_write(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text.encode()))
+
+
+def data_config_to_plain(config: Any) -> dict[str, Any] | None:
+    """A DataConfig as plain data (a Dataset class by its registered name); None stays None
+    (a run trained on tensors given in Python)."""
+    if config is None:
+        return None
+    data = dataclasses.asdict(config)
+    if not isinstance(data["name"], str):
+        names = [info.name for info in get_registry().tables()["dataset"].values() if info.obj is data["name"]]
+        if not names:
+            raise ValueError(f"cannot save the data section: the dataset {_qualname(data['name'])} is not registered")
+        data["name"] = names[0]
+    check_plain(data, "data")
+    return data
+
+
 def check_plain(value: Any, key: str = "config") -> None:
     """Raise ValueError naming ``key`` unless value is None/bool/int/float/str or lists/tuples/str-keyed dicts of them."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -236,7 +285,7 @@ def gan_config_from_plain(data: Mapping[str, Any], source: str | Path = "checkpo
     """A GANConfig from :func:`config_to_plain` output; a bad key gives a CheckpointError naming ``source``."""
     try:
         return GANConfig.from_dict(data)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{source}: its model config does not fit this condgan version: {exc}") from None
 
 
@@ -323,9 +372,15 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
 
 
 def dataclass_from_dict(cls: type, data: Mapping[str, Any], source: str | Path) -> Any:
-    """``cls(**data)`` for a config dataclass, with unknown keys reported as a CheckpointError."""
+    """``cls(**data)`` for a config dataclass; unknown keys or bad values are a CheckpointError."""
     names = {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{source}: its {cls.__name__} is not a dict of settings")
     unknown = sorted(set(data) - names)
     if unknown:
         raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
-    return cls(**data)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: its {cls.__name__} holds a bad value: {exc}") from None

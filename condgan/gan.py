@@ -72,7 +72,10 @@ def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim
             raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
     elif not callable(cls):
         raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
-    optimizer = construct(cls, params, lr=config.lr, **{**config.options, **extra})
+    try:
+        optimizer = construct(cls, params, lr=config.lr, **{**config.options, **extra})
+    except TypeError as exc:  # e.g. betas=0.5: the class accepts the name but not the value
+        raise ValueError(f"optimizer {getattr(cls, '__name__', cls)!r} cannot be made with options {dict(config.options)}: {exc}") from None
     apply_schedule(optimizer, config.lr, config.schedule, 0)
     return optimizer
 
@@ -114,9 +117,5 @@ def build(
             dotted[f"{net}.conditioner_options"] = dict(conditioner_options)
         if backbone is not None:
             dotted[f"{net}.backbone"] = backbone
-    if conditioner is not None and conditioner_options is None:
-        # options belong to the previous conditioner; the new one starts from its defaults
-        for net in ("generator", "discriminator"):
-            dotted[f"{net}.conditioner_options"] = {}
     dotted.update(overrides or {})
     return GAN(apply_overrides(config, dotted))

@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "condgan.data.sources",
     "condgan.commands.listing",
     "condgan.commands.train",
+    "condgan.commands.config",
     "condgan.commands.sample",
     "condgan.commands.evaluate",
 )

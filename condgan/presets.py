@@ -5,20 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .config import GANConfig, NetworkConfig, OptimizerConfig
+from .config import DataConfig, GANConfig, NetworkConfig, OptimizerConfig, RunConfig, TrainerConfig
 from .hookspecs import hookimpl
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named configuration; ``config()`` returns a fresh :class:`GANConfig` each call."""
+    """A named run configuration: the model, the data and the training settings.
+
+    ``make_config()`` returns a fresh :class:`~condgan.config.RunConfig` each call;
+    :meth:`config` is its model section (what :func:`condgan.build` needs).
+    """
 
     name: str
-    make_config: Callable[[], GANConfig]
+    make_config: Callable[[], RunConfig]
     description: str = ""
 
+    def run_config(self) -> RunConfig:
+        config = self.make_config()
+        if isinstance(config, GANConfig):  # a preset that gives the model alone trains with the defaults
+            config = RunConfig(model=config)
+        if not isinstance(config, RunConfig):
+            raise TypeError(f"preset {self.name!r} must make a RunConfig (or a GANConfig), got {type(config).__name__}")
+        return config
+
     def config(self) -> GANConfig:
-        return self.make_config()
+        return self.run_config().model
+
+
+def _run(model: GANConfig, *, dataset: str = "mnist", **training) -> RunConfig:
+    return RunConfig(model=model, data=DataConfig(name=dataset), training=TrainerConfig(**training))
 
 
 def _adam() -> OptimizerConfig:
@@ -26,13 +42,13 @@ def _adam() -> OptimizerConfig:
     return OptimizerConfig("Adam", 2e-4, {"betas": (0.5, 0.999)})
 
 
-def mnist_mlp() -> GANConfig:
+def mnist_mlp() -> RunConfig:
     """The widely used PyTorch MNIST MLP cGAN, reproduced exactly (see shared REFERENCE.md).
 
     G: [embed(y) (10), z (100)] -> 128 -> 256 -> 512 -> 1024 -> 1024, tanh, as (1, 32, 32);
     D: [image (1024), embed(y) (10)] -> 512 -> 512 -> 512 -> 1; LSGAN loss; Adam 2e-4 (0.5, 0.999).
     """
-    return GANConfig(
+    return _run(GANConfig(
         condition_kind="class",
         num_classes=10,
         image_shape=(1, 32, 32),
@@ -67,14 +83,10 @@ def mnist_mlp() -> GANConfig:
         loss="lsgan",
         g_optimizer=_adam(),
         d_optimizer=_adam(),
-        dataset="mnist",
-        batch_size=64,
-        epochs=200,
-        sample_every=400,
-    )
+    ), dataset="mnist", batch_size=64, epochs=200, sample_every=400)
 
 
-def mnist_paper() -> GANConfig:
+def mnist_paper() -> RunConfig:
     """The MNIST networks of Mirza & Osindero (2014), section 4.1.
 
     G: z (100) -> 200 ReLU and one-hot y -> 1,000 ReLU (the ``branches`` conditioner), joined ->
@@ -101,7 +113,7 @@ def mnist_paper() -> GANConfig:
         "SGD", 0.1, {"momentum": 0.5},
         {"lr_decay": 1.00004, "min_lr": 1e-6, "momentum_start": 0.5, "momentum_end": 0.7, "momentum_steps": 150_000},
     )
-    return GANConfig(
+    return _run(GANConfig(
         condition_kind="class",
         num_classes=10,
         image_shape=(1, 28, 28),
@@ -124,15 +136,11 @@ def mnist_paper() -> GANConfig:
         loss="bce",
         g_optimizer=sgd(),
         d_optimizer=sgd(),
-        dataset="mnist",
-        batch_size=100,
-        epochs=100,
-        sample_every=600,
         pixel_range=(0.0, 1.0),
-    )
+    ), dataset="mnist", batch_size=100, epochs=100, sample_every=600)
 
 
-def mnist_dcgan_projection(width: int = 32) -> GANConfig:
+def mnist_dcgan_projection(width: int = 32) -> RunConfig:
     """A modern conditional DCGAN on MNIST at 32x32 in [-1, 1]: SNGAN's recipe, scaled down.
 
     G: z (128, normal) -> dcgan generator (4x4x128 -> 8x8x64 -> 16x16x32 -> 32x32x1, tanh) with
@@ -145,7 +153,7 @@ def mnist_dcgan_projection(width: int = 32) -> GANConfig:
     followed their labels far later). Base width 32 (DCGAN's is 64) so that a CPU trains it in
     minutes; ``generator.backbone_options.width`` and the discriminator's change it.
     """
-    return GANConfig(
+    return _run(GANConfig(
         condition_kind="class",
         num_classes=10,
         image_shape=(1, 32, 32),
@@ -168,14 +176,10 @@ def mnist_dcgan_projection(width: int = 32) -> GANConfig:
         loss="hinge",
         g_optimizer=_adam(),
         d_optimizer=_adam(),
-        dataset="mnist",
-        batch_size=64,
-        epochs=20,
-        sample_every=400,
-    )
+    ), dataset="mnist", batch_size=64, epochs=20, sample_every=400)
 
 
-def mnist_acgan(width: int = 32) -> GANConfig:
+def mnist_acgan(width: int = 32) -> RunConfig:
     """ACGAN (Odena et al. 2017) on MNIST at 32x32 in [-1, 1], with DCGAN networks.
 
     G: [one-hot y (10), z (100, normal)] -> dcgan generator (batch norm, ReLU, tanh), as the
@@ -185,7 +189,7 @@ def mnist_acgan(width: int = 32) -> GANConfig:
     fakes. BCE loss (non-saturating G); Adam 2e-4, betas (0.5, 0.999), as DCGAN and the paper.
     Base width 32 (DCGAN's 64), to train in minutes on a CPU.
     """
-    return GANConfig(
+    return _run(GANConfig(
         condition_kind="class",
         num_classes=10,
         image_shape=(1, 32, 32),
@@ -205,11 +209,7 @@ def mnist_acgan(width: int = 32) -> GANConfig:
         loss="bce",
         g_optimizer=_adam(),
         d_optimizer=_adam(),
-        dataset="mnist",
-        batch_size=64,
-        epochs=20,
-        sample_every=400,
-    )
+    ), dataset="mnist", batch_size=64, epochs=20, sample_every=400)
 
 
 @hookimpl

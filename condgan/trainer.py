@@ -33,129 +33,23 @@ from torch import Tensor, nn
 
 from . import checkpoint as ckpt
 from . import distributed
-from .config import GANConfig
-from .data import TensorBatches, to_unit
-from .data import load_dataset
-from .gan import GAN, build, make_optimizer
+from .checks import is_int
+from .config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig, run_config
+from .data import ImageSet, TensorBatches, to_unit
+from .data.loading import check_dataset, fit_to_data, load_data
+from .gan import GAN, make_optimizer
 from .plugins import Registry, UnknownComponentError, get_registry
 from .schedules import apply_schedule
-from .training import COMPILE_MODES, FastStep, fast_optimizer_options
+from .training import FastStep, fast_optimizer_options
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-NONFINITE_POLICIES = ("stop", "skip")
+assert tuple(AUTOCAST_DTYPES) == AUTOCAST_NAMES
 GRID_ROWS = 10
 GRID_MAX_COLUMNS = 32
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; training stopped before saving anything non-finite."""
-
-
-@dataclass
-class TrainerConfig:
-    """How to train: budget, logging, checkpoints and optional extras. Model settings live in GANConfig.
-
-    Budgets count the whole run (a resumed run continues towards them); training stops at the
-    first one reached. With none set, the run trains ``GANConfig.epochs`` epochs.
-
-    Args:
-        steps: stop after this many steps (G + D updates).
-        epochs: stop after this many passes over the dataset.
-        minutes: stop after this much training time (the loop's wall-clock time, summed over resumes).
-        log_every: steps between ``on_step_end`` events (the loop's only host sync).
-        sample_every: steps between sample grids (``on_sample``); None: ``GANConfig.sample_every``;
-            0: only at the end.
-        checkpoint_every: steps between checkpoints; None: only at the end (and on SIGINT/SIGTERM).
-        keep_last: how many periodic checkpoints to keep.
-        ema_decay: keep an exponential moving average of G's weights with this decay (e.g. 0.999)
-            and sample from it; None: off (as the reference).
-        clip_grad_norm: clip each network's gradient norm to this value; None: off.
-        autocast: ``"bfloat16"`` or ``"float16"`` autocast for the forward passes; None: off.
-        compile: ``torch.compile`` the step's forward and backward passes: True (mode
-            ``"default"``) or a mode name (``training.COMPILE_MODES``); False: eager.
-        cuda_graph: capture the whole step as one CUDA graph (CUDA only; see
-            ``training.FastStep``); None: on CUDA unless ``compile`` is set, an optimizer cannot be
-            captured or a schedule changes what a graph cannot follow (anything but a capturable
-            optimizer's learning rate: :func:`graph_follows_schedule`).
-        seed: seeds the weights (when the trainer builds the GAN), noise, dropout and data order.
-        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        out_dir: the run directory (checkpoints, samples, TensorBoard); None: write nothing.
-        data_root: where the dataset's files are (``GANConfig.dataset`` names the dataset).
-        download: download the dataset into ``data_root`` when it is missing (where supported).
-        loggers: names of registered loggers to run (``condgan list`` shows them).
-        nonfinite: what a NaN or inf loss does: ``"stop"`` (default) stops training with
-            :class:`NonFiniteLossError` at the next log or checkpoint step, before anything
-            non-finite is saved (the last checkpoint stays the last good one); ``"skip"`` skips
-            every update whose gradients are not finite and counts them (``skipped`` in the logged
-            metrics).
-        sync_batchnorm: under torch.distributed, convert the networks' ``nn.BatchNorm*`` layers to
-            ``nn.SyncBatchNorm`` (CUDA only) so that their statistics span all processes' batches.
-    """
-
-    steps: int | None = None
-    epochs: int | None = None
-    minutes: float | None = None
-    log_every: int = 100
-    sample_every: int | None = None
-    checkpoint_every: int | None = 2000
-    keep_last: int = 3
-    ema_decay: float | None = None
-    clip_grad_norm: float | None = None
-    autocast: str | None = None
-    compile: bool | str = False
-    cuda_graph: bool | None = None
-    seed: int = 0
-    device: str = "auto"
-    out_dir: str | None = None
-    data_root: str = "./data"
-    download: bool = True
-    loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
-    nonfinite: str = "stop"
-    sync_batchnorm: bool = False
-
-    def __post_init__(self):
-        for name in ("steps", "epochs", "sample_every", "checkpoint_every"):
-            value = getattr(self, name)
-            low = 0 if name == "sample_every" else 1
-            if value is not None and (not _is_int(value) or value < low):
-                raise ValueError(f"{name} must be None or an int >= {low}, got {value!r}")
-        for name in ("log_every", "keep_last", "seed"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"{name} must be an int >= {0 if name == 'seed' else 1}, got {value!r}")
-        if self.minutes is not None and (not _is_number(self.minutes) or not self.minutes > 0):
-            raise ValueError(f"minutes must be None or a number > 0, got {self.minutes!r}")
-        if self.ema_decay is not None and (not _is_number(self.ema_decay) or not 0.0 < self.ema_decay < 1.0):
-            raise ValueError(f"ema_decay must be None (off) or a number in (0, 1), e.g. 0.999; got {self.ema_decay!r}")
-        if self.clip_grad_norm is not None and (not _is_number(self.clip_grad_norm) or not self.clip_grad_norm > 0):
-            raise ValueError(f"clip_grad_norm must be None (off) or a number > 0, got {self.clip_grad_norm!r}")
-        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, got {self.autocast!r}")
-        if self.compile not in (False, True, *COMPILE_MODES):
-            raise ValueError(f"compile must be True, False or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
-        if self.nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {self.nonfinite!r}")
-        if self.sync_batchnorm not in (True, False):
-            raise ValueError(f"sync_batchnorm must be True or False, got {self.sync_batchnorm!r}")
-        if self.cuda_graph not in (None, True, False):
-            raise ValueError(f"cuda_graph must be None (automatic), True or False, got {self.cuda_graph!r}")
-        if isinstance(self.loggers, str):
-            self.loggers = (self.loggers,)
-        self.loggers = tuple(self.loggers)
-        if self.out_dir is not None:
-            self.out_dir = str(self.out_dir)
-        self.data_root = str(self.data_root)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -231,37 +125,46 @@ class Trainer:
         >>> trainer.train()
     """
 
-    def __init__(self, gan: GAN | GANConfig | str, config: TrainerConfig | None = None, *,
-                 data: tuple[Tensor, Tensor] | None = None):
+    def __init__(self, gan: GAN | GANConfig | RunConfig | str, config: TrainerConfig | None = None, *,
+                 data: DataConfig | ImageSet | tuple[Tensor, Tensor] | None = None):
+        run = gan if isinstance(gan, RunConfig) else run_config(gan) if isinstance(gan, str) else None
+        if run is not None:
+            gan, config = run.model, config if config is not None else run.training
+            data = data if data is not None else run.data
         self.config = config = config if config is not None else TrainerConfig()
         if not isinstance(config, TrainerConfig):
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
+        if not isinstance(gan, (GAN, GANConfig)):
+            raise TypeError(f"gan must be a GAN, a GANConfig, a RunConfig or a preset name, got {type(gan).__name__}")
+        self.data_config = data if isinstance(data, DataConfig) else DataConfig() if data is None else None
         self.device = distributed.process_device(resolve_device(config.device))
         self.process = distributed.init_from_env(self.device)
         self.registry: Registry = get_registry()
-        seed_everything(config.seed)
-        if not isinstance(gan, GAN):
-            gan = build(gan) if isinstance(gan, (str, GANConfig)) else _raise_type(gan)
-        gcfg = gan.config
-        if not _is_int(gcfg.batch_size) or gcfg.batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {gcfg.batch_size!r}")
-        self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
-        if self.out_dir is not None:
-            ckpt.config_to_plain(gcfg)  # a config that a checkpoint cannot hold fails now, not at the first save
         for name in config.loggers:
             self.registry.get("logger", name)  # unknown logger names fail now
+        self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
+        if self.out_dir is not None and self.process.is_main:
+            self._check_out_dir_writable()  # before the data: a bad --out fails in a second
+
+        images, labels, fitted = self._load(data, gan.config if isinstance(gan, GAN) else gan)
+        if isinstance(gan, GAN):
+            gan.config = fitted  # a built GAN has its shape and condition; the data may add class names
+        else:
+            seed_everything(config.seed)
+            gan = GAN(fitted)
+        gcfg = gan.config
+        if self.out_dir is not None:
+            ckpt.config_to_plain(gcfg)  # a config that a checkpoint cannot hold fails now, not at the first save
         self.gan = gan.to(self.device)
         if config.sync_batchnorm:
             self._convert_sync_batchnorm()
         self.autocast_dtype = AUTOCAST_DTYPES[config.autocast] if config.autocast else None
         if self.out_dir is not None and self.process.is_main:
-            self._check_out_dir()  # before the data: a bad --out fails in a second
+            self._check_out_dir_space()
 
-        images, labels = data if data is not None else load_dataset(
-            gcfg.dataset, config.data_root, image_shape=gcfg.image_shape, num_classes=gcfg.num_classes, download=config.download)
         check_dataset(gan, images, labels)  # validated once, before the loop
         self.data_generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.batches = TensorBatches(images, labels, gcfg.batch_size, device=self.device, pixel_range=gcfg.pixel_range,
+        self.batches = TensorBatches(images, labels, config.batch_size, device=self.device, pixel_range=gcfg.pixel_range,
                                      generator=self.data_generator, rank=self.process.rank, world_size=self.process.world_size)
         self._check_batch_sizes(labels)
         self.dataset_size = len(images)
@@ -289,14 +192,30 @@ class Trainer:
         noise_gen = torch.Generator().manual_seed(config.seed)  # the grid's fixed noise, apart from the training RNG
         self._grid_z = gan.generator.sample_noise(len(self._grid_labels), "cpu", noise_gen).to(self.device)
 
+    def _load(self, data: Any, model: GANConfig) -> tuple[Tensor, Tensor, GANConfig]:
+        """(images, conditions, the model config fitted to them): a model that leaves its image
+        shape or condition to the data takes them from it (raw tensors must fit the model as is)."""
+        if isinstance(data, tuple) and len(data) == 2:
+            return data[0], data[1], model
+        source = "the given ImageSet"
+        if isinstance(data, DataConfig):
+            shape = tuple(model.image_shape) if model.image_shape is not None else None
+            source = f"dataset {data.name!r}"
+            data = load_data(data, shape)
+        if not isinstance(data, ImageSet):
+            raise TypeError(f"data must be a DataConfig, an ImageSet or (images, labels), got {type(data).__name__}")
+        return data.images, data.conditions, fit_to_data(model, data, source)
+
     # -- construction from a checkpoint ------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, data: tuple[Tensor, Tensor] | None = None, **changes: Any) -> Trainer:
+    def from_checkpoint(cls, path: str | Path, *, data: DataConfig | ImageSet | tuple[Tensor, Tensor] | None = None,
+                        data_root: str | None = None, **changes: Any) -> Trainer:
         """The trainer of a saved run, at the saved position; ``changes`` set TrainerConfig fields.
 
         ``path`` is a checkpoint file or a run directory (its ``latest``). Give new budgets as
         changes, e.g. ``steps=2000``: budgets count the whole run. ``out_dir`` defaults to the
-        saved run's directory.
+        saved run's directory. The data is the saved data section (``data_root`` where its files
+        moved), unless ``data`` is given.
 
         Raises:
             CheckpointError: unreadable or foreign file, or a dataset of another size.
@@ -312,6 +231,12 @@ class Trainer:
         if "out_dir" not in changes and path.parent.name == ckpt.CHECKPOINT_DIR:
             changes["out_dir"] = str(path.parent.parent)  # the run directory, wherever it is now
         config = dataclasses.replace(saved, **changes)
+        if data is None:
+            if state.get("data_config") is None:
+                raise ValueError(f"{path} was trained on data given in Python (no data section): pass the same data= again")
+            data = ckpt.dataclass_from_dict(DataConfig, state["data_config"], path)
+            if data_root is not None:
+                data = dataclasses.replace(data, root=str(data_root))
         try:
             trainer = cls(gan_config, config, data=data)
         except UnknownComponentError as exc:
@@ -331,13 +256,14 @@ class Trainer:
         state = {
             "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.FORMAT_VERSION,
             "gan_config": ckpt.config_to_plain(self.gan.config), "trainer_config": self.config.to_dict(),
+            "data_config": ckpt.data_config_to_plain(self.data_config),
             "generator": self.gan.generator.state_dict(), "discriminator": self.gan.discriminator.state_dict(),
             "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "dataset_size": self.dataset_size, "data_rng": self._epoch_rng.clone(), "device_type": self.device.type,
             "elapsed_s": self.elapsed_s, "rng": rng,
-            "world_size": self.process.world_size, "batch_size": self.gan.config.batch_size,
+            "world_size": self.process.world_size, "batch_size": self.config.batch_size,
         }
         if self.process.world_size > 1:
             rank_rng: list[Any] = [None] * self.process.world_size
@@ -362,8 +288,8 @@ class Trainer:
             self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
         self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         self.elapsed_s = float(state["elapsed_s"])
-        saved_layout = (int(state.get("world_size", 1)), int(state.get("batch_size", self.gan.config.batch_size)))
-        layout = (self.process.world_size, self.gan.config.batch_size)
+        saved_layout = (int(state.get("world_size", 1)), int(state.get("batch_size", self.config.batch_size)))
+        layout = (self.process.world_size, self.config.batch_size)
         if saved_layout != layout:  # N processes -> M: keep the epoch's order, continue at the same image
             seen = self.batch_in_epoch * saved_layout[0] * saved_layout[1]
             self.batch_in_epoch = min(seen // (layout[0] * layout[1]), self.batches_per_epoch - 1)
@@ -396,7 +322,7 @@ class Trainer:
     def _budget(self) -> dict[str, float]:
         cfg = self.config
         budget = {k: v for k, v in (("steps", cfg.steps), ("epochs", cfg.epochs), ("minutes", cfg.minutes)) if v is not None}
-        return budget or {"epochs": self.gan.config.epochs}
+        return budget
 
     def budget_text(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self._budget().items())
@@ -449,6 +375,9 @@ class Trainer:
             NonFiniteLossError: a loss became NaN or inf (``nonfinite="stop"``); nothing
                 non-finite was saved.
         """
+        if not self._budget():
+            raise ValueError("the training config has no budget: set steps, epochs or minutes (condgan train: "
+                             "--steps, --epochs or --minutes)")
         reached = self._reached()
         if reached:
             raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
@@ -461,6 +390,8 @@ class Trainer:
         self.stop_reason, self.stop_signal = None, None
         hook = self.registry.hook
         try:
+            if main and self.out_dir is not None:
+                ckpt.save_run_config(self.out_dir, self.gan.config, self.data_config, self.config)
             if main:
                 hook.on_train_start(trainer=self)
             try:
@@ -485,7 +416,7 @@ class Trainer:
 
     def _loop(self) -> None:
         cfg, hook = self.config, self.registry.hook
-        sample_every = self.gan.config.sample_every if cfg.sample_every is None else cfg.sample_every
+        sample_every = cfg.sample_every
         checkpoint_every = cfg.checkpoint_every if self.out_dir is not None else None
         several = self.process.world_size > 1  # time and signals are then agreed at sync points only
         means = _RunningMeans(skip=cfg.nonfinite == "skip")
@@ -608,7 +539,7 @@ class Trainer:
 
     def _check_batch_sizes(self, labels: Tensor) -> None:
         """A batch of one in training mode breaks batch norm: find out now, not at the epoch's last batch."""
-        b, n = self.gan.config.batch_size, len(labels)
+        b, n = self.config.batch_size, len(labels)
         sizes = {b} if self.process.world_size > 1 or n % b == 0 else {b, n % b}
         if 1 not in sizes:
             return
@@ -623,8 +554,8 @@ class Trainer:
                 raise ValueError(f"{where}, and this model cannot train on a batch of one ({exc}): use a batch_size "
                                  f"from 2 up that leaves a last batch of at least 2 (n % batch_size != 1)") from None
 
-    def _check_out_dir(self) -> None:
-        """The run directory is writable and has room for the checkpoints: fail now, not after an hour."""
+    def _check_out_dir_writable(self) -> None:
+        """The run directory can be written: fail now, not after an hour."""
         out = self.out_dir
         existing = next(p for p in (out, *out.parents) if p.exists() or p == p.parent)  # nothing is created here
         try:
@@ -637,6 +568,11 @@ class Trainer:
         except OSError as exc:
             raise RunDirectoryError(f"cannot write to the run directory {out}: {exc.strerror or exc}; choose another "
                                     "--out / out_dir or fix its permissions") from None
+
+    def _check_out_dir_space(self) -> None:
+        """The run directory has room for the checkpoints (estimated from the built networks)."""
+        out = self.out_dir
+        existing = next(p for p in (out, *out.parents) if p.exists() or p == p.parent)
         nbytes = lambda m: sum(t.numel() * t.element_size() for t in m.state_dict().values())  # noqa: E731
         g, d = nbytes(self.gan.generator), nbytes(self.gan.discriminator)
         one = 3 * (g + d) + (g if self.config.ema_decay is not None else 0)  # weights + two Adam moments
@@ -788,30 +724,3 @@ class _RunningMeans:
                 out[key] = float(total) / n if n else float("nan")
         self.sums, self.counts, self.count = {}, {}, 0
         return out
-
-
-def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
-    """Raise ``ValueError`` unless ``images``/``labels`` can train ``gan``: checked once, before the loop.
-
-    Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8 or float, finite;
-    labels: N conditions that fit ``gan.spec`` (dtype, shape, range).
-    """
-    shape = tuple(gan.config.image_shape)
-    if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
-        raise ValueError(f"data must be (images, labels) tensors, got ({type(images).__name__}, {type(labels).__name__})")
-    if images.dim() != 4 or tuple(images.shape[1:]) != shape:
-        raise ValueError(f"images must have shape (N, {', '.join(map(str, shape))}) for this model (its image_shape), "
-                         f"got {tuple(images.shape)}: resize the data or set image_shape")
-    if len(images) == 0:
-        raise ValueError("the dataset is empty: training needs at least one image")
-    if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
-        raise ValueError(f"images must be uint8 in [0, 255] or float in the model's pixel_range, got dtype {images.dtype}")
-    if images.dtype.is_floating_point and not bool(torch.isfinite(images).all()):
-        raise ValueError(f"images contain NaN or inf (first bad image: index {int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])})")
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels: each image needs one condition")
-    gan.spec.check(labels)
-
-
-def _raise_type(gan: Any):
-    raise TypeError(f"gan must be a GAN, a GANConfig or a preset name, got {type(gan).__name__}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from condgan import Trainer, TrainerConfig
+from condgan import Trainer, run_config
 from condgan.data import DatasetNotFoundError
 
 
@@ -28,12 +28,13 @@ def main(argv: list[str] | None = None) -> Trainer:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     args = parser.parse_args(argv)
 
-    settings = dict(epochs=args.epochs, sample_every=args.sample_every, device=args.device, data_root=args.data_root)
+    settings = dict(epochs=args.epochs, sample_every=args.sample_every, device=args.device)
     try:
         if args.resume:
-            trainer = Trainer.from_checkpoint(args.out, **settings)
+            trainer = Trainer.from_checkpoint(args.out, data_root=args.data_root, **settings)
         else:
-            trainer = Trainer("mnist_mlp", TrainerConfig(out_dir=args.out, seed=args.seed, **settings))
+            config = run_config("mnist_mlp", {"data.root": args.data_root, "out_dir": args.out, "seed": args.seed, **settings})
+            trainer = Trainer(config)
     except (DatasetNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     trainer.train()

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from training_helpers import small_data, tiny_config
+from training_helpers import tiny_training, small_data, tiny_config
 
 import condgan
 from condgan import CheckpointError, Trainer, TrainerConfig, hookimpl
@@ -18,7 +18,7 @@ from condgan.plugins import Registry, set_registry
 
 def trained(tmp_path, steps=4, **fields) -> Trainer:
     fields = {"device": "cpu", "loggers": (), "out_dir": str(tmp_path), "steps": steps, **fields}
-    trainer = Trainer(tiny_config(), TrainerConfig(**fields), data=small_data())
+    trainer = Trainer(tiny_config(), tiny_training(**fields), data=small_data())
     trainer.train()
     return trainer
 
@@ -88,7 +88,7 @@ def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (lambda p: torch.save({"weights": torch.zeros(2)}, p), "is not a condgan condgan-checkpoint or condgan-generator file"),
-    (lambda p: torch.save({"format": "condgan-checkpoint", "version": 99}, p), "format version 99; this condgan reads up to 1"),
+    (lambda p: torch.save({"format": "condgan-checkpoint", "version": 99}, p), "format version 99; this condgan reads up to 2"),
     (lambda p: torch.save({"format": "condgan-checkpoint", "obj": np.random.RandomState(0)}, p), "holds objects other than tensors"),
     (lambda p: p.write_text("hello"), "cannot be read: truncated or corrupt"),
 ])
@@ -122,7 +122,7 @@ def test_component_classes_are_stored_by_registered_name(tmp_path):
                             "g_optimizer.name": torch.optim.Adam})
     plain = ckpt.config_to_plain(config)
     assert plain["generator"]["conditioner"] == "onehot" and plain["g_optimizer"]["name"] == "Adam"
-    trainer = Trainer(config, TrainerConfig(steps=2, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data())
+    trainer = Trainer(config, tiny_training(steps=2, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data())
     trainer.train()
     loaded = condgan.load_generator(tmp_path)
     assert isinstance(loaded.conditioner, OneHotConditioner)
@@ -137,7 +137,7 @@ def test_unregistered_classes_and_objects_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match=r"'discriminator.conditioner'.*MyOneHot is not registered.*register_plugin"):
         ckpt.config_to_plain(config)
     with pytest.raises(ValueError, match=r"MyOneHot is not registered"):  # at construction, not at the first save
-        Trainer(config, TrainerConfig(device="cpu", out_dir=str(tmp_path)), data=small_data())
+        Trainer(config, tiny_training(device="cpu", out_dir=str(tmp_path)), data=small_data())
     config = tiny_config(**{"generator.backbone_options.activation": torch.nn.ReLU})
     with pytest.raises(ValueError, match=r"config.generator.backbone_options.activation = torch.nn.modules.activation.ReLU"):
         ckpt.config_to_plain(config)
@@ -154,7 +154,7 @@ def test_missing_plugin_is_named_when_loading(tmp_path):
 
     condgan.register_plugin(Plugin(), name="scaled")
     config = tiny_config(**{"generator.conditioner": "scaled_onehot", "generator.conditioner_options": {}})
-    Trainer(config, TrainerConfig(steps=1, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data()).train()
+    Trainer(config, tiny_training(steps=1, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data()).train()
     assert isinstance(condgan.load_generator(tmp_path).conditioner, ScaledOneHot)
 
     set_registry(Registry(autoload=False))  # a process where the plugin is not installed

@@ -19,7 +19,7 @@ from condgan.trainer import Trainer, TrainerConfig
 from condgan.training import FastStep
 
 from distributed_worker import BATCH, equivalence_config, train
-from training_helpers import small_data, tiny_config, tiny_set_args
+from training_helpers import tiny_training, small_data, tiny_config, tiny_set_args
 
 TESTS = Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -115,12 +115,12 @@ def test_distributed_step_and_sync_batchnorm_need_their_setting():
     with pytest.raises(ValueError, match="distributed=True needs an initialised torch.distributed process group"):
         FastStep(gan, opt_g, opt_d, distributed=True)
     with pytest.raises(ValueError, match="sync_batchnorm=True needs CUDA"):
-        Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), sync_batchnorm=True, steps=1), data=small_data())
+        Trainer(tiny_config(), tiny_training(device="cpu", loggers=(), sync_batchnorm=True, steps=1), data=small_data())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_sync_batchnorm_converts_the_batch_norms_on_cuda():
-    trainer = Trainer(tiny_config(), TrainerConfig(device="cuda", loggers=(), sync_batchnorm=True, steps=2), data=small_data())
+    trainer = Trainer(tiny_config(), tiny_training(device="cuda", loggers=(), sync_batchnorm=True, steps=2), data=small_data())
     kinds = {type(m).__name__ for m in trainer.gan.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
     assert kinds == {"SyncBatchNorm"}
     trainer.train()  # one process: SyncBatchNorm acts as BatchNorm

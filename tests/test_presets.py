@@ -119,9 +119,11 @@ def test_layer_sequence():
 
 
 def test_training_settings():
-    config = condgan.get_component("preset", "mnist_mlp").config()
+    run = condgan.get_component("preset", "mnist_mlp").run_config()
+    config = run.model
     assert (config.image_shape, config.latent_dim, config.num_classes, config.noise) == ((1, 32, 32), 100, 10, "normal")
-    assert (config.batch_size, config.epochs, config.sample_every, config.loss) == (64, 200, 400, "lsgan")
+    assert (run.training.batch_size, run.training.epochs, run.training.sample_every, config.loss) == (64, 200, 400, "lsgan")
+    assert run.data.name == "mnist"
     gan = condgan.build("mnist_mlp")
     assert isinstance(gan.loss, condgan.LeastSquaresLoss)
     for opt, net in zip(gan.optimizers(), (gan.generator, gan.discriminator)):

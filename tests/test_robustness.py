@@ -12,7 +12,7 @@ from condgan import checkpoint as ckpt
 from condgan.config import ConfigKeyError
 from condgan.trainer import NonFiniteLossError, RunDirectoryError, Trainer, TrainerConfig
 
-from training_helpers import small_data, tiny_config
+from training_helpers import tiny_training, small_data, tiny_config
 from test_trainer import tiny_trainer
 
 
@@ -102,11 +102,11 @@ def test_a_full_disk_fails_at_start(tmp_path, monkeypatch):
 def test_a_batch_of_one_with_batch_norm_fails_at_start():
     images, labels = small_data()  # 100 images
     with pytest.raises(ValueError, match=r"the last batch of each epoch holds 1 image \(33 images, batch 16\)"):
-        Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), steps=1), data=(images[:33], labels[:33]))
+        Trainer(tiny_config(), tiny_training(device="cpu", loggers=(), steps=1), data=(images[:33], labels[:33]))
     with pytest.raises(ValueError, match=r"batch_size is 1, and this model cannot train on a batch of one \(batch norm in training mode"):
-        Trainer(tiny_config(batch_size=1), TrainerConfig(device="cpu", loggers=(), steps=1), data=(images, labels))
+        Trainer(tiny_config(), tiny_training(batch_size=1, device="cpu", loggers=(), steps=1), data=(images, labels))
     no_norm = tiny_config(**{"generator.backbone_options.norm": None})
-    Trainer(no_norm, TrainerConfig(device="cpu", loggers=(), steps=1), data=(images[:33], labels[:33])).train()
+    Trainer(no_norm, tiny_training(device="cpu", loggers=(), steps=1), data=(images[:33], labels[:33])).train()
 
 
 @pytest.mark.parametrize("change, message", [
@@ -114,7 +114,7 @@ def test_a_batch_of_one_with_batch_norm_fails_at_start():
     (lambda x, y: (x.expand(-1, 3, -1, -1), y), r"images must have shape \(N, 1, 8, 8\) .*got \(100, 3, 8, 8\)"),
     (lambda x, y: (x[:0], y[:0]), "the dataset is empty: training needs at least one image"),
     (lambda x, y: (x.float().index_fill(0, torch.tensor([7]), float("nan")), y), r"images contain NaN or inf \(first bad image: index 7\)"),
-    (lambda x, y: (x.int(), y), "images must be uint8 in \\[0, 255\\] or float in the model's pixel_range, got dtype torch.int32"),
+    (lambda x, y: (x.int(), y), "images must be uint8 in \\[0, 255\\] or float32 in the model's pixel_range, got dtype torch.int32"),
     (lambda x, y: (x, y[:50]), "100 images but 50 labels"),
     (lambda x, y: (x, y.float()), "class labels must be an integer tensor"),
     (lambda x, y: (x, y + 5), r"class label 10 is out of range: labels must lie in \[0, 10\)"),
@@ -122,13 +122,13 @@ def test_a_batch_of_one_with_batch_norm_fails_at_start():
 def test_bad_data_fails_before_training(change, message):
     images, labels = change(*small_data())
     with pytest.raises(ValueError, match=message):
-        Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), steps=1), data=(images, labels))
+        Trainer(tiny_config(), tiny_training(device="cpu", loggers=(), steps=1), data=(images, labels))
 
 
 def test_misspelled_settings_fail_before_training():
     with pytest.raises(ConfigKeyError, match="unknown config key 'latnt_dim'"):
         condgan.build("mnist_mlp", overrides={"latnt_dim": 3})
     with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
-        TrainerConfig(step=3)
+        tiny_training(step=3)
     with pytest.raises(ValueError, match="nonfinite must be one of stop, skip, got 'ignore'"):
-        TrainerConfig(nonfinite="ignore")
+        tiny_training(nonfinite="ignore")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from training_helpers import small_data, tiny_config
+from training_helpers import TINY, small_data, tiny_config, tiny_training
 
 import condgan
 from condgan import Trainer, TrainerConfig, hookimpl
@@ -31,7 +31,7 @@ def tiny_trainer(tmp_path=None, *, data=None, **fields) -> Trainer:
     fields.setdefault("loggers", ())
     if tmp_path is not None:
         fields.setdefault("out_dir", str(tmp_path))
-    return Trainer(tiny_config(), TrainerConfig(**fields), data=data if data is not None else small_data())
+    return Trainer(tiny_config(), tiny_training(**fields), data=data if data is not None else small_data())
 
 
 def full_state(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -144,8 +144,8 @@ def test_step_options_reach_the_fast_step():
     assert all(torch.isfinite(p).all() for p in trainer.gan.parameters())
     assert tiny_trainer(compile=True).step_fn.compile == "default"
     assert tiny_trainer(compile="max-autotune-no-cudagraphs").step_fn.compile == "max-autotune-no-cudagraphs"
-    with pytest.raises(ValueError, match="compile must be True, False or one of default, reduce-overhead"):
-        TrainerConfig(compile="fast")
+    with pytest.raises(ValueError, match="compile must be one of False, True, default, reduce-overhead"):
+        tiny_training(compile="fast")
 
 
 # -- budgets ------------------------------------------------------------------------------------------
@@ -163,36 +163,40 @@ def test_minutes_budget_stops_on_time():
 
 
 def test_default_budget_is_the_presets_epochs():
-    trainer = Trainer(tiny_config(epochs=1), TrainerConfig(device="cpu", loggers=()), data=small_data())
+    run = condgan.run_config("mnist_mlp", {**TINY, "data.name": "synthetic", "batch_size": 16, "epochs": 1,
+                                           "device": "cpu", "loggers": ()})
+    trainer = Trainer(run, data=small_data())
     assert trainer.budget_text() == "epochs=1"
     assert trainer.train() == "epochs" and trainer.step == 7
+    with pytest.raises(ValueError, match="the training config has no budget: set steps, epochs or minutes"):
+        Trainer(tiny_config(), tiny_training(device="cpu", loggers=()), data=small_data()).train()
 
 
 @pytest.mark.parametrize("field, value, message", [
     ("steps", 0, "steps must be None or an int >= 1"),
     ("epochs", 1.5, "epochs must be None or an int >= 1"),
-    ("minutes", -1, "minutes must be None or a number > 0"),
+    ("minutes", -1, "minutes must be None or a finite number > 0"),
     ("log_every", 0, "log_every must be an int >= 1"),
-    ("ema_decay", 1.0, "ema_decay must be None .* in \\(0, 1\\)"),
+    ("ema_decay", 1.0, "ema_decay must be None or a finite number > 0 and < 1"),
     ("clip_grad_norm", 0, "clip_grad_norm must be None"),
     ("autocast", "fp8", "autocast must be None or one of bfloat16, float16"),
     ("keep_last", 0, "keep_last must be an int >= 1"),
 ])
 def test_trainer_config_rejects_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
-        TrainerConfig(**{field: value})
+        tiny_training(**{field: value})
 
 
 def test_bad_settings_fail_before_training():
     with pytest.raises(condgan.UnknownComponentError, match="unknown logger 'nope'"):
         tiny_trainer(loggers=("nope",))
     with pytest.raises(condgan.UnknownComponentError, match="unknown dataset 'cifar'; available: .*mnist.*synthetic"):
-        Trainer(tiny_config(dataset="cifar"), TrainerConfig(device="cpu"))
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 'big'"):
-        Trainer(tiny_config(batch_size="big"), TrainerConfig(device="cpu"), data=small_data())
+        Trainer(tiny_config(), tiny_training(device="cpu"), data=condgan.DataConfig(name="cifar"))
+    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, \d+\], got 'big'"):
+        Trainer(tiny_config(), tiny_training(batch_size="big", device="cpu"), data=small_data())
     with pytest.raises(ValueError, match="class label 10 is out of range"):
         images, labels = small_data()
-        Trainer(tiny_config(), TrainerConfig(device="cpu"), data=(images, labels + 1))
+        Trainer(tiny_config(), tiny_training(device="cpu"), data=(images, labels + 1))
 
 
 def test_optimizer_schedules_follow_the_step_and_survive_resume(tmp_path):
@@ -200,7 +204,7 @@ def test_optimizer_schedules_follow_the_step_and_survive_resume(tmp_path):
     config = tiny_config(**{"g_optimizer.name": "SGD", "g_optimizer.lr": 0.1, "g_optimizer.options": {"momentum": 0.5},
                             "g_optimizer.schedule": {"lr_decay": 2.0, "momentum_start": 0.5, "momentum_end": 0.7,
                                                      "momentum_steps": 4}})
-    trainer = Trainer(config, TrainerConfig(steps=3, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data())
+    trainer = Trainer(config, tiny_training(steps=3, device="cpu", loggers=(), out_dir=str(tmp_path)), data=small_data())
     seen = []
     step_fn = trainer.step_fn
     trainer.step_fn = lambda *a: seen.append(dict(trainer.opt_g.param_groups[0])) or step_fn(*a)
@@ -452,9 +456,10 @@ def test_trainer_learns_the_synthetic_conditional_dataset():
     # class k lights cell k of a 4x4 grid of 2x2 cells; after a short run the samples must light
     # their label's cell (a higher learning rate and the usual BatchNorm eps make the short run enough)
     config = tiny_config(**{"generator.backbone_options.widths": (32, 64, 64, 64), "generator.backbone_options.norm_eps": 1e-5,
-                            "discriminator.backbone_options.widths": (64, 64, 64), "batch_size": 32,
+                            "discriminator.backbone_options.widths": (64, 64, 64),
                             "g_optimizer.lr": 1e-3, "d_optimizer.lr": 1e-3})
-    trainer = Trainer(config, TrainerConfig(steps=300, device="cpu", loggers=(), seed=1), data=small_data(per_class=32))
+    trainer = Trainer(config, tiny_training(batch_size=32, steps=300, device="cpu", loggers=(), seed=1),
+                      data=small_data(per_class=32))
     labels = torch.arange(10).repeat(20)
 
     def accuracy() -> float:
@@ -510,7 +515,7 @@ def test_cuda_graph_run_with_a_learning_rate_schedule_matches_an_eager_run():
     decay = {"g_optimizer.schedule": {"lr_decay": 1.5, "min_lr": 1e-6}}
     runs = []
     for cuda_graph in (None, False):
-        trainer = Trainer(tiny_config(**decay), TrainerConfig(device="cuda", loggers=(), steps=12, cuda_graph=cuda_graph),
+        trainer = Trainer(tiny_config(**decay), tiny_training(device="cuda", loggers=(), steps=12, cuda_graph=cuda_graph),
                           data=small_data())
         trainer.train()
         runs.append(trainer)

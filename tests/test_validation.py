@@ -197,8 +197,8 @@ def test_unknown_component_options_are_named(overrides, message):
         ({"generator.backbone_options.widths": ()}, "widths must be a non-empty sequence of positive ints"),
         ({"generator.backbone_options.widths": (8, 0)}, "widths must be a non-empty sequence of positive ints"),
         ({"generator.conditioner_options.position": "middle"}, "position must be 'first' or 'last', got 'middle'"),
-        ({"noise": "gauss"}, "unknown noise 'gauss'; available: normal, uniform"),
-        ({"latent_dim": 0}, "latent_dim must be an int >= 1, got 0"),
+        ({"noise": "gauss"}, "noise must be one of normal, uniform, got 'gauss'"),
+        ({"latent_dim": 0}, r"latent_dim must be an int in \[1, 65536\], got 0"),
     ],
 )
 def test_bad_component_option_values(overrides, message):
@@ -207,9 +207,11 @@ def test_bad_component_option_values(overrides, message):
 
 
 def test_unknown_optimizer():
-    gan = condgan.build("mnist_mlp", overrides={**SMALL, "g_optimizer.name": "Adamm"})
     with pytest.raises(ValueError, match="unknown optimizer 'Adamm'"):
-        gan.optimizers()
+        condgan.build("mnist_mlp", overrides={**SMALL, "g_optimizer.name": "Adamm"})
+    for unusable in ("SparseAdam", "LBFGS"):
+        with pytest.raises(ValueError, match=f"unknown optimizer '{unusable}'.*cannot train a GAN step"):
+            condgan.build("mnist_mlp", overrides={**SMALL, "g_optimizer.name": unusable})
 
 
 # -- CUDA: a clear ValueError, never a device-side assert -------------------------------------------

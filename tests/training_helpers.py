@@ -9,10 +9,9 @@ from condgan.config import GANConfig
 from condgan.data import synthetic
 
 # the mnist_mlp preset, shrunk: 8x8 images, widths of 16, batch 16, synthetic data (no files needed)
+TINY_BATCH = 16
 TINY: dict[str, Any] = {
-    "dataset": "synthetic",
     "image_shape": (1, 8, 8),
-    "batch_size": 16,
     "latent_dim": 8,
     "generator.backbone_options.widths": (16, 16, 16, 16),
     "discriminator.backbone_options.widths": (16, 16, 16),
@@ -23,10 +22,15 @@ def tiny_config(**overrides: Any) -> GANConfig:
     return condgan.apply_overrides(condgan.get_component("preset", "mnist_mlp").config(), {**TINY, **overrides})
 
 
+def tiny_training(**fields: Any) -> condgan.TrainerConfig:
+    """A TrainerConfig at the tiny batch size."""
+    return condgan.TrainerConfig(**{"batch_size": TINY_BATCH, **fields})
+
+
 def tiny_set_args() -> list[str]:
-    """The same model as ``--set`` arguments for ``condgan train``."""
+    """The same model, the synthetic data and batch 16 as ``--set`` arguments for ``condgan train``."""
     args = []
-    for key, value in TINY.items():
+    for key, value in {**TINY, "data.name": "synthetic", "batch_size": TINY_BATCH}.items():
         args += ["--set", f"{key}={value!r}" if not isinstance(value, str) else f"{key}={value}"]
     return args
 

@@ -1,0 +1,119 @@
+"""From a :class:`~condgan.config.DataConfig` to checked training data, and the model fitted to it.
+
+- :func:`load_data`: make the registered dataset, decode it at the size the model (or the config)
+  asks for, and check what it gave.
+- :func:`fit_to_data`: fill the model fields a preset leaves to the data (``image_shape``, the
+  condition, ``class_names``) and refuse a model that disagrees with the data.
+- :func:`check_dataset`: the checks every training set passes once, before the first step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .base import Dataset, DatasetError, ImageSet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import DataConfig, GANConfig
+    from ..gan import GAN
+
+
+def make_dataset(config: DataConfig) -> Dataset:
+    """The dataset component that ``config`` names, made with its root, split and options."""
+    from ..models import construct
+    from ..plugins import get_component
+
+    cls = get_component("dataset", config.name)
+    if not (isinstance(cls, type) and issubclass(cls, Dataset)):
+        raise TypeError(f"dataset must be a registered name or a Dataset subclass, got {config.name!r}")
+    return construct(cls, config.root, split=config.split, download=config.download, **config.options)
+
+
+def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = None) -> ImageSet:
+    """Load the dataset of ``config`` at the model's ``image_shape`` (or the config's size/channels).
+
+    The data section's ``image_size``/``channels`` win; otherwise the model's shape is used when
+    it has one, else the dataset's own.
+
+    Raises:
+        UnknownComponentError: no dataset of that name; ValueError/DatasetError: bad options or
+        files; DatasetNotFoundError: files missing.
+    """
+    size = config.size or (tuple(image_shape[1:]) if image_shape is not None else None)
+    channels = config.channels or (image_shape[0] if image_shape is not None else None)
+    data = make_dataset(config).load(channels=channels, size=size, fit=config.fit)
+    if not isinstance(data, ImageSet):
+        raise DatasetError(f"dataset {config.name!r} returned {type(data).__name__}, not an ImageSet")
+    c, h, w = data.image_shape
+    if (channels is not None and c != channels) or (size is not None and (h, w) != tuple(size)):
+        raise DatasetError(f"dataset {config.name!r} gave images of shape ({c}, {h}, {w}); "
+                           f"asked for ({channels or c}, {(size or (h, w))[0]}, {(size or (h, w))[1]})")
+    return data
+
+
+def fit_to_data(model: GANConfig, data: ImageSet, source: str = "the dataset") -> GANConfig:
+    """``model`` with the fields it leaves to the data (None) taken from ``data``, checked.
+
+    Raises:
+        ValueError: the model fixes an image shape or condition that the data does not have.
+    """
+    changes: dict[str, Any] = {}
+    if model.image_shape is None:
+        changes["image_shape"] = data.image_shape
+    elif tuple(model.image_shape) != data.image_shape:
+        raise ValueError(f"{source} has images of shape {data.image_shape} but the model's image_shape is "
+                         f"{tuple(model.image_shape)}: set data.image_size/channels, or image_shape")
+    spec = data.spec
+    kind = model.condition_kind if model.condition_kind is not None else spec.kind
+    if kind != spec.kind:
+        raise ValueError(f"{source} has {spec.kind!r} conditions but the model's condition_kind is {kind!r}")
+    changes["condition_kind"] = kind
+    if kind in ("class", "multilabel"):
+        if model.num_classes is None:
+            changes["num_classes"] = spec.num_classes
+        elif model.num_classes != spec.num_classes:
+            what = "classes" if kind == "class" else "tags"
+            raise ValueError(f"{source} has {spec.num_classes} {what} but the model has num_classes={model.num_classes}: "
+                             f"leave num_classes to the data (None) or choose a matching dataset")
+    elif model.condition_dim is None:
+        changes["condition_dim"] = spec.dim
+    elif model.condition_dim != spec.dim:
+        raise ValueError(f"{source} has condition vectors of {spec.dim} but the model has condition_dim={model.condition_dim}")
+    if model.class_names is None and data.class_names is not None:
+        changes["class_names"] = data.class_names
+    return dataclasses.replace(model, **changes)
+
+
+def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
+    """Raise ``ValueError`` unless ``images``/``labels`` can train ``gan``: checked once, before the loop.
+
+    Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8, or float32 in the
+    model's ``pixel_range``, finite; labels: N conditions that fit ``gan.spec`` (dtype, shape, range).
+    """
+    shape = tuple(gan.config.image_shape)
+    if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+        raise ValueError(f"data must be (images, labels) tensors, got ({type(images).__name__}, {type(labels).__name__})")
+    if images.dim() != 4 or tuple(images.shape[1:]) != shape:
+        raise ValueError(f"images must have shape (N, {', '.join(map(str, shape))}) for this model (its image_shape), "
+                         f"got {tuple(images.shape)}: resize the data or set image_shape")
+    if len(images) == 0:
+        raise ValueError("the dataset is empty: training needs at least one image")
+    if images.dtype != torch.uint8 and images.dtype != torch.float32:
+        raise ValueError(f"images must be uint8 in [0, 255] or float32 in the model's pixel_range, got dtype {images.dtype}"
+                         + (": convert them with images.float()" if images.dtype.is_floating_point else ""))
+    if images.dtype == torch.float32:
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError(f"images contain NaN or inf (first bad image: index {int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])})")
+        lo, hi = gan.config.pixel_range
+        slack = 1e-3 * (hi - lo)
+        low, high = float(images.min()), float(images.max())
+        if low < lo - slack or high > hi + slack:
+            raise ValueError(f"float images must lie in the model's pixel_range [{lo:g}, {hi:g}], got values in "
+                             f"[{low:g}, {high:g}]: give uint8 images in [0, 255] or rescale them")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels: each image needs one condition")
+    gan.spec.check(labels)
