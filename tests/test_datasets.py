@@ -142,3 +142,96 @@ def test_mnist_bad_idx_files_name_the_file(tmp_path):
     labels_gz.unlink()
     with pytest.raises(DatasetNotFoundError, match=rf"MNIST not found under .*: expected {lp}\[.gz\]"):
         make("mnist", tmp_path).load()
+
+
+# -- imagefolder -------------------------------------------------------------------------------------------
+def write_image(path: Path, colour, *, mode: str = "RGB", size=(24, 20), fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", size, colour[:3] if isinstance(colour, tuple) else colour)
+    if mode == "RGBA":
+        img = Image.new("RGBA", size, colour)
+    elif mode == "P":
+        img = img.convert("P", palette=Image.ADAPTIVE)
+    elif mode != "RGB":
+        img = img.convert(mode)
+    img.save(path, fmt)
+    return path
+
+
+def write_folder(root: Path) -> None:
+    write_image(root / "blue" / "a.png", (0, 0, 250))
+    write_image(root / "blue" / "sub" / "b.JPG", (0, 0, 250))  # searched recursively, any case
+    write_image(root / "blue" / "c.webp", (0, 0, 250), mode="P")
+    write_image(root / "grey" / "a.bmp", (128, 128, 128), mode="L")
+    write_image(root / "grey" / "b.png", (128, 128, 128), mode="LA")
+    write_image(root / "red" / "a.png", (250, 0, 0, 255), mode="RGBA")
+    write_image(root / "red" / "b.jpeg", (250, 0, 0), size=(40, 20))
+    (root / "red" / "notes.txt").write_text("not an image, ignored")
+    (root / "red" / ".hidden.png").write_bytes(b"ignored")
+
+
+def test_imagefolder_reads_classes_in_name_order_and_converts_every_mode(tmp_path):
+    write_folder(tmp_path)
+    data = make("imagefolder", tmp_path).load(channels=3, size=(16, 12))
+    assert data.images.shape == (7, 3, 16, 12) and data.images.dtype == torch.uint8
+    assert data.class_names == ("blue", "grey", "red") and data.conditions.tolist() == [0, 0, 0, 1, 1, 2, 2]
+    assert data.spec.kind == "class" and data.spec.num_classes == 3
+    mean = data.images.float().mean(dim=(2, 3))  # (7, 3): each image's colour
+    assert (mean[:3, 2] > 230).all() and (mean[:3, :2] < 20).all()
+    assert ((mean[3:5] - 128).abs() < 3).all()  # grey, LA, as RGB
+    assert (mean[5:, 0] > 230).all() and (mean[5:, 1:] < 20).all()
+    grey = make("imagefolder", tmp_path, split="all").load(channels=1, size=(8, 8), fit="pad")
+    assert grey.images.shape == (7, 1, 8, 8)
+    assert grey.images[6, 0, 0].max() == 0 and grey.images[6, 0, 4].min() > 60  # the 40x20 image padded with black rows
+
+
+def test_imagefolder_split_subfolders(tmp_path):
+    for split, n in (("train", 3), ("test", 1)):
+        for k in range(n):
+            write_image(tmp_path / split / "a" / f"{k}.png", (10, 10, 10), size=(8, 8))
+            write_image(tmp_path / split / "b" / f"{k}.png", (200, 10, 10), size=(8, 8))
+    write_image(tmp_path / "test" / "c" / "0.png", (1, 2, 3), size=(8, 8))
+    assert len(make("imagefolder", tmp_path).load()) == 6
+    test = make("imagefolder", tmp_path, split="test").load()
+    assert test.class_names == ("a", "b", "c") and test.image_shape == (3, 8, 8)
+    both = make("imagefolder", tmp_path, split="all").load()
+    assert len(both) == 9 and both.class_names == ("a", "b", "c")
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(tmp_path))} has no valid/ subfolder \(it has test/, train/\)$"):
+        make("imagefolder", tmp_path, split="valid").load()
+
+
+def test_imagefolder_bad_inputs(tmp_path):
+    root = tmp_path / "set"
+    with pytest.raises(DatasetNotFoundError, match=r"image folder '.*set' does not exist"):
+        make("imagefolder", root).load()
+    root.mkdir()
+    (root / "loose.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(root))} has no class subfolders: put each class's images in"):
+        make("imagefolder", root).load()
+    write_image(root / "a" / "1.png", (1, 2, 3), size=(8, 8))
+    write_image(root / "a" / "2.png", (1, 2, 3), size=(10, 8))
+    (root / "b").mkdir()
+    (root / "b" / "readme.txt").write_text("x")
+    with pytest.raises(DatasetError, match=rf"^class folder {re.escape(str(root / 'b'))} holds no images \(files ending in \.png"):
+        make("imagefolder", root).load()
+    write_image(root / "b" / "1.png", (1, 2, 3), size=(8, 8))
+    with pytest.raises(DatasetError, match=r"^images of different sizes and no size given: .*a/1.png is 8x8, .*a/2.png is 8x10; "
+                                           r"give an image size"):
+        make("imagefolder", root).load()
+    assert make("imagefolder", root).load(size=(8, 8)).image_shape == (3, 8, 8)
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(root))} holds class folders directly, which is one split: use split 'train' or 'all'"):
+        make("imagefolder", root, split="test").load()
+
+    good = (root / "a" / "1.png").read_bytes()
+    (root / "b" / "2.png").write_bytes(good[: len(good) // 2])  # truncated
+    (root / "b" / "3.jpg").write_text("this is text, not a JPEG")
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(root / 'b' / '2.png'))}: not a readable image \(.*\); "
+                                           r"pass skip_bad=True to skip unreadable files$") as info:
+        make("imagefolder", root).load(size=(8, 8))
+    assert "\n" not in str(info.value)
+    dataset = make("imagefolder", root, skip_bad=True)
+    with pytest.warns(RuntimeWarning, match=r"skipped 2 unreadable image\(s\) of 5 in .*set \(first: .*b/2.png: "):
+        data = dataset.load(size=(8, 8))
+    assert len(data) == 3 and data.conditions.tolist() == [0, 0, 1] and [p.name for p in dataset.skipped] == ["2.png", "3.jpg"]
+    with pytest.raises(DatasetError, match=r"^dataset 'imagefolder' has no option 'size'; its options: skip_bad$"):
+        make("imagefolder", root, size=8)

@@ -1,6 +1,7 @@
 """The built-in datasets: :class:`~condgan.data.base.Dataset` components registered as a plugin.
 
 Built-ins (each in its own module; this module registers them all):
+    - ``imagefolder`` (:mod:`.folders`): one subfolder of images per class.
     - ``mnist``, ``fashion_mnist``, ``kmnist`` (:mod:`.mnist`): idx files in torchvision's layout.
     - ``synthetic``: a small built-in conditional set that needs no files: class k lights cell k of
       a grid laid over the image, so a model that follows its condition is easy to recognise. For
@@ -19,6 +20,7 @@ from torch import Tensor
 from ..conditions import ConditionSpec
 from ..hookspecs import hookimpl
 from .base import Dataset, DatasetError, ImageSet
+from .folders import ImageFolder
 from .mnist import KMNIST, MNIST, FashionMNIST
 
 
@@ -98,4 +100,4 @@ class Synthetic(Dataset):
 
 @hookimpl
 def register_datasets():
-    return [MNIST, FashionMNIST, KMNIST, Synthetic]
+    return [ImageFolder, MNIST, FashionMNIST, KMNIST, Synthetic]
