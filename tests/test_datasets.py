@@ -235,3 +235,110 @@ def test_imagefolder_bad_inputs(tmp_path):
     assert len(data) == 3 and data.conditions.tolist() == [0, 0, 1] and [p.name for p in dataset.skipped] == ["2.png", "3.jpg"]
     with pytest.raises(DatasetError, match=r"^dataset 'imagefolder' has no option 'size'; its options: skip_bad$"):
         make("imagefolder", root, size=8)
+
+
+# -- CIFAR: pickled batches ------------------------------------------------------------------------------
+class Py2Array:
+    """Pickles as numpy 1 under python 2 wrote CIFAR's arrays: numpy.core.multiarray._reconstruct, data as a str."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __reduce__(self):
+        from condgan.data.cifar import _reconstruct
+
+        a = self.array
+        return (_reconstruct(), (np.ndarray, (0,), "b"), (1, a.shape, a.dtype, False, a.tobytes().decode("latin1")))
+
+
+def dump(path: Path, obj, *, py2: bool = False) -> None:
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = pickle.dumps(obj, protocol=2 if py2 else 4)
+    if py2:
+        data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+        assert b"numpy.core.multiarray\n_reconstruct" in data and b"_codecs" not in data
+    path.write_bytes(data)
+
+
+def cifar_images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 3072), dtype=np.uint8)
+
+
+def write_cifar10(root: Path, n: int = 4) -> Path:
+    folder = root / "cifar-10-batches-py"
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    dump(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": n, "num_vis": 3072})
+    for k in range(1, 6):
+        data = cifar_images(n, k)
+        dump(folder / f"data_batch_{k}", {"batch_label": f"training batch {k} of 5", "labels": [(k + i) % 10 for i in range(n)],
+                                          "data": Py2Array(data) if k == 1 else data, "filenames": [f"{i}.png" for i in range(n)]},
+             py2=k == 1)
+    dump(folder / "test_batch", {"labels": list(range(n)), "data": cifar_images(n, 9)})
+    return folder
+
+
+def test_cifar10_reads_the_pickled_batches(tmp_path):
+    write_cifar10(tmp_path)
+    data = make("cifar10", tmp_path).load()
+    assert data.images.shape == (20, 3, 32, 32) and data.images.dtype == torch.uint8
+    assert torch.equal(data.images[0].flatten(), torch.from_numpy(cifar_images(4, 1)[0]))  # the python-2 style batch
+    assert torch.equal(data.images[4].flatten(), torch.from_numpy(cifar_images(4, 2)[0]))
+    assert data.conditions[:5].tolist() == [1, 2, 3, 4, 2] and data.class_names[0] == "airplane"
+    test = make("cifar10", tmp_path, split="test").load(channels=1, size=(16, 24))
+    assert test.images.shape == (4, 1, 16, 24) and test.conditions.tolist() == [0, 1, 2, 3]
+
+
+def test_cifar100_fine_and_coarse_labels(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    dump(folder / "meta", {"fine_label_names": [f"fine{k}" for k in range(100)], "coarse_label_names": [f"coarse{k}" for k in range(20)]})
+    for split, n in (("train", 6), ("test", 2)):
+        dump(folder / split, {"data": cifar_images(n, 0), "fine_labels": [99 - i for i in range(n)], "coarse_labels": [19 - i for i in range(n)]})
+    fine = make("cifar100", tmp_path).load(size=(8, 8))
+    assert fine.images.shape == (6, 3, 8, 8) and fine.spec.num_classes == 100 and fine.conditions[0] == 99
+    assert fine.class_names[99] == "fine99"
+    coarse = make("cifar100", tmp_path, split="test", labels="coarse").load()
+    assert coarse.spec.num_classes == 20 and coarse.conditions.tolist() == [19, 18] and len(coarse.class_names) == 20
+    with pytest.raises(DatasetError, match=r"^dataset 'cifar100': labels must be 'fine' or 'coarse', got 'medium'$"):
+        make("cifar100", tmp_path, labels="medium")
+
+
+def test_cifar_refuses_hostile_and_damaged_pickles(tmp_path):
+    import os
+
+    folder = write_cifar10(tmp_path)
+    batch = folder / "data_batch_3"
+    esc = re.escape(str(batch))
+
+    def check(pattern, error=DatasetError):
+        with pytest.raises(error, match=pattern) as info:
+            make("cifar10", tmp_path).load()
+        assert "\n" not in str(info.value)
+
+    marker = tmp_path / "hacked"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    dump(batch, {"data": Evil(), "labels": []})
+    check(rf"^{esc}: not a readable CIFAR pickle \(it refers to (posix|os)\.system; only dicts, lists, strings, numbers and numpy "
+          r"arrays are read from it\)$")
+    assert not marker.exists()
+    batch.write_bytes(batch.read_bytes()[:20])
+    check(rf"^{esc}: not a readable CIFAR pickle")
+    dump(batch, [1, 2, 3])
+    check(rf"^{esc}: a CIFAR file holds a dict, this one holds a list$")
+    dump(batch, {"data": np.zeros((4, 1024), np.uint8), "labels": [0] * 4})
+    check(rf"^{esc}: 'data' must be an \(N, 3072\) uint8 array, got \(4, 1024\) uint8$")
+    dump(batch, {"data": cifar_images(4, 0).astype(np.float32), "labels": [0] * 4})
+    check(rf"^{esc}: 'data' must be an \(N, 3072\) uint8 array, got \(4, 3072\) float32$")
+    dump(batch, {"data": cifar_images(4, 0), "labels": [0] * 3})
+    check(rf"^{esc}: 'labels' must hold one integer label per image \(4\), got \(3,\)$")
+    dump(batch, {"data": cifar_images(4, 0), "labels": [0, 1, 10, 2]})
+    check(rf"^{esc}: label 10 is out of range: 'labels' must lie in \[0, 10\)$")
+    batch.unlink()
+    check(rf"^{esc} is missing \(cifar10's train split is data_batch_1, .*\)$", DatasetNotFoundError)
+    (folder / "batches.meta").unlink()
+    check(r"^cifar10 not found: expected .*cifar-10-batches-py/batches.meta \(torchvision's layout", DatasetNotFoundError)
