@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from condgan import DuplicateComponentError, UnknownComponentError, hookimpl, list_components
+from condgan.conditions import ConditionSpec
 from condgan.data import Dataset, DatasetError, DatasetNotFoundError, load_dataset, synthetic
 from condgan.plugins import get_component
 
@@ -342,3 +343,74 @@ def test_cifar_refuses_hostile_and_damaged_pickles(tmp_path):
     check(rf"^{esc} is missing \(cifar10's train split is data_batch_1, .*\)$", DatasetNotFoundError)
     (folder / "batches.meta").unlink()
     check(r"^cifar10 not found: expected .*cifar-10-batches-py/batches.meta \(torchvision's layout", DatasetNotFoundError)
+
+
+# -- CelebA: attribute files and JPEGs -------------------------------------------------------------------
+CELEBA_ATTRS = ["Bald", "Smiling", "Male"]
+
+
+def write_celeba(root: Path, rows=None) -> Path:
+    folder = root / "celeba"
+    rows = rows or [("000001.jpg", (1, -1, 1), 0), ("000002.jpg", (-1, 1, 1), 0), ("000003.jpg", (-1, 1, -1), 1),
+                    ("000004.jpg", (1, 1, -1), 2), ("000005.jpg", (-1, -1, -1), 0)]
+    for k, (name, _, _) in enumerate(rows):
+        write_image(folder / "img_align_celeba" / name, (40 * k, 100, 200), size=(18, 22))  # 18 wide, 22 high, as 178x218
+    body = "".join(f"{name} " + " ".join(f"{v:2d}" for v in vals) + "\n" for name, vals, _ in rows)
+    (folder / "list_attr_celeba.txt").write_text(f"{len(rows)}\n" + " ".join(CELEBA_ATTRS) + " \n" + body)
+    (folder / "list_eval_partition.txt").write_text("".join(f"{name} {p}\n" for name, _, p in rows))
+    return folder
+
+
+def test_celeba_attributes_as_tags_or_one_class(tmp_path):
+    write_celeba(tmp_path)
+    data = make("celeba", tmp_path, attributes=["Male", "Smiling"]).load(size=(16, 16))
+    assert data.images.shape == (3, 3, 16, 16) and data.spec.kind == "multilabel" and data.spec.num_classes == 2
+    assert data.class_names == ("Male", "Smiling") and data.conditions.dtype == torch.float32
+    assert data.conditions.tolist() == [[1, 0], [1, 1], [0, 0]]  # images 1, 2 and 5: the train partition
+    assert (data.images[1, 0].float().mean() - 40).abs() < 3  # each image stays with its own row
+    every = make("celeba", tmp_path, split="all").load()
+    assert every.images.shape == (5, 3, 22, 18) and every.class_names == tuple(CELEBA_ATTRS)
+    smiling = make("celeba", tmp_path, split="test", attribute="Smiling").load(channels=1, size=(8, 8))
+    assert smiling.spec == ConditionSpec("class", 2) and smiling.class_names == ("not Smiling", "Smiling")
+    assert smiling.images.shape == (1, 1, 8, 8) and smiling.conditions.tolist() == [1]
+    assert make("celeba", tmp_path / "celeba", split="valid", attributes="Bald, Male").load().conditions.tolist() == [[0, 0]]
+
+
+def test_celeba_bad_inputs(tmp_path):
+    folder = write_celeba(tmp_path)
+    attr, part = folder / "list_attr_celeba.txt", folder / "list_eval_partition.txt"
+    with pytest.raises(DatasetError, match=r"^unknown CelebA attribute\(s\) 'Smile'; the attributes in list_attr_celeba.txt "
+                                           r"are: Bald, Smiling, Male$"):
+        make("celeba", tmp_path, attributes=["Smile", "Male"]).load()
+    with pytest.raises(DatasetError, match=r"^dataset 'celeba': give attributes=\[...\] \(multi-hot\) or attribute=NAME"):
+        make("celeba", tmp_path, attributes=["Male"], attribute="Bald")
+    (folder / "img_align_celeba" / "000002.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"^1 image\(s\) listed in list_attr_celeba.txt are missing from .*img_align_celeba "
+                                           r"\(first: 000002.jpg\)$"):
+        make("celeba", tmp_path).load()
+    write_image(folder / "img_align_celeba" / "000002.jpg", (0, 0, 0), size=(18, 22))
+    part.write_text(part.read_text() + "000009.jpg 0\n")
+    with pytest.raises(DatasetError, match=r"^1 image\(s\) of the train split in list_eval_partition.txt have no row in "
+                                           r"list_attr_celeba.txt \(first: 000009.jpg\): labels are missing for them$"):
+        make("celeba", tmp_path).load()
+    part.write_text("000001.jpg 3\n")
+    with pytest.raises(DatasetError, match=r"list_eval_partition.txt: line 1 must be '<image> 0\|1\|2'"):
+        make("celeba", tmp_path).load()
+    part.unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"^the partition file .*list_eval_partition.txt is missing \(needed for split 'train'"):
+        make("celeba", tmp_path).load()
+    good = attr.read_text()
+    attr.write_text(good.replace("000003.jpg -1  1 -1", "000003.jpg -1  0 -1"))
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(attr))}: line 5 has the value '0'; attribute values are 1 or -1$"):
+        make("celeba", tmp_path, split="all").load()
+    attr.write_text(good.replace("000003.jpg -1  1 -1", "000003.jpg -1  1"))
+    with pytest.raises(DatasetError, match=r"line 5 has 2 values, expected 3 \(one per attribute\)$"):
+        make("celeba", tmp_path, split="all").load()
+    attr.write_text("6\n" + good.split("\n", 1)[1])
+    with pytest.raises(DatasetError, match=r"line 1 says 6 images, but the file has 5 rows$"):
+        make("celeba", tmp_path, split="all").load()
+    attr.unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"^the attribute file .*celeba/list_attr_celeba.txt is missing"):
+        make("celeba", tmp_path, split="all").load()
+    with pytest.raises(DatasetNotFoundError, match=r"^celeba not found: expected the folder .*elsewhere/celeba/img_align_celeba"):
+        make("celeba", tmp_path / "elsewhere").load()

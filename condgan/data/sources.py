@@ -4,6 +4,7 @@ Built-ins (each in its own module; this module registers them all):
     - ``imagefolder`` (:mod:`.folders`): one subfolder of images per class.
     - ``mnist``, ``fashion_mnist``, ``kmnist`` (:mod:`.mnist`): idx files in torchvision's layout.
     - ``cifar10``, ``cifar100`` (:mod:`.cifar`): the python-pickle batches, read by a safe unpickler.
+    - ``celeba`` (:mod:`.celeba`): aligned faces, conditioned on chosen attributes.
     - ``synthetic``: a small built-in conditional set that needs no files: class k lights cell k of
       a grid laid over the image, so a model that follows its condition is easy to recognise. For
       tests, smoke runs and examples.
@@ -21,6 +22,7 @@ from torch import Tensor
 from ..conditions import ConditionSpec
 from ..hookspecs import hookimpl
 from .base import Dataset, DatasetError, ImageSet
+from .celeba import CelebA
 from .cifar import CIFAR10, CIFAR100
 from .folders import ImageFolder
 from .mnist import KMNIST, MNIST, FashionMNIST
@@ -102,4 +104,4 @@ class Synthetic(Dataset):
 
 @hookimpl
 def register_datasets():
-    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, Synthetic]
+    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, CelebA, Synthetic]
