@@ -414,3 +414,72 @@ def test_celeba_bad_inputs(tmp_path):
         make("celeba", tmp_path, split="all").load()
     with pytest.raises(DatasetNotFoundError, match=r"^celeba not found: expected the folder .*elsewhere/celeba/img_align_celeba"):
         make("celeba", tmp_path / "elsewhere").load()
+
+
+# -- tensors: .npz / .pt files ---------------------------------------------------------------------------
+def test_tensors_reads_npz_and_pt_with_each_condition(tmp_path):
+    rng = np.random.default_rng(0)
+    floats = rng.random((6, 1, 8, 8)).astype(np.float32)  # what condgan sample writes: float in [0, 1]
+    np.savez(tmp_path / "samples.npz", images=floats, labels=np.arange(6) % 3)
+    data = make("tensors", tmp_path / "samples.npz").load()
+    assert data.images.dtype == torch.uint8 and data.image_shape == (1, 8, 8)
+    assert torch.equal(data.images, torch.from_numpy(np.rint(floats * 255).astype(np.uint8)))
+    assert data.spec == ConditionSpec("class", 3) and data.class_names is None
+    assert make("tensors", tmp_path / "samples.npz", num_classes=10).load().spec.num_classes == 10
+
+    images = rng.integers(0, 256, (5, 3, 12, 10), dtype=np.uint8)
+    tags = (rng.random((5, 4)) > 0.5).astype(np.uint8)
+    np.savez(tmp_path / "tags.npz", images=images, tags=tags, class_names=np.array(["a", "b", "c", "d"]))
+    data = make("tensors", tmp_path / "tags.npz").load(channels=3, size=(8, 8))
+    assert data.images.shape == (5, 3, 8, 8) and data.spec == ConditionSpec("multilabel", 4)
+    assert data.class_names == ("a", "b", "c", "d") and torch.equal(data.conditions, torch.from_numpy(tags).float())
+
+    vectors = torch.randn(5, 7)
+    torch.save({"images": torch.from_numpy(images), "vectors": vectors}, tmp_path / "vectors.pt")
+    data = make("tensors", tmp_path / "vectors.pt").load(channels=1)
+    assert data.images.shape == (5, 1, 12, 10) and data.spec == ConditionSpec("vector", dim=7)
+    assert torch.equal(data.conditions, vectors)
+    torch.save({"images": torch.from_numpy(images), "labels": torch.tensor([0, 1, 1, 0, 1]), "class_names": ["cat", "dog"]},
+               tmp_path / "labels.pt")
+    assert make("tensors", tmp_path / "labels.pt").load().class_names == ("cat", "dog")
+
+
+class UnsafeObject:
+    """An arbitrary object in a .pt file: torch.load(weights_only=True) refuses it."""
+
+
+def test_tensors_bad_files(tmp_path):
+    images = np.zeros((4, 3, 8, 8), np.uint8)
+
+    def check(name, pattern, error=DatasetError, **arrays):
+        path = tmp_path / name
+        if arrays:
+            np.savez(path, **arrays)
+        with pytest.raises(error, match=pattern) as info:
+            make("tensors", path).load()
+        assert "\n" not in str(info.value)
+
+    check("a.npz", r"^.*a.npz has no 'images': expected 'images' \(N, C, H, W\) and one of 'labels' \(N,\) int, 'tags' \(N, K\) 0/1, "
+          r"'vectors' \(N, D\) float; it holds 'labels', 'x'$", x=images, labels=np.zeros(4, int))
+    check("b.npz", r"^.*b.npz holds no condition: expected 'images' .*; it holds 'images'$", images=images)
+    check("c.npz", r"holds 2 conditions \(labels, tags\); keep one", images=images, labels=np.zeros(4, int), tags=np.zeros((4, 2)))
+    check("d.npz", r"float 'images' must lie in \[0, 1\] \(as condgan sample writes them\), these lie in \[-1, 1\]$",
+          images=np.linspace(-1, 1, 4 * 3 * 64).reshape(4, 3, 8, 8), labels=np.zeros(4, int))
+    check("e.npz", r"'images' must be \(N, C, H, W\) with C in 1..4, got shape \(4, 8, 8\)$", images=images[:, 0], labels=np.zeros(4, int))
+    check("f.npz", r"4 images but 3 labels: each image needs one$", images=images, labels=np.zeros(3, int))
+    check("g.npz", r"'tags' must be \(N, K\) of 0 and 1, got shape \(4, 2\) with other values$", images=images, tags=np.full((4, 2), 2))
+    check("h.npz", r"label 5 is out of range: labels must lie in \[0, 2\)$", images=images, labels=np.array([0, 1, 5, 0]),
+          class_names=np.array(["x", "y"]))
+    check("i.npz", r"'labels' must be \(N,\) integers, got shape \(4,\) float64$", images=images, labels=np.zeros(4))
+    np.savez(tmp_path / "j.npz", images=np.array([object()] * 4, dtype=object), labels=np.zeros(4, int))
+    check("j.npz", r"^.*j.npz: not a readable .npz file \(.*allow_pickle=False")
+    (tmp_path / "k.npz").write_bytes(b"PK\x03\x04 garbage")
+    check("k.npz", r"^.*k.npz: not a readable .npz file")
+
+    torch.save({"images": torch.zeros(4, 3, 8, 8, dtype=torch.uint8), "labels": UnsafeObject()}, tmp_path / "l.pt")
+    check("l.pt", r"^.*l.pt: not a readable .pt file of tensors \(.*UnsafeObject")  # weights_only refuses arbitrary objects
+    torch.save([1, 2], tmp_path / "m.pt")
+    check("m.pt", r"a .pt dataset holds a dict of tensors .*, this one holds a list$")
+    check("missing.npz", r"missing.npz does not exist$", DatasetNotFoundError)
+    with pytest.raises(DatasetError, match=r"^dataset 'tensors' reads one .npz or .pt file \(the data root\), got '.*folder'$"):
+        make("tensors", tmp_path / "folder").load()

@@ -5,6 +5,7 @@ Built-ins (each in its own module; this module registers them all):
     - ``mnist``, ``fashion_mnist``, ``kmnist`` (:mod:`.mnist`): idx files in torchvision's layout.
     - ``cifar10``, ``cifar100`` (:mod:`.cifar`): the python-pickle batches, read by a safe unpickler.
     - ``celeba`` (:mod:`.celeba`): aligned faces, conditioned on chosen attributes.
+    - ``tensors`` (:mod:`.arrays`): images with labels, tags or vectors in one .npz/.pt file.
     - ``synthetic``: a small built-in conditional set that needs no files: class k lights cell k of
       a grid laid over the image, so a model that follows its condition is easy to recognise. For
       tests, smoke runs and examples.
@@ -22,6 +23,7 @@ from torch import Tensor
 from ..conditions import ConditionSpec
 from ..hookspecs import hookimpl
 from .base import Dataset, DatasetError, ImageSet
+from .arrays import TensorFile
 from .celeba import CelebA
 from .cifar import CIFAR10, CIFAR100
 from .folders import ImageFolder
@@ -104,4 +106,4 @@ class Synthetic(Dataset):
 
 @hookimpl
 def register_datasets():
-    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, CelebA, Synthetic]
+    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, CelebA, TensorFile, Synthetic]
