@@ -483,3 +483,50 @@ def test_tensors_bad_files(tmp_path):
     check("missing.npz", r"missing.npz does not exist$", DatasetNotFoundError)
     with pytest.raises(DatasetError, match=r"^dataset 'tensors' reads one .npz or .pt file \(the data root\), got '.*folder'$"):
         make("tensors", tmp_path / "folder").load()
+
+
+# -- digits (scikit-learn) ----------------------------------------------------------------------------------
+def test_digits_from_scikit_learn():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    raw = sklearn_datasets.load_digits()
+    train, test = make("digits", None).load(), make("digits", None, split="test").load(size=(16, 16))
+    assert train.images.shape == (1438, 1, 8, 8) and test.images.shape == (359, 1, 16, 16)
+    assert len(make("digits", "ignored", split="all").load()) == 1797
+    assert train.images.dtype == torch.uint8 and train.images.max() == 255 and train.class_names[3] == "3"
+    assert torch.equal(train.images[0, 0], torch.from_numpy(np.rint(raw.images[0] * 255 / 16).astype(np.uint8)))
+    assert test.conditions[0] == raw.target[4] and train.spec == ConditionSpec("class", 10)
+
+
+def test_digits_without_scikit_learn_is_one_line(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(DatasetError, match=r"^dataset 'digits' needs scikit-learn, which is not installed: pip install scikit-learn"):
+        make("digits", None).load()
+
+
+# -- the registry ---------------------------------------------------------------------------------------------
+BUILTIN_DATASETS = ("celeba", "cifar10", "cifar100", "digits", "fashion_mnist", "imagefolder", "kmnist", "mnist", "synthetic", "tensors")
+
+
+def test_condgan_list_shows_every_builtin_dataset(capsys):
+    from condgan.cli import main
+
+    assert main(["list", "dataset"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "datasets:"
+    listed = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert set(BUILTIN_DATASETS) <= set(listed)
+    assert listed["imagefolder"] == "condgan.data.sources"  # each with the plugin that gave it
+    row = next(line for line in lines if line.split()[0] == "cifar10")
+    assert "cifar-10-batches-py" in row  # and the files it expects
+    for name in BUILTIN_DATASETS:
+        cls = get_component("dataset", name)
+        assert issubclass(cls, Dataset) and cls.description, name

@@ -6,6 +6,7 @@ Built-ins (each in its own module; this module registers them all):
     - ``cifar10``, ``cifar100`` (:mod:`.cifar`): the python-pickle batches, read by a safe unpickler.
     - ``celeba`` (:mod:`.celeba`): aligned faces, conditioned on chosen attributes.
     - ``tensors`` (:mod:`.arrays`): images with labels, tags or vectors in one .npz/.pt file.
+    - ``digits`` (:mod:`.digits`): scikit-learn's bundled 8x8 digits (optional dependency).
     - ``synthetic``: a small built-in conditional set that needs no files: class k lights cell k of
       a grid laid over the image, so a model that follows its condition is easy to recognise. For
       tests, smoke runs and examples.
@@ -26,6 +27,7 @@ from .base import Dataset, DatasetError, ImageSet
 from .arrays import TensorFile
 from .celeba import CelebA
 from .cifar import CIFAR10, CIFAR100
+from .digits import Digits
 from .folders import ImageFolder
 from .mnist import KMNIST, MNIST, FashionMNIST
 
@@ -106,4 +108,4 @@ class Synthetic(Dataset):
 
 @hookimpl
 def register_datasets():
-    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, CelebA, TensorFile, Synthetic]
+    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, CelebA, TensorFile, Digits, Synthetic]
