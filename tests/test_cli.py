@@ -137,7 +137,7 @@ def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
     cases = [
         (train_args(tmp_path / "a", "--set", "nope=1"), "unknown config key 'nope'; allowed: "),
         (train_args(tmp_path / "a", "--preset", "dcgan"), "unknown preset 'dcgan'; available: "),
-        (train_args(tmp_path / "a", "--set", "dataset=cifar"), "unknown dataset 'cifar'; available: mnist, synthetic"),
+        (train_args(tmp_path / "a", "--set", "dataset=cifar"), "unknown dataset 'cifar'; available: celeba, cifar10, cifar100"),
         (["train", "--out", tmp_path / "a", "--data-root", tmp_path / "nodata", "--no-download", "--device", "cpu"],
          "MNIST not found under"),
         (train_args(tmp_path / "a", "--ema", "1.5"), "ema_decay must be None (off) or a number in (0, 1)"),
