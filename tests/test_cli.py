@@ -137,7 +137,7 @@ def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
     cases = [
         (train_args(tmp_path / "a", "--set", "nope=1"), "unknown config key 'nope'; allowed: "),
         (train_args(tmp_path / "a", "--preset", "dcgan"), "unknown preset 'dcgan'; available: "),
-        (train_args(tmp_path / "a", "--dataset", "cifar"), "unknown dataset 'cifar'; available: mnist, synthetic"),
+        (train_args(tmp_path / "a", "--dataset", "cifar"), "unknown dataset 'cifar'; available: celeba, cifar10, cifar100"),
         (train_args(tmp_path / "a", "--set", "dataset=cifar"), "config key 'dataset' is now 'data.name'"),
         (train_args(tmp_path / "a", "--set", "epochs=abc"), "epochs must be None or an int >= 1, got 'abc'"),
         (train_args(tmp_path / "a", "--set", "sample_every=-1"), "sample_every must be an int >= 0, got -1"),

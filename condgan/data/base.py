@@ -10,6 +10,7 @@ names. The model is then built to fit (image shape, class count), unless its con
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -100,12 +101,19 @@ class Dataset:
 
     def __init__(self, root: str | Path | None = None, *, split: str = "train", download: bool = False, **options: Any):
         if options:
-            raise DatasetError(f"dataset {self.name!r} takes no option(s) {sorted(options)}")
+            raise DatasetError(f"dataset {self.name!r} has no option {', '.join(map(repr, sorted(options)))}; "
+                               f"its options: {', '.join(self.option_names()) or '(none)'}")
         if split not in self.splits:
             raise DatasetError(f"dataset {self.name!r} has the split(s) {', '.join(self.splits)}, not {split!r}")
         self.root = Path(root) if root is not None else None
         self.split = split
         self.download = bool(download)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The options this dataset takes: the keyword-only arguments of its ``__init__``."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in ("split", "download")]
 
     def load(self, *, channels: int | None = None, size: tuple[int, int] | None = None, fit: str = "crop") -> ImageSet:
         """Decode the images (converted to ``channels``, brought to ``size`` = (H, W) by ``fit``).

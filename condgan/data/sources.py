@@ -1,7 +1,12 @@
 """The built-in datasets: :class:`~condgan.data.base.Dataset` components registered as a plugin.
 
-Built-ins:
-    - ``mnist``: MNIST (torchvision layout under ``root``), resized once to the model's size.
+Built-ins (each in its own module; this module registers them all):
+    - ``imagefolder`` (:mod:`.folders`): one subfolder of images per class.
+    - ``mnist``, ``fashion_mnist``, ``kmnist`` (:mod:`.mnist`): idx files in torchvision's layout.
+    - ``cifar10``, ``cifar100`` (:mod:`.cifar`): the python-pickle batches, read by a safe unpickler.
+    - ``celeba`` (:mod:`.celeba`): aligned faces, conditioned on chosen attributes.
+    - ``tensors`` (:mod:`.arrays`): images with labels, tags or vectors in one .npz/.pt file.
+    - ``digits`` (:mod:`.digits`): scikit-learn's bundled 8x8 digits (optional dependency).
     - ``synthetic``: a small built-in conditional set that needs no files: class k lights cell k of
       a grid laid over the image, so a model that follows its condition is easy to recognise. For
       tests, smoke runs and examples.
@@ -19,7 +24,12 @@ from torch import Tensor
 from ..conditions import ConditionSpec
 from ..hookspecs import hookimpl
 from .base import Dataset, DatasetError, ImageSet
-from .tensors import load_mnist
+from .arrays import TensorFile
+from .celeba import CelebA
+from .cifar import CIFAR10, CIFAR100
+from .digits import Digits
+from .folders import ImageFolder
+from .mnist import KMNIST, MNIST, FashionMNIST
 
 
 def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num_classes: int | None,
@@ -42,20 +52,6 @@ def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num
     if data.spec.kind == "class" and num_classes is not None and data.spec.num_classes != num_classes:
         raise ValueError(f"dataset {name!r} has {data.spec.num_classes} classes, but the model has num_classes={num_classes}")
     return data.images, data.conditions
-
-
-class MNIST(Dataset):
-    """MNIST (torchvision's layout under ``root``): 10 digit classes, resized once with PIL bilinear."""
-
-    name = "mnist"
-    description = "MNIST digits, 10 classes, 28x28 grey (torchvision's layout: ROOT/MNIST/raw)"
-
-    def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
-        h, w = size if size is not None else (28, 28)
-        if channels not in (None, 1) or h != w:
-            raise ValueError(f"MNIST images are 1-channel and square: image_shape must be (1, S, S), got ({channels}, {h}, {w})")
-        images, labels = load_mnist(self.root, train=self.split == "train", image_size=h, download=self.download)
-        return ImageSet(images, labels, ConditionSpec("class", 10), tuple(str(k) for k in range(10)))
 
 
 def synthetic(root: str | Path | None = None, *, image_shape: tuple[int, int, int], num_classes: int,
@@ -98,8 +94,9 @@ class Synthetic(Dataset):
     name = "synthetic"
     description = "made on the fly: class k lights cell k of a grid (no files; for tests and smoke runs)"
 
-    def __init__(self, root=None, *, split="train", download=False, num_classes: int = 10, per_class: int = 64, seed: int = 0):
-        super().__init__(root, split=split, download=download)
+    def __init__(self, root=None, *, split="train", download=False, num_classes: int = 10, per_class: int = 64, seed: int = 0,
+                 **options):
+        super().__init__(root, split=split, download=download, **options)
         self.num_classes, self.per_class, self.seed = num_classes, per_class, seed
 
     def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
@@ -111,4 +108,4 @@ class Synthetic(Dataset):
 
 @hookimpl
 def register_datasets():
-    return [MNIST, Synthetic]
+    return [ImageFolder, MNIST, FashionMNIST, KMNIST, CIFAR10, CIFAR100, CelebA, TensorFile, Digits, Synthetic]

@@ -10,43 +10,30 @@ import torch
 from torch import Tensor
 
 
-from .base import DatasetNotFoundError
-
-
 def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, download: bool = True) -> tuple[Tensor, Tensor]:
     """MNIST as ``(images, labels)``: uint8 (N, 1, S, S) and int64 (N,), on the CPU.
 
     Images are resized once, to the pixels the reference's ``transforms.Resize`` (PIL bilinear)
     gives per image and per epoch (:func:`resize_images`). ``root`` is torchvision's layout
-    (``root/MNIST/raw``); when the files are missing they are downloaded if ``download`` and the
+    (``root/MNIST/raw/*-idx3-ubyte``, read and checked by :func:`condgan.data.mnist.read_idx`);
+    when the files are missing they are downloaded (by torchvision) if ``download`` and the
     network allow.
     """
-    import torchvision
+    from .mnist import read_idx_set
 
-    try:
-        ds = torchvision.datasets.MNIST(str(root), train=train, download=False)
-    except RuntimeError:
-        if not download:
-            raise DatasetNotFoundError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw); pass download=True or point --data-root at it") from None
-        try:
-            ds = torchvision.datasets.MNIST(str(root), train=train, download=True)
-        except Exception as exc:  # noqa: BLE001 - any network failure gets the same advice
-            raise DatasetNotFoundError(
-                f"MNIST is not under {root!r} and downloading it failed ({type(exc).__name__}: {exc}). "
-                f"Put the files in torchvision's layout ({root}/MNIST/raw/train-images-idx3-ubyte, ...) "
-                "and pass that folder as --data-root."
-            ) from None
-    images = resize_images(ds.data, image_size)  # (N, S, S) uint8
-    return images[:, None].contiguous(), ds.targets.long()  # (N, 1, S, S), (N,)
+    images, labels = read_idx_set(root, "MNIST", train=train, download_as="MNIST" if download else None)
+    images = resize_images(images, image_size)  # (N, S, S) uint8
+    return images[:, None].contiguous(), labels  # (N, 1, S, S), (N,)
 
 
 def resize_images(images: Tensor, size: int) -> Tensor:
     """Resize uint8 grey images as PIL's bilinear ``resize`` does (the reference's ``transforms.Resize``).
 
     Enlarging runs as one tensor operation (torchvision's antialiased bilinear resize of uint8
-    tensors, which gives PIL's pixels exactly when enlarging: checked on all of MNIST at 32 and 64
-    and in the tests); shrinking, where the two differ by a grey level here and there, goes through
-    PIL image by image.
+    tensors, which gives PIL's pixels exactly for 28 -> 32 and 28 -> 64: checked on all of MNIST
+    and in the tests; at many other enlarging factors, e.g. 28 -> 49, the two differ by a grey
+    level or two); shrinking goes through PIL image by image. :func:`condgan.data.transforms.fit_images`
+    is PIL-exact at every size.
 
     Shape:
         - images: (N, H, W) uint8 -> (N, size, size) uint8.
