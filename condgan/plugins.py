@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
+import inspect
 import os
+import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -186,18 +189,22 @@ class Registry:
                                       "uninstall one of them")
                 continue
             self._origins[ep.name] = origin
+            plugin = None
             try:
-                self.register(ep.load(), name=ep.name)
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
             except DuplicateComponentError:
                 self._origins.pop(ep.name, None)
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad plugin must not stop the others
                 self._origins.pop(ep.name, None)
-                warnings.warn(
+                # The warning points at the plugin's own code (the line that failed, or the hook that
+                # matches no spec), not at this line: that is where the fix is.
+                filename, lineno = _plugin_location(ep, exc, plugin)
+                warnings.warn_explicit(
                     f"condgan plugin {ep.name!r} ({ep.value}) failed to load and was skipped: "
                     f"{type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
+                    RuntimeWarning, filename, lineno, module=ep.module,
                 )
             else:
                 loaded.append(ep.name)
@@ -275,6 +282,43 @@ def _entry_point_origin(ep: importlib.metadata.EntryPoint) -> str:
     """``entry point of distribution condgan-demo 0.1``."""
     dist = getattr(ep, "dist", None)
     return f"entry point of distribution {dist.name} {dist.version}" if dist is not None else f"entry point {ep.value}"
+
+
+def _plugin_location(ep: importlib.metadata.EntryPoint, exc: BaseException, plugin: object | None) -> tuple[str, int]:
+    """(file, line) in a failed plugin's own code: where the error was raised in it, else its hook
+    implementation that matches no hook spec, else its module's first line."""
+    roots = _source_roots(ep.module)
+    raised = [(frame.f_code.co_filename, lineno) for frame, lineno in traceback.walk_tb(exc.__traceback__)
+              if _within(frame.f_code.co_filename, roots)]
+    if raised:
+        return raised[-1]  # the deepest frame in the plugin's code
+    if plugin is not None:
+        for name in dir(plugin):
+            fn = getattr(plugin, name, None)
+            spec = getattr(hookspecs, name, None)
+            if hasattr(fn, f"{hookspecs.PROJECT}_impl") and not hasattr(spec, f"{hookspecs.PROJECT}_spec"):
+                try:
+                    return inspect.getsourcefile(fn) or "?", inspect.getsourcelines(fn)[1]
+                except (OSError, TypeError):
+                    break
+    return (roots[0], 1) if roots else (f"<entry point {ep.name} = {ep.value}>", 1)
+
+
+def _source_roots(module: str) -> list[str]:
+    """The plugin's source: its top-level package's folders, or its module's file (found without importing it)."""
+    try:
+        spec = importlib.util.find_spec(module.partition(".")[0])
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [str(p) for p in spec.submodule_search_locations]
+    return [spec.origin] if spec.origin else []
+
+
+def _within(filename: str, roots: list[str]) -> bool:
+    return any(filename == root or filename.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 _registry: Registry | None = None

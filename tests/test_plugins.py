@@ -403,6 +403,21 @@ def test_entry_point_with_misspelled_hook_warns_and_is_skipped(site_dir):
     assert registry.pm.get_plugin("typo") is None
 
 
+def test_plugin_failure_warning_points_at_the_plugin_source(site_dir):
+    broken = f"condgan_test_plugin_where_{uuid.uuid4().hex[:8]}"
+    typo = f"condgan_test_plugin_wheretypo_{uuid.uuid4().hex[:8]}"
+    broken_source = '"""A plugin whose import fails on line 4."""\nimport condgan\n\nraise ImportError("no module named fancy_dependency")\n'
+    typo_source = "import condgan\n\n\n@condgan.hookimpl\ndef register_loss():\n    return []\n"
+    install_distribution(site_dir, "condgan-where-plugins", {"broken_where": broken, "typo_where": typo},
+                         {broken: broken_source, typo: typo_source})
+    with pytest.warns(RuntimeWarning) as record:
+        Registry(autoload=True)
+    by_plugin = {name: [w for w in record if f"plugin {name!r}" in str(w.message)] for name in ("broken_where", "typo_where")}
+    [failed_import], [misspelled] = by_plugin["broken_where"], by_plugin["typo_where"]
+    assert (failed_import.filename, failed_import.lineno) == (str(site_dir / f"{broken}.py"), 4)
+    assert misspelled.filename == str(site_dir / f"{typo}.py") and misspelled.lineno in (4, 5)  # the decorator or the def
+
+
 @pytest.mark.parametrize("value", ["1", "true"])
 def test_environment_variable_turns_autoload_off(site_dir, monkeypatch, value):
     module, component, source = plugin_module("env")
