@@ -23,14 +23,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--minutes", type=positive_float, help="train for this much time (over the whole run)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--seed", type=non_negative_int)
+    parser.add_argument("--seed", type=non_negative_int,
+                        help="seed of the weights, noise, dropout and data order (default 0); --resume continues the saved random state")
     parser.add_argument("--log-every", type=positive_int, help="steps between progress lines (default 100)")
     parser.add_argument("--sample-every", type=non_negative_int, help="steps between sample grids (0: at the end only)")
     parser.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default 2000)")
     parser.add_argument("--keep-last", type=positive_int, help="checkpoints kept (default 3)")
     parser.add_argument("--ema", dest="ema_decay", type=positive_float, metavar="DECAY",
                         help="keep an EMA of G's weights (e.g. 0.999) and sample from it")
-    parser.add_argument("--clip-grad-norm", type=positive_float)
+    parser.add_argument("--clip-grad-norm", type=positive_float, metavar="MAX_NORM",
+                        help="clip each network's gradient norm to MAX_NORM before its update (default: off)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"], help="mixed precision for the forward passes")
     parser.add_argument("--compile", nargs="?", const=True, metavar="MODE",
                         help="torch.compile the training step (optionally with a mode, e.g. reduce-overhead)")

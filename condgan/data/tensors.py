@@ -27,7 +27,9 @@ def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, do
         ds = torchvision.datasets.MNIST(str(root), train=train, download=False)
     except RuntimeError:
         if not download:
-            raise DatasetNotFoundError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw); pass download=True or point --data-root at it") from None
+            raise DatasetNotFoundError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw) and --no-download is set: "
+                                       "point --data-root at the folder that holds MNIST/raw, or drop --no-download to "
+                                       "download it there") from None
         try:
             ds = torchvision.datasets.MNIST(str(root), train=train, download=True)
         except Exception as exc:  # noqa: BLE001 - any network failure gets the same advice
