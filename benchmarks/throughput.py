@@ -326,7 +326,11 @@ def plain_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     opt_g.zero_grad()
     fake = G(z, y_fake, check=False)
     score, aux = D.judge(fake, y_fake, check=False)
-    g_loss = loss.generator_loss(score) + (0 if aux is None else aux)
+    if getattr(loss, "needs_real_scores_for_generator", False):  # a relativistic loss: D on the real batch too
+        g_loss = loss.generator_loss(score, D.judge(real, y_real, check=False)[0].detach())
+    else:
+        g_loss = loss.generator_loss(score)
+    g_loss = g_loss + (0 if aux is None else aux)
     g_loss.backward()
     opt_g.step()
     opt_d.zero_grad()

@@ -52,15 +52,24 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 bad arguments, 128+N on signal N)."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # loads the installed plugins: a conflict between two is reported here
+    except _user_errors() as exc:
+        return _report(exc)
+    args = parser.parse_args(argv)
     try:
         return args.command.run(args) or 0
     except _user_errors() as exc:
-        if os.environ.get("CONDGAN_TRACEBACK"):
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 1
+        return _report(exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+
+
+def _report(exc: BaseException) -> int:
+    """Print a library error as one ``condgan: error: ...`` line (or re-raise it with CONDGAN_TRACEBACK)."""
+    if os.environ.get("CONDGAN_TRACEBACK"):
+        raise exc
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -129,7 +130,10 @@ class SampleGrids:
 class TensorBoard:
     """Losses and sample grids to TensorBoard under ``OUT/tensorboard`` when ``tensorboard`` is installed.
 
-    Without the package it prints one line saying how to get it, and does nothing else.
+    Without the package it does nothing. It says so, in one line with the way to get it (once per
+    process), only when TensorBoard was asked for: when the run's loggers are not the default list
+    (``TrainerConfig.loggers``), which takes TensorBoard where it is installed and stays quiet
+    otherwise.
     """
 
     name = "tensorboard"
@@ -145,7 +149,7 @@ class TensorBoard:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            if not TensorBoard._hint_shown:
+            if _asked_for_explicitly(trainer) and not TensorBoard._hint_shown:
                 TensorBoard._hint_shown = True
                 print(TENSORBOARD_HINT, file=sys.stderr)
             return
@@ -169,6 +173,15 @@ class TensorBoard:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def _asked_for_explicitly(trainer: Trainer) -> bool:
+    """True when the run's logger list is not its config's default (so a logger in it was named on purpose)."""
+    config = trainer.config
+    if not dataclasses.is_dataclass(config):
+        return True
+    default = next((f.default for f in dataclasses.fields(config) if f.name == "loggers"), None)
+    return tuple(config.loggers) != tuple(default or ())
 
 
 @hookimpl

@@ -26,6 +26,12 @@ class Loss(ABC):
     a loss that needs D itself (a gradient penalty) overrides :meth:`penalty` and adds
     ``super().penalty(...)`` so that the R1 option keeps working.
 
+    A loss whose generator term compares fake scores with real ones (the relativistic losses of
+    Jolicoeur-Martineau 2019) sets ``needs_real_scores_for_generator = True``: the training step
+    then runs D once more, on the real batch, in G's update (D's parameters stay frozen there, so
+    it costs one forward pass and no D gradients) and calls ``generator_loss(fake_score,
+    real_score)``. Every other loss is called as ``generator_loss(fake_score)`` and pays nothing.
+
     Args:
         r1_gamma: weight of the R1 regularizer (Mescheder et al. 2018, "Which Training Methods for
             GANs do actually Converge?"), added to D's loss with every loss:
@@ -33,6 +39,8 @@ class Loss(ABC):
     """
 
     name: ClassVar[str]
+    #: True: G's loss needs D's scores on the real batch (``generator_loss(fake_score, real_score)``).
+    needs_real_scores_for_generator: ClassVar[bool] = False
 
     def __init__(self, *, r1_gamma: float = 0.0):
         if not isinstance(r1_gamma, (int, float)) or r1_gamma < 0:
@@ -44,8 +52,12 @@ class Loss(ABC):
         """D's loss from its scores on a real batch and on a (detached) fake batch."""
 
     @abstractmethod
-    def generator_loss(self, fake_score: Tensor) -> Tensor:
-        """G's loss from D's scores on G's samples."""
+    def generator_loss(self, fake_score: Tensor, real_score: Tensor | None = None) -> Tensor:
+        """G's loss from D's scores on G's samples.
+
+        ``real_score`` (D's scores on the real batch, no gradient) is passed only when the loss sets
+        ``needs_real_scores_for_generator``; other losses may keep the one-argument signature.
+        """
 
     def penalty(self, discriminator: ConditionalDiscriminator, real: Tensor, fake: Tensor, y_real: Tensor, y_fake: Tensor) -> Tensor | None:
         """An extra term of D's loss that needs D itself: here R1 when ``r1_gamma`` > 0, else None."""
@@ -168,6 +180,89 @@ class WassersteinGPLoss(Loss):
         return total
 
 
+class _RelativisticAverage(Loss):
+    """A relativistic average loss: each score is judged relative to the other batch's mean score.
+
+    ``rel_real = real - mean(fake)`` and ``rel_fake = fake - mean(real)`` (means over the batch);
+    subclasses give the per-score function ``f(x, target)`` with target +1 ("more real than the
+    other batch") or -1. D: ``(E[f(rel_real, +1)] + E[f(rel_fake, -1)]) / 2``; G, the same with the
+    targets swapped: ``(E[f(rel_real, -1)] + E[f(rel_fake, +1)]) / 2``. G's loss depends on the real
+    scores, so the step passes them (``needs_real_scores_for_generator``): D sees the real batch once
+    more in G's update, in training mode (a batch norm in D moves its running statistics once more,
+    dropout draws once more), as in the author's code. Adding a constant to every score changes
+    neither loss, so D's output bias gets no gradient.
+    """
+
+    needs_real_scores_for_generator = True
+
+    @staticmethod
+    @abstractmethod
+    def _term(relative: Tensor, target: float) -> Tensor:
+        """The mean over the batch of the per-score loss of relative scores against target +1 or -1."""
+
+    def _pair(self, real_score: Tensor, fake_score: Tensor, real_target: float) -> Tensor:
+        real, fake = _scores(real_score), _scores(fake_score)
+        return (self._term(real - fake.mean(), real_target) + self._term(fake - real.mean(), -real_target)) / 2
+
+    def discriminator_loss(self, real_score, fake_score):
+        return self._pair(real_score, fake_score, 1.0)
+
+    def generator_loss(self, fake_score, real_score=None):
+        if real_score is None:
+            raise ValueError(f"the {self.name} loss needs D's scores on the real batch for G's loss: "
+                             "call generator_loss(fake_score, real_score)")
+        return self._pair(real_score, fake_score, -1.0)
+
+
+class RelativisticAverageLSGANLoss(_RelativisticAverage):
+    """Relativistic average least squares loss (RaLSGAN; Jolicoeur-Martineau 2019).
+
+    From "The relativistic discriminator: a key element missing from standard GAN" (ICLR 2019),
+    as the author's code computes it (halved). With ``C_r``, ``C_f`` D's raw scores on the real
+    and the fake batch:
+
+    - D: ``(E[(C_r - E[C_f] - 1)^2] + E[(C_f - E[C_r] + 1)^2]) / 2``
+    - G: ``(E[(C_r - E[C_f] + 1)^2] + E[(C_f - E[C_r] - 1)^2]) / 2``
+
+    G's loss needs the real scores: the training step runs D on the real batch in G's update
+    (one extra forward pass, no D gradients).
+
+    Args:
+        r1_gamma: see :class:`Loss`.
+
+    Example:
+        >>> gan = condgan.build("mnist_mlp", loss="ralsgan")
+    """
+
+    name = "ralsgan"
+
+    @staticmethod
+    def _term(relative, target):
+        return (relative - target).pow(2).mean()
+
+
+class RelativisticAverageHingeLoss(_RelativisticAverage):
+    """Relativistic average hinge loss (RaHinge; Jolicoeur-Martineau 2019, the author's code).
+
+    With ``C_r``, ``C_f`` D's raw scores on the real and the fake batch:
+
+    - D: ``(E[relu(1 - (C_r - E[C_f]))] + E[relu(1 + (C_f - E[C_r]))]) / 2``
+    - G: ``(E[relu(1 + (C_r - E[C_f]))] + E[relu(1 - (C_f - E[C_r]))]) / 2``
+
+    G's loss needs the real scores: the training step runs D on the real batch in G's update
+    (one extra forward pass, no D gradients).
+
+    Args:
+        r1_gamma: see :class:`Loss`.
+    """
+
+    name = "rahinge"
+
+    @staticmethod
+    def _term(relative, target):
+        return F.relu(1.0 - target * relative).mean()
+
+
 # -- penalties ------------------------------------------------------------------------------------
 def input_gradient(discriminator: Callable[..., Tensor], x: Tensor, y: Tensor) -> Tensor:
     """grad_x of the summed scores D(x|y) at x, kept in the graph (``create_graph``) so that a penalty
@@ -230,4 +325,4 @@ def _bce_to(score: Tensor, target: float) -> Tensor:
 
 @hookimpl
 def register_losses():
-    return [LeastSquaresLoss, BCELoss, HingeLoss, WassersteinGPLoss]
+    return [LeastSquaresLoss, BCELoss, HingeLoss, WassersteinGPLoss, RelativisticAverageLSGANLoss, RelativisticAverageHingeLoss]

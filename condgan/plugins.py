@@ -3,13 +3,22 @@
 Built-ins are ordinary plugins (``DEFAULT_PLUGINS``); third-party packages declare an entry point in
 the group ``condgan``; a quick experiment calls :func:`register_plugin`. Registries are rebuilt from
 the hook results whenever the set of plugins changes.
+
+Two plugins that register a component of the same kind under the same name are an error
+(:class:`DuplicateComponentError`, naming both plugins and, for installed ones, their
+distributions): nothing decides silently which one wins. Installed plugins can be switched off by
+entry-point name with ``CONDGAN_DISABLE_PLUGINS=name1,name2`` (``condgan list`` shows the names),
+and all of them with ``CONDGAN_DISABLE_PLUGIN_AUTOLOAD=1``.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
+import inspect
 import os
+import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +29,8 @@ from . import hookspecs
 
 ENTRY_POINT_GROUP = "condgan"
 DISABLE_AUTOLOAD_ENV = "CONDGAN_DISABLE_PLUGIN_AUTOLOAD"
+DISABLE_PLUGINS_ENV = "CONDGAN_DISABLE_PLUGINS"
+BUILTIN_ORIGIN = "built into condgan"
 
 DEFAULT_PLUGINS = (
     "condgan.conditioners",
@@ -55,7 +66,17 @@ class UnknownComponentError(KeyError):
 
 
 class DuplicateComponentError(ValueError):
-    """Two plugins registered components of the same kind under the same name."""
+    """Two plugins registered components of the same kind under the same name.
+
+    Attributes:
+        kind, name: the component kind and the name both plugins registered.
+        first, second: the :class:`ComponentInfo` of each (``second`` was refused).
+    """
+
+    def __init__(self, message: str, *, kind: str = "", name: str = "", first: ComponentInfo | None = None,
+                 second: ComponentInfo | None = None):
+        super().__init__(message)
+        self.kind, self.name, self.first, self.second = kind, name, first, second
 
 
 class PluginError(RuntimeError):
@@ -84,8 +105,12 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._tables: dict[str, dict[str, ComponentInfo]] | None = None
+        self._origins: dict[str, str] = {}  # plugin name -> where it came from (built-in, a distribution)
         for module_name in DEFAULT_PLUGINS:
             self.pm.register(importlib.import_module(module_name), name=module_name)
+            self._origins[module_name] = BUILTIN_ORIGIN
+        for name in disabled_plugins():
+            self.block(name)
         if autoload is None:
             autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
         if autoload:
@@ -119,6 +144,24 @@ class Registry:
             raise
         return plugin_name
 
+    def block(self, name: str) -> None:
+        """Never load the entry point (installed plugin) ``name``; what ``CONDGAN_DISABLE_PLUGINS`` does.
+
+        Raises:
+            PluginError: ``name`` is one of condgan's own plugins, which cannot be disabled.
+        """
+        if name in DEFAULT_PLUGINS:
+            raise PluginError(f"{DISABLE_PLUGINS_ENV} names {name!r}, one of condgan's own plugins; only installed "
+                              "plugins (entry points, as `condgan list` shows them) can be disabled")
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+            self._tables = None
+        self.pm.set_blocked(name)
+
+    def origin(self, plugin_name: str) -> str:
+        """Where a plugin came from: built into condgan, an installed distribution's entry point, or this process."""
+        return self._origins.get(plugin_name, "registered in this process")
+
     def unregister(self, plugin: object | str) -> None:
         if isinstance(plugin, str):
             plugin = self.pm.get_plugin(plugin)
@@ -126,19 +169,43 @@ class Registry:
         self._tables = None
 
     def load_entry_points(self) -> list[str]:
-        """Load every ``condgan`` entry point; one that fails warns (naming it) and is skipped."""
+        """Load every ``condgan`` entry point not blocked (``CONDGAN_DISABLE_PLUGINS``); returns their names.
+
+        One that fails to load warns (naming it) and is skipped. Two that register the same
+        component name raise :class:`DuplicateComponentError`, naming both and how to disable one.
+
+        Raises:
+            DuplicateComponentError: an entry point registers a component name already taken.
+            PluginError: two distributions declare entry points of the same name.
+        """
         loaded = []
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if self.pm.has_plugin(ep.name) or self.pm.is_blocked(ep.name):
+            if self.pm.is_blocked(ep.name):
                 continue
+            origin = _entry_point_origin(ep)
+            if self.pm.has_plugin(ep.name):
+                previous = self._origins.get(ep.name, "")
+                if previous.startswith("entry point") and previous != origin:
+                    raise PluginError(f"two installed plugins are both named {ep.name!r} ({previous}, and {origin}); "
+                                      "uninstall one of them")
+                continue
+            self._origins[ep.name] = origin
+            plugin = None
             try:
-                self.register(ep.load(), name=ep.name)
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+            except DuplicateComponentError:
+                self._origins.pop(ep.name, None)
+                raise
             except Exception as exc:  # noqa: BLE001 - one bad plugin must not stop the others
-                warnings.warn(
+                self._origins.pop(ep.name, None)
+                # The warning points at the plugin's own code (the line that failed, or the hook that
+                # matches no spec), not at this line: that is where the fix is.
+                filename, lineno = _plugin_location(ep, exc, plugin)
+                warnings.warn_explicit(
                     f"condgan plugin {ep.name!r} ({ep.value}) failed to load and was skipped: "
                     f"{type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
+                    RuntimeWarning, filename, lineno, module=ep.module,
                 )
             else:
                 loaded.append(ep.name)
@@ -172,13 +239,23 @@ class Registry:
                     raise PluginError(f"plugin {impl.plugin_name!r} registered a {kind} without a `name`: {obj!r}")
                 info = ComponentInfo(kind, name, obj, impl.plugin_name)
                 if name in table:
-                    first = table[name]
-                    raise DuplicateComponentError(
-                        f"{kind} name {name!r} is registered twice: by {first.qualname} "
-                        f"(plugin {first.plugin!r}) and by {info.qualname} (plugin {info.plugin!r})"
-                    )
+                    raise self._duplicate(kind, name, table[name], info)
                 table[name] = info
         return table
+
+    def _duplicate(self, kind: str, name: str, first: ComponentInfo, second: ComponentInfo) -> DuplicateComponentError:
+        """The error for two plugins giving one name, with where each came from and how to disable one."""
+        installed = [i.plugin for i in (second, first) if self.origin(i.plugin).startswith("entry point")]
+        if installed:
+            advice = (f"disable one with {DISABLE_PLUGINS_ENV}={installed[0]} (a comma-separated list of entry-point "
+                      "names) or uninstall its package")
+        else:
+            advice = "register one of them under another name"
+        return DuplicateComponentError(
+            f"{kind} name {name!r} is registered twice: by {first.qualname} (plugin {first.plugin!r}, "
+            f"{self.origin(first.plugin)}) and by {second.qualname} (plugin {second.plugin!r}, "
+            f"{self.origin(second.plugin)}); {advice}",
+            kind=kind, name=name, first=first, second=second)
 
     def get(self, kind: str, name_or_obj: Any) -> Any:
         """Resolve a component: a registered name, or the class/object itself (returned as is)."""
@@ -195,6 +272,54 @@ class Registry:
     def components(self, kind: str | None = None) -> list[ComponentInfo]:
         kinds = [kind] if kind else list(KINDS)
         return [info for k in kinds for info in sorted(self.tables()[k].values(), key=lambda i: i.name)]
+
+
+def disabled_plugins() -> list[str]:
+    """The entry-point names listed in ``CONDGAN_DISABLE_PLUGINS`` (comma-separated, blanks ignored)."""
+    return [name.strip() for name in os.environ.get(DISABLE_PLUGINS_ENV, "").split(",") if name.strip()]
+
+
+def _entry_point_origin(ep: importlib.metadata.EntryPoint) -> str:
+    """``entry point of distribution condgan-demo 0.1``."""
+    dist = getattr(ep, "dist", None)
+    return f"entry point of distribution {dist.name} {dist.version}" if dist is not None else f"entry point {ep.value}"
+
+
+def _plugin_location(ep: importlib.metadata.EntryPoint, exc: BaseException, plugin: object | None) -> tuple[str, int]:
+    """(file, line) in a failed plugin's own code: where the error was raised in it, else its hook
+    implementation that matches no hook spec, else its module's first line."""
+    roots = _source_roots(ep.module)
+    raised = [(frame.f_code.co_filename, lineno) for frame, lineno in traceback.walk_tb(exc.__traceback__)
+              if _within(frame.f_code.co_filename, roots)]
+    if raised:
+        return raised[-1]  # the deepest frame in the plugin's code
+    if plugin is not None:
+        for name in dir(plugin):
+            fn = getattr(plugin, name, None)
+            spec = getattr(hookspecs, name, None)
+            if hasattr(fn, f"{hookspecs.PROJECT}_impl") and not hasattr(spec, f"{hookspecs.PROJECT}_spec"):
+                try:
+                    return inspect.getsourcefile(fn) or "?", inspect.getsourcelines(fn)[1]
+                except (OSError, TypeError):
+                    break
+    return (roots[0], 1) if roots else (f"<entry point {ep.name} = {ep.value}>", 1)
+
+
+def _source_roots(module: str) -> list[str]:
+    """The plugin's source: its top-level package's folders, or its module's file (found without importing it)."""
+    try:
+        spec = importlib.util.find_spec(module.partition(".")[0])
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [str(p) for p in spec.submodule_search_locations]
+    return [spec.origin] if spec.origin else []
+
+
+def _within(filename: str, roots: list[str]) -> bool:
+    return any(filename == root or filename.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 _registry: Registry | None = None

@@ -48,18 +48,27 @@ def _autocast(device: torch.device, dtype: torch.dtype | None, *, cache_enabled:
 class _Forwards:
     """The two forward computations of a step (what ``compile=`` compiles).
 
-    ``generator_pass`` runs G on (z, y_fake) and D on the result: (fake, G's loss);
+    ``generator_pass`` runs G on (z, y_fake) and D on the result: (fake, G's loss); for a loss
+    that asks for them (``needs_real_scores_for_generator``, the relativistic losses) it also runs
+    D on the real batch and passes those scores to G's loss. It runs while D's parameters are
+    frozen, so neither D pass records a weight gradient; the real batch needs no gradient at all.
     ``discriminator_pass`` runs D on the real batch and on the detached fakes: D's loss.
     """
 
     def __init__(self, gan: GAN):
         self.gan = gan
 
-    def generator_pass(self, z: Tensor, y_fake: Tensor) -> tuple[Tensor, Tensor]:
+    def generator_pass(self, z: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor) -> tuple[Tensor, Tensor]:
         gan = self.gan
+        D, loss = gan.discriminator, gan.loss
         fake = gan.generator(z, y_fake, check=False)  # (B, C, H, W)
-        fake_score, fake_aux = gan.discriminator.judge(fake, y_fake, check=False)
-        return fake, _add(gan.loss.generator_loss(fake_score), fake_aux)
+        fake_score, fake_aux = D.judge(fake, y_fake, check=False)
+        if getattr(loss, "needs_real_scores_for_generator", False):
+            real_score, _ = D.judge(real, y_real, check=False)  # (B, 1); its auxiliary loss does not depend on G
+            g_loss = loss.generator_loss(fake_score, real_score.detach())
+        else:
+            g_loss = loss.generator_loss(fake_score)
+        return fake, _add(g_loss, fake_aux)
 
     def discriminator_pass(self, real: Tensor, y_real: Tensor, fake: Tensor, y_fake: Tensor) -> Tensor:
         gan = self.gan
@@ -107,7 +116,8 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
     """The step itself; every path (eager, compiled, CUDA graph) runs this code.
 
     Random draws, in order: z, the fake labels, then whatever the networks draw (dropout masks):
-    G's pass, D on the fakes for G's update, D on the real batch, D on the fakes for D's update.
+    G's pass, D on the fakes for G's update, (for a loss with ``needs_real_scores_for_generator``:
+    D on the real batch for G's update), D on the real batch, D on the fakes for D's update.
     Returns (g_loss, d_loss), and with ``skip_nonfinite`` a third tensor: how many of the two
     updates were skipped for a non-finite gradient (0, 1 or 2).
     """
@@ -122,7 +132,7 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
         p.requires_grad_(False)
     try:
         with autocast:
-            fake, g_loss = forwards.generator_pass(z, y_fake)
+            fake, g_loss = forwards.generator_pass(z, y_fake, real, y_real)
     finally:
         for p in d_trainable:
             p.requires_grad_(True)
@@ -150,8 +160,8 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     """One step on a real batch; returns the detached losses.
 
     Noise and fake conditions are drawn on ``real``'s device. G is updated against D's scores on
-    its samples (D's parameters accumulate no gradients there), then D on the real batch and the
-    same fakes, detached. :class:`FastStep` runs the same code, faster where the device allows.
+    its samples (and, for a loss with ``needs_real_scores_for_generator``, on the real batch; D's
+    parameters accumulate no gradients there), then D on the real batch and the same fakes, detached. :class:`FastStep` runs the same code, faster where the device allows.
 
     ``check=True`` (default) validates the batch first (shape, dtype, device, finite pixels, label
     range: ``ValueError``), which reads two values back from the device; a loop that validated its

@@ -131,6 +131,19 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, message, capsys):
     assert len(err.splitlines()) == 1 and err.startswith("condgan: error: ") and message in err
 
 
+def test_every_option_of_every_command_has_help_text():
+    import argparse
+
+    from condgan.cli import build_parser
+
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [f"{name} {action.option_strings[0] if action.option_strings else action.dest}"
+               for name, parser in sub.choices.items() for action in parser._actions if not action.help]
+    assert missing == []
+    train_help = sub.choices["train"].format_help()
+    assert "seeds the weights" in train_help and "clip each network's gradient norm" in train_help
+
+
 def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
@@ -146,6 +159,10 @@ def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
         (train_args(tmp_path / "a", "--set", "latent_dim=1000000000"), "latent_dim must be an int in [1, 65536]"),
         (["train", "--out", tmp_path / "a", "--data-root", tmp_path / "nodata", "--no-download", "--device", "cpu"],
          "MNIST not found under"),
+        (["train", "--out", tmp_path / "a", "--data-root", tmp_path / "nodata", "--no-download", "--device", "cpu"],
+         "and --no-download is set: point --data-root at the folder that holds MNIST/raw, or drop --no-download"),
+        (["train-classifier", "--data-root", tmp_path / "nodata", "--out", tmp_path / "a" / "c.pt"],
+         "; condgan train-classifier never downloads: point --data-root at the folder that holds MNIST/raw"),
         (train_args(tmp_path / "a", "--ema", "1.5"), "ema_decay must be None or a finite number > 0 and < 1"),
         (["sample", tmp_path / "missing.pt", "--per-class", 1, "--out", tmp_path / "s.npz"], "missing.pt does not exist"),
         (["sample", broken, "--per-class", 1, "--out", tmp_path / "s.npz"], "broken.pt cannot be read: truncated or corrupt"),

@@ -273,15 +273,19 @@ def test_join_rejects_other_ranks():
 @pytest.mark.parametrize("info", LOSSES, ids=lambda i: i.name)
 def test_every_loss_rewards_the_right_scores(info):
     loss = info.obj()
+
+    def generator_loss(fake, real):  # a relativistic loss judges fake scores against real ones
+        return loss.generator_loss(fake, real) if loss.needs_real_scores_for_generator else loss.generator_loss(fake)
+
     high, low = torch.full((6, 1), 3.0), torch.full((6, 1), -3.0)
     good_d, bad_d = loss.discriminator_loss(high, low), loss.discriminator_loss(low, high)
-    good_g, bad_g = loss.generator_loss(high), loss.generator_loss(low)
+    good_g, bad_g = generator_loss(high, low), generator_loss(low, high)
     for value in (good_d, bad_d, good_g, bad_g):
         assert value.dim() == 0 and value.dtype == torch.float32 and torch.isfinite(value)
     assert good_d < bad_d and good_g < bad_g
     # half-precision scores give float32 losses and finite gradients
     scores = torch.randn(6, 1, dtype=torch.bfloat16, requires_grad=True)
-    total = loss.discriminator_loss(scores, scores.flip(0)) + loss.generator_loss(scores)
+    total = loss.discriminator_loss(scores, scores.flip(0)) + generator_loss(scores, scores.flip(0))
     assert total.dtype == torch.float32
     total.backward()
     assert torch.isfinite(scores.grad.float()).all()

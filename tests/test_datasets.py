@@ -41,7 +41,7 @@ def test_load_dataset_checks_the_model_fits():
         load_dataset("svhn", "unused", image_shape=(1, 8, 8), num_classes=10)
     with pytest.raises(ValueError, match="needs images of at least 4x4 for 10 classes, got 3x3"):
         load_dataset("synthetic", "unused", image_shape=(1, 3, 3), num_classes=10)
-    with pytest.raises(DatasetNotFoundError, match=r"MNIST not found under 'unused': expected unused/MNIST/raw/train-images-idx3-ubyte"):
+    with pytest.raises(DatasetNotFoundError, match=r"MNIST not found under 'unused' \(expected unused/MNIST/raw/train-images-idx3-ubyte"):
         load_dataset("mnist", "unused", image_shape=(3, 32, 32), num_classes=10, download=False)
     with pytest.raises(DatasetError, match=r"^dataset 'synthetic' has no option 'colour'; its options: num_classes, per_class, seed$"):
         make("synthetic", None, colour=True)
@@ -141,7 +141,7 @@ def test_mnist_bad_idx_files_name_the_file(tmp_path):
     labels_gz.write_bytes(labels_gz.read_bytes()[:-6])
     check(rf"^{re.escape(str(labels_gz))}: not a readable gzip file")
     labels_gz.unlink()
-    with pytest.raises(DatasetNotFoundError, match=rf"MNIST not found under .*: expected {lp}\[.gz\]"):
+    with pytest.raises(DatasetNotFoundError, match=rf"MNIST not found under .* \(expected {lp}\[.gz\]"):
         make("mnist", tmp_path).load()
 
 

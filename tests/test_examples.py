@@ -6,6 +6,7 @@ import importlib.util
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,69 @@ def test_film_trains_through_the_registry_and_follows_labels(custom_conditioner,
     assert [int(s) for s, _, _ in LOSS_LINE.findall(out)] == [500, 1000]
     assert accuracy >= 0.3, f"FiLM samples nearest their label's mode: {accuracy:.0%} (chance 10%)"
     assert "film" in {i.name for i in condgan.list_components("conditioner")}
+
+
+# -- examples/mnist_mlp.py -----------------------------------------------------------------------
+@pytest.fixture
+def mnist_example():
+    spec = importlib.util.spec_from_file_location("mnist_mlp_example", EXAMPLES / "mnist_mlp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeTrainer:
+    """Stands in for condgan.Trainer: records how the example builds it and stops as told."""
+
+    made: list = []
+    stop = "interrupted"
+
+    def __init__(self, config):
+        FakeTrainer.made.append(("new", config))
+        self.step, self.last_checkpoint, self.stop_reason = 7, "OUT/checkpoints/step_0000007.pt", None
+
+    @classmethod
+    def from_checkpoint(cls, path, **changes):
+        trainer = cls.__new__(cls)
+        FakeTrainer.made.append(("resume", path, changes))
+        trainer.step, trainer.last_checkpoint, trainer.stop_reason = 9, f"{path}/checkpoints/step_0000009.pt", None
+        return trainer
+
+    def train(self):
+        self.stop_reason = FakeTrainer.stop
+        return self.stop_reason
+
+
+def test_mnist_example_resume_hint_keeps_the_data_root(mnist_example, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(mnist_example, "Trainer", FakeTrainer)
+    monkeypatch.setattr(FakeTrainer, "made", [])
+    data, out = str(tmp_path / "my data"), str(tmp_path / "run")
+    mnist_example.main(["--data-root", data, "--out", out, "--steps", "500", "--device", "cpu"])
+    [hint] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("interrupted: continue with")]
+    command = hint.split("continue with", 1)[1].split()
+    assert command[:2] == ["python", "examples/mnist_mlp.py"]
+    args = mnist_example.build_parser().parse_args(shlex.split(hint.split("continue with", 1)[1])[2:])
+    assert (args.data_root, args.out, args.device, args.resume) == (data, out, "cpu", True)  # the folder with a space, quoted
+    [(kind, config)] = FakeTrainer.made
+    assert (kind, config.training.steps, config.training.epochs, config.data.root) == ("new", 500, None, data)
+    assert config.model == condgan.get_component("preset", "mnist_mlp").config()
+
+    # resuming as the hint says: the saved budget is kept unless a new one is given
+    mnist_example.main(shlex.split(hint.split("continue with", 1)[1])[2:])
+    assert FakeTrainer.made[-1] == ("resume", out, {"device": "cpu", "data_root": data})
+    mnist_example.main(["--data-root", data, "--out", out, "--resume", "--minutes", "1.5"])
+    assert FakeTrainer.made[-1][2] == {"device": "auto", "data_root": data, "epochs": None, "steps": None, "minutes": 1.5}
+
+
+def test_mnist_example_limits_and_help(mnist_example, capsys):
+    with pytest.raises(SystemExit) as info:
+        mnist_example.main(["--steps", "10", "--minutes", "1"])
+    assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        mnist_example.main(["--steps", "0"])
+    assert info.value.code == 2 and "--steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mnist_example.main(["--help"])
+    text = capsys.readouterr().out
+    assert "--minutes" in text and "187,600 steps" in text and "about two hours" in text
+    assert "about two hours" in mnist_example.__doc__

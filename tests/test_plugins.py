@@ -403,6 +403,21 @@ def test_entry_point_with_misspelled_hook_warns_and_is_skipped(site_dir):
     assert registry.pm.get_plugin("typo") is None
 
 
+def test_plugin_failure_warning_points_at_the_plugin_source(site_dir):
+    broken = f"condgan_test_plugin_where_{uuid.uuid4().hex[:8]}"
+    typo = f"condgan_test_plugin_wheretypo_{uuid.uuid4().hex[:8]}"
+    broken_source = '"""A plugin whose import fails on line 4."""\nimport condgan\n\nraise ImportError("no module named fancy_dependency")\n'
+    typo_source = "import condgan\n\n\n@condgan.hookimpl\ndef register_loss():\n    return []\n"
+    install_distribution(site_dir, "condgan-where-plugins", {"broken_where": broken, "typo_where": typo},
+                         {broken: broken_source, typo: typo_source})
+    with pytest.warns(RuntimeWarning) as record:
+        Registry(autoload=True)
+    by_plugin = {name: [w for w in record if f"plugin {name!r}" in str(w.message)] for name in ("broken_where", "typo_where")}
+    [failed_import], [misspelled] = by_plugin["broken_where"], by_plugin["typo_where"]
+    assert (failed_import.filename, failed_import.lineno) == (str(site_dir / f"{broken}.py"), 4)
+    assert misspelled.filename == str(site_dir / f"{typo}.py") and misspelled.lineno in (4, 5)  # the decorator or the def
+
+
 @pytest.mark.parametrize("value", ["1", "true"])
 def test_environment_variable_turns_autoload_off(site_dir, monkeypatch, value):
     module, component, source = plugin_module("env")
@@ -420,3 +435,84 @@ def test_environment_variable_turns_autoload_off(site_dir, monkeypatch, value):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # loading the good plugin warns about nothing
         assert component in {i.name for i in Registry().components("conditioner")}
+
+
+# -- two installed plugins, one name ---------------------------------------------------------------
+def install_two_clashing(site, tag: str) -> tuple[str, str, str]:
+    """Two distributions whose entry points both register the conditioner ``ep_onehot_<tag>``; their modules."""
+    component = f"ep_onehot_{tag}"
+    first, second = (f"condgan_test_plugin_{tag}_{i}_{uuid.uuid4().hex[:8]}" for i in (1, 2))
+    install_distribution(site, "condgan-first-pkg", {"first_ep": first},
+                         {first: PLUGIN_MODULE.format(cls="FirstOneHot", component=component)})
+    install_distribution(site, "condgan-second-pkg", {"second_ep": second},
+                         {second: PLUGIN_MODULE.format(cls="SecondOneHot", component=component)})
+    return component, first, second
+
+
+def test_two_installed_plugins_with_one_name_are_an_error_naming_both(site_dir, monkeypatch):
+    component, first, second = install_two_clashing(site_dir, "clash")
+    monkeypatch.delenv(plugins.DISABLE_PLUGINS_ENV, raising=False)
+    with pytest.raises(condgan.DuplicateComponentError) as info:
+        Registry(autoload=True)
+    error, message = info.value, str(info.value)
+    assert (error.kind, error.name) == ("conditioner", component)
+    assert {error.first.plugin, error.second.plugin} == {"first_ep", "second_ep"}
+    assert f"conditioner name {component!r} is registered twice" in message
+    for text in ("'first_ep'", "'second_ep'", "condgan-first-pkg 0.1", "condgan-second-pkg 0.1", "FirstOneHot", "SecondOneHot"):
+        assert text in message, text
+    assert f"{plugins.DISABLE_PLUGINS_ENV}={error.second.plugin}" in message
+    assert "\n" not in message
+
+    # disabling either one, as the message says, loads the other alone (the disabled one is not even imported)
+    sys.modules.pop(second, None)  # imported by the failed attempt
+    monkeypatch.setenv(plugins.DISABLE_PLUGINS_ENV, " second_ep , unrelated")
+    registry = Registry(autoload=True)
+    [entry] = [i for i in registry.components("conditioner") if i.name == component]
+    assert (entry.plugin, entry.obj.__name__) == ("first_ep", "FirstOneHot")
+    assert second not in sys.modules and registry.pm.is_blocked("second_ep")
+    assert registry.origin("first_ep") == "entry point of distribution condgan-first-pkg 0.1"
+
+
+def test_two_distributions_with_one_entry_point_name_are_an_error(site_dir):
+    a, component_a, source_a = plugin_module("samename_a")
+    b, component_b, source_b = plugin_module("samename_b")
+    install_distribution(site_dir, "condgan-pkg-a", {"same": a}, {a: source_a})
+    install_distribution(site_dir, "condgan-pkg-b", {"same": b}, {b: source_b})
+    with pytest.raises(condgan.PluginError, match=r"two installed plugins are both named 'same' \(entry point of "
+                                                  r"distribution condgan-pkg-[ab] 0.1, and .*condgan-pkg-[ab] 0.1\)"):
+        Registry(autoload=True)
+
+
+def test_cli_reports_a_plugin_conflict_as_one_line(site_dir, monkeypatch, capsys):
+    from condgan.cli import main
+
+    install_two_clashing(site_dir, "cli")
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    monkeypatch.delenv(plugins.DISABLE_PLUGINS_ENV, raising=False)
+    monkeypatch.delenv("CONDGAN_TRACEBACK", raising=False)
+    plugins.set_registry(None)  # the CLI creates the default registry, loading entry points (restored by the fixture)
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("condgan: error: conditioner name 'ep_onehot_cli' is registered twice")
+    assert plugins.DISABLE_PLUGINS_ENV in err
+    monkeypatch.setenv(plugins.DISABLE_PLUGINS_ENV, "first_ep")
+    plugins.set_registry(None)
+    assert main(["list", "conditioner"]) == 0
+    assert "ep_onehot_cli" in capsys.readouterr().out
+
+
+def test_installed_plugin_clashing_with_a_builtin_is_an_error(site_dir):
+    module = f"condgan_test_plugin_builtin_{uuid.uuid4().hex[:8]}"
+    install_distribution(site_dir, "condgan-clash-pkg", {"clash_ep": module},
+                         {module: PLUGIN_MODULE.format(cls="MyEmbedding", component="embedding")})
+    with pytest.raises(condgan.DuplicateComponentError) as info:
+        Registry(autoload=True)
+    message = str(info.value)
+    assert "condgan.conditioners.EmbeddingConditioner (plugin 'condgan.conditioners', built into condgan)" in message
+    assert "condgan-clash-pkg 0.1" in message and f"{plugins.DISABLE_PLUGINS_ENV}=clash_ep" in message
+
+
+def test_builtin_plugins_cannot_be_disabled(monkeypatch):
+    monkeypatch.setenv(plugins.DISABLE_PLUGINS_ENV, "condgan.losses")
+    with pytest.raises(condgan.PluginError, match="'condgan.losses', one of condgan's own plugins"):
+        Registry(autoload=False)

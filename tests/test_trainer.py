@@ -404,6 +404,17 @@ def test_tensorboard_missing_says_how_to_get_it_once(tmp_path, monkeypatch, caps
     assert not (tmp_path / "a" / "tensorboard").exists()
 
 
+def test_tensorboard_missing_is_silent_in_a_default_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if `tensorboard` were not installed
+    monkeypatch.setattr(TensorBoard, "_hint_shown", False)
+    default = TrainerConfig().loggers
+    assert "tensorboard" in default
+    tiny_trainer(tmp_path / "a", steps=2, loggers=default).train()  # the default list: TensorBoard only where installed
+    assert TENSORBOARD_HINT not in capsys.readouterr().err
+    tiny_trainer(tmp_path / "b", steps=2, loggers=("console", "tensorboard")).train()  # named on purpose: say why not
+    assert capsys.readouterr().err.count(TENSORBOARD_HINT) == 1
+
+
 def test_tensorboard_logs_losses_and_grids_through_summary_writer(tmp_path, monkeypatch):
     # the real package is optional; a stand-in SummaryWriter records what the logger sends it
     calls = []

@@ -11,7 +11,8 @@ from . import Command
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                help="show: a preset as a config file; keys: every config key")
     show = sub.add_parser("show", help="print a preset's run config (model, data, training) as TOML or JSON")
     show.add_argument("preset", nargs="?", default="mnist_mlp", help="a registered preset (default mnist_mlp)")
     show.add_argument("--format", choices=["toml", "json"], default="toml")

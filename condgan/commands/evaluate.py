@@ -8,6 +8,7 @@ as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -25,14 +26,15 @@ def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", required=True, help="folder holding MNIST in torchvision's layout (DIR/MNIST/raw)")
     parser.add_argument("--out", required=True, help="the classifier file to write (e.g. runs/classifier.pt)")
     parser.add_argument("--epochs", type=positive_float, default=3.0, help="passes over the 60,000 training images (default 3)")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, dropout, augmentation and batch order (default 0)")
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
     from ..classifier import train_classifier
 
     start = time.perf_counter()
-    details = train_classifier(args.data_root, args.out, epochs=args.epochs, seed=args.seed)
+    with _mnist_never_downloaded("train-classifier", args.data_root):
+        details = train_classifier(args.data_root, args.out, epochs=args.epochs, seed=args.seed)
     print(f"test accuracy {details['test_accuracy']:.4f} on {details['test_images']} MNIST test images; "
           f"trained {details['steps']} steps in {details['train_seconds']:.0f} s "
           f"({time.perf_counter() - start:.0f} s in all)")
@@ -70,7 +72,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ClassifierError(f"classifier file {args.classifier!r} does not exist; {MISSING_CLASSIFIER_ADVICE}")
     device = _device(args.device)
     classifier = load_classifier(args.classifier).to(device)
-    reference = load_mnist_reference(args.data_root, seed=args.seed)
+    with _mnist_never_downloaded("eval", args.data_root):
+        reference = load_mnist_reference(args.data_root, seed=args.seed)
     rows: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
     if args.source is not None:
@@ -103,6 +106,19 @@ def run_eval(args: argparse.Namespace) -> int:
         Path(args.json_out).write_text(json.dumps(payload, indent=1) + "\n")
         print(f"wrote {args.json_out}")
     return 0
+
+
+@contextlib.contextmanager
+def _mnist_never_downloaded(command: str, root: str):
+    """Missing MNIST, in the words of a command that never downloads (it has no --no-download to drop)."""
+    from ..data import DatasetNotFoundError
+
+    try:
+        yield
+    except DatasetNotFoundError:
+        raise DatasetNotFoundError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw); condgan {command} never "
+                                   "downloads: point --data-root at the folder that holds MNIST/raw (condgan train "
+                                   "downloads it into its --data-root)") from None
 
 
 def _device(name: str):

@@ -13,7 +13,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-class", type=positive_int, required=True, help="samples per class")
     parser.add_argument("--out", required=True, help="the .npz to write: images (N, C, H, W) float32 in [0, 1], labels (N,) int64")
     parser.add_argument("--grid", help="also save a PNG grid: column k is label k (up to 10 rows)")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=positive_int, default=1000, help="images generated at once")
 

@@ -114,8 +114,9 @@ def read_idx_set(root: str | Path, folder: str, *, train: bool = True, num_class
         paths = [_find(root, folder, s) for s in stems]
     if None in paths:
         missing = stems[paths.index(None)]
-        raise DatasetNotFoundError(f"{folder} not found under {str(root)!r}: expected {root / folder / 'raw' / missing}[.gz] "
-                                   "(torchvision's layout); pass download=True or point the data root at it")
+        raise DatasetNotFoundError(f"{folder} not found under {str(root)!r} (expected {root / folder / 'raw' / missing}[.gz], "
+                                   f"torchvision's layout) and --no-download is set: point --data-root at the folder that "
+                                   f"holds {folder}/raw, or drop --no-download to download it there")
     images = read_idx(paths[0], ndim=3)
     labels = read_idx(paths[1], ndim=1)
     if len(images) != len(labels):
