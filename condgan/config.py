@@ -37,6 +37,10 @@ class GANConfig:
 
     ``condition_kind``/``num_classes``/``condition_dim`` describe y (see
     :class:`~condgan.conditions.ConditionSpec`); ``image_shape`` is (C, H, W).
+
+    Training methods: ``augment`` names a registered augmentation of D's inputs (e.g.
+    ``"diffaugment"``; None: off) and ``augment_options`` are its keyword options; ``d_steps`` is
+    the number of D updates per G update (n_critic; see :func:`condgan.training.train_step`).
     """
 
     condition_kind: str = "class"
@@ -56,6 +60,9 @@ class GANConfig:
     epochs: int = 200
     sample_every: int = 400
     pixel_range: tuple[float, float] = (-1.0, 1.0)
+    augment: Any = None
+    augment_options: dict[str, Any] = field(default_factory=dict)
+    d_steps: int = 1
 
     @property
     def spec(self) -> ConditionSpec:

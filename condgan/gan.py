@@ -40,11 +40,17 @@ class GAN(nn.Module):
             spec, config.image_shape,
             conditioner=d.conditioner, conditioner_options=d.conditioner_options,
             backbone=d.backbone, backbone_options=d.backbone_options,
+            augment=config.augment, augment_options=config.augment_options,
         )
+        if not isinstance(config.d_steps, int) or isinstance(config.d_steps, bool) or config.d_steps < 1:
+            raise ValueError(f"d_steps must be an int >= 1 (D updates per G update), got {config.d_steps!r}")
         loss_cls = get_component("loss", config.loss)
         if not (isinstance(loss_cls, type) and issubclass(loss_cls, Loss)):
             raise TypeError(f"loss must be a registered name or a Loss subclass, got {config.loss!r}")
         self.loss = construct(loss_cls, **options(config.loss_options, "loss_options"))
+        state = self.loss.state_module()
+        if state is not None:  # kept by D: moved, saved and restored with D's weights
+            self.discriminator.loss_state = state
 
     @property
     def spec(self):
