@@ -69,6 +69,8 @@ class TrainerConfig:
         keep_last: how many periodic checkpoints to keep.
         ema_decay: keep an exponential moving average of G's weights with this decay (e.g. 0.999)
             and sample from it; None: off (as the reference).
+        ema_start: BigGAN's EMA warm-up: for the first ``ema_start`` steps the average copies G's
+            weights, from step ``ema_start`` on it averages them (0: from the first step).
         clip_grad_norm: clip each network's gradient norm to this value; None: off.
         autocast: ``"bfloat16"`` or ``"float16"`` autocast for the forward passes; None: off.
         compile: ``torch.compile`` the step's forward and backward passes: True (mode
@@ -100,6 +102,7 @@ class TrainerConfig:
     checkpoint_every: int | None = 2000
     keep_last: int = 3
     ema_decay: float | None = None
+    ema_start: int = 0
     clip_grad_norm: float | None = None
     autocast: str | None = None
     compile: bool | str = False
@@ -119,10 +122,11 @@ class TrainerConfig:
             low = 0 if name == "sample_every" else 1
             if value is not None and (not _is_int(value) or value < low):
                 raise ValueError(f"{name} must be None or an int >= {low}, got {value!r}")
-        for name in ("log_every", "keep_last", "seed"):
+        for name in ("log_every", "keep_last", "seed", "ema_start"):
             value = getattr(self, name)
-            if not _is_int(value) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"{name} must be an int >= {0 if name == 'seed' else 1}, got {value!r}")
+            low = 0 if name in ("seed", "ema_start") else 1
+            if not _is_int(value) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if self.minutes is not None and (not _is_number(self.minutes) or not self.minutes > 0):
             raise ValueError(f"minutes must be None or a number > 0, got {self.minutes!r}")
         if self.ema_decay is not None and (not _is_number(self.ema_decay) or not 0.0 < self.ema_decay < 1.0):
@@ -181,21 +185,24 @@ def seed_everything(seed: int) -> None:
 class EMA:
     """An exponential moving average of a module's parameters; buffers are copied as they are.
 
-    ``update()`` does ``ema = decay * ema + (1 - decay) * param`` with foreach ops on the device
-    (no host sync).
+    ``update(step)`` does ``ema = decay * ema + (1 - decay) * param`` with foreach ops on the device
+    (no host sync). BigGAN's warm-up (Brock et al. 2019, ``--ema_start``): while ``step < start`` the
+    average copies the parameters instead (decay 0), so that it does not carry the untrained
+    weights of the first steps; from step ``start`` on it averages.
 
     Args:
         model: the module followed (its parameters are read at each update).
         decay: weight of the old average, in (0, 1).
+        start: the first step that averages (0: every step averages).
 
     Example:
-        >>> ema = EMA(gan.generator, 0.999)
-        >>> ema.update()  # after each optimizer step
+        >>> ema = EMA(gan.generator, 0.999, start=1000)
+        >>> ema.update(step)  # after each optimizer step; step counts from 0
         >>> ema.module.sample(torch.arange(10))
     """
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = float(decay)
+    def __init__(self, model: nn.Module, decay: float, start: int = 0):
+        self.decay, self.start = float(decay), int(start)
         self.module = copy.deepcopy(model).requires_grad_(False)
         self._src_params = list(model.parameters())
         self._dst_params = list(self.module.parameters())
@@ -203,8 +210,12 @@ class EMA:
         self._dst_buffers = list(self.module.buffers())
 
     @torch.no_grad()
-    def update(self) -> None:
-        torch._foreach_lerp_(self._dst_params, self._src_params, 1.0 - self.decay)
+    def update(self, step: int | None = None) -> None:
+        """Average in the current parameters after step ``step`` (None: a step past the warm-up)."""
+        if step is not None and step < self.start:
+            torch._foreach_copy_(self._dst_params, self._src_params)
+        else:
+            torch._foreach_lerp_(self._dst_params, self._src_params, 1.0 - self.decay)
         if self._dst_buffers:
             torch._foreach_copy_(self._dst_buffers, self._src_buffers)
 
@@ -268,7 +279,7 @@ class Trainer:
         self.batches_per_epoch = len(self.batches)
 
         self.opt_g, self.opt_d = self._optimizers()
-        self.ema = EMA(gan.generator, config.ema_decay) if config.ema_decay is not None else None
+        self.ema = EMA(gan.generator, config.ema_decay, config.ema_start) if config.ema_decay is not None else None
         self.step_fn = self._build_step()
         if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
             seed_everything(distributed.rank_seed(config.seed, self.process.rank))
@@ -504,7 +515,7 @@ class Trainer:
                 apply_schedule(optimizer, lr, schedule, self.step)
             losses = self.step_fn(real, y)
             if self.ema is not None:
-                self.ema.update()
+                self.ema.update(self.step)  # the step just taken, counted from 0
             self._advance()
             means.add(losses)
             self.elapsed_s = elapsed_before + time.monotonic() - started
