@@ -29,7 +29,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default 2000)")
     parser.add_argument("--keep-last", type=positive_int, help="checkpoints kept (default 3)")
     parser.add_argument("--ema", dest="ema_decay", type=positive_float, metavar="DECAY",
-                        help="keep an EMA of G's weights (e.g. 0.999) and sample from it")
+                        help="keep an EMA of G's weights (e.g. 0.999) and sample from it (default: the preset's)")
+    parser.add_argument("--ema-start", dest="ema_start", type=non_negative_int, metavar="STEP",
+                        help="EMA warm-up: the average copies G's weights until this step (default: the preset's, else 0)")
     parser.add_argument("--clip-grad-norm", type=positive_float)
     parser.add_argument("--autocast", choices=["bfloat16", "float16"], help="mixed precision for the forward passes")
     parser.add_argument("--compile", nargs="?", const=True, metavar="MODE",
@@ -47,7 +49,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 TRAINER_FLAGS = ("steps", "epochs", "minutes", "device", "seed", "log_every", "sample_every", "checkpoint_every",
-                 "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download",
+                 "keep_last", "ema_decay", "ema_start", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download",
                  "nonfinite", "sync_batchnorm")
 
 
@@ -78,6 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         if ckpt.list_checkpoints(out / ckpt.CHECKPOINT_DIR):
             raise ValueError(f"{out} already holds a run; continue it with --resume, or choose another --out")
         given.setdefault("data_root", "./data")
+        given = {**get_component("preset", args.preset or "mnist_mlp").trainer, **given}  # the preset's, unless flagged
         trainer = Trainer(model_config, TrainerConfig(out_dir=str(out), **given))
 
     from ..distributed import shutdown
