@@ -15,6 +15,7 @@ import numbers
 from abc import abstractmethod
 from typing import Callable, ClassVar, Sequence
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioners import ConditionalLayer, ConditionalNorm, Conditioner
@@ -169,7 +170,7 @@ CONV_NORMS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def upsamplings(height: int, width: int) -> tuple[int, int, int]:
+def upsamplings(height: int, width: int, backbone: str = "dcgan") -> tuple[int, int, int]:
     """(n, h0, w0): the image is (h0 * 2^n, w0 * 2^n), halved n >= 1 times down to a 4..7 pixel side.
 
     Example: 32x32 -> (3, 4, 4); 64x64 -> (4, 4, 4); 28x28 -> (2, 7, 7); 16x16 -> (2, 4, 4).
@@ -178,7 +179,8 @@ def upsamplings(height: int, width: int) -> tuple[int, int, int]:
     while h % 2 == 0 and w % 2 == 0 and h // 2 >= 4 and w // 2 >= 4:
         n, h, w = n + 1, h // 2, w // 2
     if n == 0:
-        raise ValueError(f"backbone 'dcgan' needs an even height and width of at least 8 (e.g. 16, 28, 32, 64), got {height}x{width}")
+        raise ValueError(f"backbone {backbone!r} needs an even height and width of at least 8 (e.g. 16, 28, 32, 64), "
+                         f"got {height}x{width}")
     return n, h, w
 
 
@@ -317,6 +319,250 @@ class DCGAN(Backbone):
         return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
 
 
+# -- ResNet (SNGAN / BigGAN) ----------------------------------------------------------------------
+INITS = ("xavier", "orthogonal", None)
+POOLS = ("sum", "flatten")
+
+
+def _preactivation(activation) -> nn.Module:
+    """An activation that never works in place: a residual block's input is also its shortcut's."""
+    module = make_activation(activation)
+    if hasattr(module, "inplace"):
+        module.inplace = False
+    return module
+
+
+def _call(layer: nn.Module, h: Tensor, y: Tensor) -> Tensor:
+    return layer(h, y) if isinstance(layer, ConditionalLayer) else layer(h)
+
+
+class ResBlock(nn.Module):
+    """A pre-activation residual block (SNGAN, BigGAN): norm -> act -> [2x nearest up] -> conv3x3 ->
+    norm -> act -> conv3x3 -> [2x2 average pool], plus a shortcut ([up] -> conv1x1 -> [pool]) that
+    is the identity when the channels and size stay.
+
+    ``first=True`` is SNGAN's "optimized" first block of D: conv3x3 -> norm -> act -> conv3x3 ->
+    pool, with the shortcut pool -> conv1x1 (no activation on the raw image).
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        resample: ``"up"``, ``"down"`` or None.
+        make_norm: ``make_norm(channels)`` -> a norm layer (called with y when a ConditionalLayer) or None.
+        activation: the hidden activation (never in place).
+        first: D's first block.
+
+    Shape:
+        - h: (B, in_channels, S, S) -> (B, out_channels, 2S, 2S) (up), (S/2, S/2) (down) or (S, S).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, resample: str | None, make_norm: Callable[[int], nn.Module | None],
+                 activation, first: bool = False):
+        super().__init__()
+        if resample not in ("up", "down", None):
+            raise ValueError(f"resample must be 'up', 'down' or None, got {resample!r}")
+        self.resample, self.first = resample, first
+        self.norm1 = make_norm(out_channels if first else in_channels) or nn.Identity()
+        self.norm2 = (None if first else make_norm(out_channels)) or nn.Identity()
+        self.act1, self.act2 = _preactivation(activation), _preactivation(activation)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels or resample else None
+
+    def _resample(self, h: Tensor, direction: str) -> Tensor:
+        if self.resample != direction:
+            return h
+        if direction == "up":
+            return F.interpolate(h, scale_factor=2.0, mode="nearest")
+        return F.avg_pool2d(h, 2)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.first:
+            h = self.act1(_call(self.norm1, self.conv1(x), y))
+        else:
+            h = self.conv1(self._resample(self.act1(_call(self.norm1, x, y)), "up"))
+            h = self.act2(_call(self.norm2, h, y))
+        h = self._resample(self.conv2(h), "down")
+        if self.shortcut is None:
+            return h + x
+        # a 1x1 conv commutes with nearest upsampling and average pooling: run it at the smaller size
+        if self.resample == "up":
+            return h + self._resample(self.shortcut(x), "up")
+        return h + self.shortcut(self._resample(x, "down"))
+
+
+class ResNet(Backbone):
+    """Residual G or D in the SNGAN / BigGAN style, any channel count, image sides h0 * 2^n with h0 in 4..7.
+
+    From "Spectral Normalization for GANs" and "cGANs with Projection Discriminator" (Miyato et al.
+    2018, Miyato & Koyama 2018: SNGAN's ResNets) and "Large Scale GAN Training" (Brock et al. 2019:
+    BigGAN's channel plan). ``out_shape`` says which network it is:
+
+    - Generator (``out_shape`` (C, H, W); flat input such as z or [code, z]): Linear to
+      (c(n), h0, w0), then n up-blocks (:class:`ResBlock`: norm -> ReLU -> 2x nearest upsampling ->
+      conv3x3 -> norm -> ReLU -> conv3x3, plus a 1x1 shortcut), ending at (width, H, W) = h; the head
+      is a plain norm -> ReLU -> conv3x3 to C -> ``output_activation`` (tanh). Its norm layers are
+      asked from the conditioner, so ``cbn`` makes them conditional batch norm (the head's norm
+      stays plain, as in SNGAN and BigGAN).
+    - Discriminator (any other ``out_shape``; input (C + k, H, W)): SNGAN's first block (conv3x3 ->
+      ReLU -> conv3x3 -> 2x2 average pool), n - 1 down-blocks (ReLU -> conv3x3 -> ReLU -> conv3x3 ->
+      pool), one more block at the smallest size, then ReLU and a sum over the pixels: h of width
+      c(n) (``pool="flatten"``: the last map flattened, c(n) * h0 * w0 features); the head is a
+      Linear layer (a raw score), and a ``projection`` conditioner adds <embed(y), h> to it.
+
+    Channels: c(j) = min(width * 2^j, max_width) at j halvings from the full size in G (width at
+    the full size), and min(width * 2^(j - 1), max_width) in D (width after the first block).
+    ``max_width`` = ``width`` gives SNGAN's and BigGAN's constant-width 32 px networks;
+    width = ch and max_width = 16 ch BigGAN's 64 and 128 px ones.
+
+    Args:
+        in_shape, out_shape, conditioner: as :class:`Backbone`.
+        width: channels at the full size (G) or after D's first block.
+        max_width: the most channels a layer has; None: no cap.
+        norm: ``"batch"``, ``"layer"`` or None; ``"auto"``: batch norm in G, none in D (SNGAN).
+        norm_eps, norm_momentum: passed by keyword to the norm layers.
+        activation: hidden activation (default ``"relu"``; never in place).
+        output_activation: default ``"tanh"`` in G, none in D.
+        spectral_norm: spectral normalisation of every conv and Linear layer (not of a
+            conditioner's layers): SNGAN's D; BigGAN normalises G too.
+        init: ``"xavier"`` (Glorot uniform, gain sqrt(2) on the residual convs and 1 elsewhere, as
+            SNGAN's PyTorch ports), ``"orthogonal"`` (BigGAN) or None (PyTorch's default); biases zero.
+        pool: D's pooling of its last map: ``"sum"`` over the pixels (SNGAN, BigGAN: h does not
+            say where a feature is) or ``"flatten"`` (as the ``dcgan`` D: h keeps positions, which
+            conditions that are places in the image need; see the README).
+
+    Shape:
+        - generator: (B, F) -> (B, C, H, W); discriminator: (B, C + k, H, W) -> (B, *out_shape).
+
+    Example:
+        >>> ResNet((128,), (3, 64, 64), width=16, max_width=128)(torch.randn(2, 128), None).shape
+        torch.Size([2, 3, 64, 64])
+        >>> ResNet((3, 32, 32), (1,), width=32, spectral_norm=True)(torch.randn(2, 3, 32, 32), None).shape
+        torch.Size([2, 1])
+    """
+
+    name = "resnet"
+    flat_input = False
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_shape: Sequence[int],
+        *,
+        conditioner: Conditioner | None = None,
+        width: int = 64,
+        max_width: int | None = None,
+        norm: str | None = "auto",
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        activation: str | type[nn.Module] | Callable[[], nn.Module] = "relu",
+        output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = "auto",
+        spectral_norm: bool = False,
+        init: str | None = "xavier",
+        pool: str = "sum",
+    ):
+        super().__init__(in_shape, out_shape, conditioner=conditioner)
+        width = check_int(width, "resnet width")
+        if max_width is not None:
+            max_width = check_int(max_width, "resnet max_width")
+        self.generates = len(self.out_shape) == 3
+        if norm == "auto":
+            norm = "batch" if self.generates else None
+        norm = None if norm == "none" else norm
+        if not (norm is None or isinstance(norm, str)) or norm not in (None, *CONV_NORMS):
+            raise ValueError(f"unknown norm {norm!r}; available: None, auto, {', '.join(sorted(CONV_NORMS))}")
+        if pool not in POOLS:
+            raise ValueError(f"resnet pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
+        if init not in INITS:
+            raise ValueError(f"resnet init must be one of {INITS}, got {init!r}")
+        if output_activation == "auto":
+            output_activation = "tanh" if self.generates else None
+        check_number(norm_eps, "norm_eps")
+        check_number(norm_momentum, "norm_momentum", 0.0, 1.0)
+        self.norm = norm
+
+        def channels(j: int) -> int:
+            c = width * 2 ** j if self.generates else max(1, width * 2 ** (j - 1))
+            return min(c, max_width) if max_width is not None else c
+
+        def make_norm(c: int) -> nn.Module | None:
+            if norm is None:
+                return None
+            layer = conditioner.make_norm(c, norm, eps=norm_eps, momentum=norm_momentum) if conditioner else None
+            return layer if layer is not None else CONV_NORMS[norm](c, norm_eps, norm_momentum)
+
+        if self.generates:
+            self._build_generator(channels, make_norm, activation, norm_eps, norm_momentum)
+        else:
+            self._build_discriminator(channels, make_norm, activation)
+        self.out_activation = make_activation(output_activation)
+        layers = list(own_layers([self.blocks, self.stem, self.out, self.out_norm], skip=(ConditionalLayer,)))
+        if init is not None:
+            self._initialise(layers, init)
+        if spectral_norm:
+            apply_spectral_norm(layers)
+
+    def _build_generator(self, channels, make_norm, activation, norm_eps, norm_momentum) -> None:
+        if len(self.in_shape) != 1:
+            raise ValueError(f"a resnet generator takes a flat input (B, F), got input shape {self.in_shape}")
+        out_channels, height, wide = self.out_shape
+        n, h0, w0 = upsamplings(height, wide, "resnet")
+        self.stem = nn.Sequential(nn.Linear(self.in_shape[0], channels(n) * h0 * w0),
+                                  nn.Unflatten(1, (channels(n), h0, w0)))  # (B, c(n), h0, w0)
+        self.blocks = nn.ModuleList(ResBlock(channels(j), channels(j - 1), resample="up", make_norm=make_norm, activation=activation)
+                                    for j in range(n, 0, -1))  # (B, c(j), s, s) -> (B, c(j-1), 2s, 2s)
+        c = channels(0)
+        self._hidden_shape = (c, height, wide)
+        self.feature_dim = c * height * wide
+        # the head's norm is plain (SNGAN, BigGAN): y enters through the blocks' norms
+        self.out_norm = CONV_NORMS[self.norm](c, norm_eps, norm_momentum) if self.norm else nn.Identity()
+        self.out_act = _preactivation(activation)
+        self.out = nn.Conv2d(c, out_channels, 3, padding=1)
+
+    def _build_discriminator(self, channels, make_norm, activation) -> None:
+        if len(self.in_shape) != 3:
+            raise ValueError(f"a resnet discriminator takes images (B, C, H, W), got input shape {self.in_shape}")
+        in_channels, height, wide = self.in_shape
+        n, h0, w0 = upsamplings(height, wide, "resnet")
+        self.stem = nn.Identity()
+        blocks = [ResBlock(in_channels, channels(1), resample="down", make_norm=make_norm, activation=activation, first=True)]
+        blocks += [ResBlock(channels(j), channels(j + 1), resample="down", make_norm=make_norm, activation=activation)
+                   for j in range(1, n)]  # (B, c(j), s, s) -> (B, c(j+1), s/2, s/2)
+        blocks.append(ResBlock(channels(n), channels(n), resample=None, make_norm=make_norm, activation=activation))
+        self.blocks = nn.ModuleList(blocks)
+        self.out_norm = nn.Identity()
+        self.out_act = _preactivation(activation)
+        self.feature_dim = channels(n) * (h0 * w0 if self.pool == "flatten" else 1)
+        self.out = nn.Linear(self.feature_dim, math.prod(self.out_shape))
+
+    @staticmethod
+    def _initialise(layers: list[nn.Module], init: str) -> None:
+        for layer in layers:
+            residual = isinstance(layer, nn.Conv2d) and layer.kernel_size == (3, 3)
+            if init == "xavier":
+                nn.init.xavier_uniform_(layer.weight, math.sqrt(2) if residual else 1.0)
+            else:
+                nn.init.orthogonal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+    def features(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.stem(x)
+        for block in self.blocks:
+            h = block(h, y)
+        if self.generates:
+            return h.flatten(1)  # (B, width * H * W)
+        if self.pool == "flatten":
+            return self.out_act(h).flatten(1)  # (B, c(n) * h0 * w0)
+        return self.out_act(h).sum(dim=(2, 3))  # (B, c(n)): SNGAN's sum over the pixels
+
+    def head(self, h: Tensor) -> Tensor:
+        if self.generates:
+            h = h.view(h.shape[0], *self._hidden_shape)  # (B, width, H, W)
+            return self.out_activation(self.out(self.out_act(self.out_norm(h))))
+        return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
+
+
 @hookimpl
 def register_backbones():
-    return [MLP, DCGAN]
+    return [MLP, DCGAN, ResNet]

@@ -53,6 +53,7 @@ COMPONENT_FIELDS = {
     "discriminator.conditioner": "conditioner",
     "discriminator.backbone": "backbone",
     "loss": "loss",
+    "augment": "augment",
 }
 
 
@@ -217,7 +218,7 @@ def config_to_plain(config: GANConfig) -> dict[str, Any]:
         for part in parents:
             holder = holder[part]
         value = holder[last]
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             names = [info.name for info in tables[kind].values() if info.obj is value]
             if not names:
                 raise ValueError(f"cannot save config key {key!r}: the {kind} {_qualname(value)} is not registered, so the "

@@ -97,6 +97,10 @@ class GANConfig:
     ``image_shape``, ``num_classes`` or ``condition_dim`` (and ``condition_kind``) means "the
     dataset's": the trainer fills them in from the data (:func:`fit_to_data`). ``class_names``
     name the classes or tags (from the dataset), so that samples can be asked for by name.
+
+    Training methods: ``augment`` names a registered augmentation of D's inputs (e.g.
+    ``"diffaugment"``; None: off) and ``augment_options`` are its keyword options; ``d_steps`` is
+    the number of D updates per G update (n_critic; see :func:`condgan.training.train_step`).
     """
 
     condition_kind: str | None = "class"
@@ -113,6 +117,9 @@ class GANConfig:
     d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     pixel_range: tuple[float, float] = (-1.0, 1.0)
     class_names: tuple[str, ...] | None = None
+    augment: Any = field(default=None, metadata=_component("augment_options"))
+    augment_options: dict[str, Any] = field(default_factory=dict)
+    d_steps: int = 1
 
     def __post_init__(self):
         self.check()
@@ -132,6 +139,10 @@ class GANConfig:
         check_choice("noise", self.noise, NOISE_KINDS)
         _check_component("loss", self.loss)
         check_options("loss_options", self.loss_options)
+        if self.augment is not None:
+            _check_component("augment", self.augment)
+        check_options("augment_options", self.augment_options)
+        check_int("d_steps", self.d_steps, 1, 100)
         for section in (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer):
             if not dataclasses.is_dataclass(section):
                 raise ValueError(f"a network or optimizer section must be a config object or a dict, got {section!r}")
@@ -241,6 +252,8 @@ class TrainerConfig:
         keep_last: how many periodic checkpoints to keep.
         ema_decay: keep an exponential moving average of G's weights with this decay (e.g. 0.999)
             and sample from it; None: off (as the reference).
+        ema_start: BigGAN's EMA warm-up: for the first ``ema_start`` steps the average copies G's
+            weights, from step ``ema_start`` on it averages them (0: from the first step).
         clip_grad_norm: clip each network's gradient norm to this value; None: off.
         autocast: ``"bfloat16"`` or ``"float16"`` autocast for the forward passes; None: off.
         compile: ``torch.compile`` the step's forward and backward passes: True (mode
@@ -269,6 +282,7 @@ class TrainerConfig:
     checkpoint_every: int | None = 2000
     keep_last: int = 3
     ema_decay: float | None = None
+    ema_start: int = 0
     clip_grad_norm: float | None = None
     autocast: str | None = None
     compile: bool | str = False
@@ -291,6 +305,7 @@ class TrainerConfig:
         check_int("log_every", self.log_every, 1)
         check_int("keep_last", self.keep_last, 1)
         check_int("seed", self.seed, 0, 2**63 - 1)
+        check_int("ema_start", self.ema_start, 0)
         check_number("minutes", self.minutes, low=0, low_open=True, optional=True)
         check_number("ema_decay", self.ema_decay, low=0, high=1, low_open=True, high_open=True, optional=True)
         check_number("clip_grad_norm", self.clip_grad_norm, low=0, low_open=True, optional=True)

@@ -160,6 +160,7 @@ class DistributedForwards:
         self.generator_pass = nn.parallel.DistributedDataParallel(_Pass(gan.generator, forwards.generator_pass), device_ids=ids)
         self.discriminator_pass = nn.parallel.DistributedDataParallel(
             _Pass(gan.discriminator, forwards.discriminator_pass), device_ids=ids)
+        self.fakes = forwards.fakes  # no gradients: nothing to average
 
 
 def agree_any(flags: list[bool], device: torch.device) -> list[bool]:

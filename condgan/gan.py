@@ -40,11 +40,16 @@ class GAN(nn.Module):
             spec, config.image_shape,
             conditioner=d.conditioner, conditioner_options=d.conditioner_options,
             backbone=d.backbone, backbone_options=d.backbone_options,
+            augment=config.augment, augment_options=config.augment_options,
         )
+        config.check()  # a config changed after it was made (its fields are plain attributes)
         loss_cls = get_component("loss", config.loss)
         if not (isinstance(loss_cls, type) and issubclass(loss_cls, Loss)):
             raise TypeError(f"loss must be a registered name or a Loss subclass, got {config.loss!r}")
         self.loss = construct(loss_cls, **options(config.loss_options, "loss_options"))
+        state = self.loss.state_module()
+        if state is not None:  # kept by D: moved, saved and restored with D's weights
+            self.discriminator.loss_state = state
 
     @property
     def spec(self):

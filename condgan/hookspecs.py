@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from torch import Tensor
 
+    from .augment import Augment
     from .backbones import Backbone
     from .commands import Command
     from .conditioners import Conditioner
@@ -41,6 +42,11 @@ def register_losses() -> Iterable[type[Loss]]:
 @hookspec
 def register_backbones() -> Iterable[type[Backbone]]:
     """Return :class:`~condgan.backbones.Backbone` subclasses, each with a unique ``name``."""
+
+
+@hookspec
+def register_augments() -> Iterable[type[Augment]]:
+    """Return :class:`~condgan.augment.Augment` subclasses (augmentations of D's inputs), each with a unique ``name``."""
 
 
 @hookspec

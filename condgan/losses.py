@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .hookspecs import hookimpl
 
@@ -24,7 +24,8 @@ class Loss(ABC):
 
     Subclasses set ``name`` and implement :meth:`discriminator_loss` and :meth:`generator_loss`;
     a loss that needs D itself (a gradient penalty) overrides :meth:`penalty` and adds
-    ``super().penalty(...)`` so that the R1 option keeps working.
+    ``super().penalty(...)`` so that the R1 option keeps working. Subclasses pass ``**regularizers``
+    (``r1_gamma``, ``lecam_weight``, ``lecam_decay``) on to ``super().__init__``.
 
     A loss whose generator term compares fake scores with real ones (the relativistic losses of
     Jolicoeur-Martineau 2019) sets ``needs_real_scores_for_generator = True``: the training step
@@ -36,16 +37,26 @@ class Loss(ABC):
         r1_gamma: weight of the R1 regularizer (Mescheder et al. 2018, "Which Training Methods for
             GANs do actually Converge?"), added to D's loss with every loss:
             ``gamma / 2 * E ||grad_x D(x|y)||^2`` over the real batch. 0 (default) turns it off.
+        lecam_weight: weight of the LeCam regularizer (Tseng et al. 2021, "Regularizing Generative
+            Adversarial Networks under Limited Data"), added to D's loss with every loss (see
+            :class:`LeCamAnchors`); 0 (default) turns it off.
+        lecam_decay: decay of LeCam's moving averages of D's mean real and fake scores.
     """
 
     name: ClassVar[str]
     #: True: G's loss needs D's scores on the real batch (``generator_loss(fake_score, real_score)``).
     needs_real_scores_for_generator: ClassVar[bool] = False
 
-    def __init__(self, *, r1_gamma: float = 0.0):
-        if not isinstance(r1_gamma, (int, float)) or r1_gamma < 0:
+    def __init__(self, *, r1_gamma: float = 0.0, lecam_weight: float = 0.0, lecam_decay: float = 0.99):
+        if not isinstance(r1_gamma, (int, float)) or isinstance(r1_gamma, bool) or r1_gamma < 0:
             raise ValueError(f"r1_gamma must be a number >= 0, got {r1_gamma!r}")
+        if not isinstance(lecam_weight, (int, float)) or isinstance(lecam_weight, bool) or lecam_weight < 0:
+            raise ValueError(f"lecam_weight must be a number >= 0, got {lecam_weight!r}")
+        if not isinstance(lecam_decay, (int, float)) or isinstance(lecam_decay, bool) or not 0 <= lecam_decay < 1:
+            raise ValueError(f"lecam_decay must be a number in [0, 1), got {lecam_decay!r}")
         self.r1_gamma = float(r1_gamma)
+        self.lecam_weight, self.lecam_decay = float(lecam_weight), float(lecam_decay)
+        self._lecam = LeCamAnchors(self.lecam_decay) if self.lecam_weight > 0 else None
 
     @abstractmethod
     def discriminator_loss(self, real_score: Tensor, fake_score: Tensor) -> Tensor:
@@ -64,6 +75,21 @@ class Loss(ABC):
         if self.r1_gamma == 0:
             return None
         return self.r1_gamma / 2 * r1_penalty(discriminator, real, y_real)
+
+    def score_penalty(self, real_score: Tensor, fake_score: Tensor) -> Tensor | None:
+        """An extra term of D's loss from its scores on the real and the fake batch: here LeCam
+        when ``lecam_weight`` > 0 (which also updates its anchors), else None."""
+        if self._lecam is None:
+            return None
+        return self.lecam_weight * self._lecam(real_score, fake_score)
+
+    def state_module(self) -> nn.Module | None:
+        """The module holding this loss's device state (buffers), or None.
+
+        The :class:`~condgan.gan.GAN` keeps it inside its discriminator (``discriminator.loss_state``),
+        so that it moves to D's device and is saved and restored with D's weights.
+        """
+        return self._lecam
 
     def options(self) -> dict[str, object]:
         """The constructor options of this loss (for ``repr``)."""
@@ -104,14 +130,14 @@ class BCELoss(Loss):
 
     Args:
         generator_objective: ``"non_saturating"`` or ``"minimax"``.
-        r1_gamma: see :class:`Loss`.
+        r1_gamma, lecam_weight, lecam_decay: see :class:`Loss`.
     """
 
     name = "bce"
     GENERATOR_OBJECTIVES = ("non_saturating", "minimax")
 
-    def __init__(self, *, generator_objective: str = "non_saturating", r1_gamma: float = 0.0):
-        super().__init__(r1_gamma=r1_gamma)
+    def __init__(self, *, generator_objective: str = "non_saturating", r1_gamma: float = 0.0, **regularizers: float):
+        super().__init__(r1_gamma=r1_gamma, **regularizers)
         if generator_objective not in self.GENERATOR_OBJECTIVES:
             raise ValueError(f"generator_objective must be one of {self.GENERATOR_OBJECTIVES}, got {generator_objective!r}")
         self.generator_objective = generator_objective
@@ -132,7 +158,7 @@ class HingeLoss(Loss):
     D: ``E[relu(1 - real)] + E[relu(1 + fake)]`` (not halved); G: ``-E[fake]``.
 
     Args:
-        r1_gamma: see :class:`Loss`.
+        r1_gamma, lecam_weight, lecam_decay: see :class:`Loss`.
     """
 
     name = "hinge"
@@ -155,13 +181,13 @@ class WassersteinGPLoss(Loss):
 
     Args:
         gp_weight: lambda, the penalty's weight (the paper's 10).
-        r1_gamma: see :class:`Loss`.
+        r1_gamma, lecam_weight, lecam_decay: see :class:`Loss`.
     """
 
     name = "wgan_gp"
 
-    def __init__(self, *, gp_weight: float = 10.0, r1_gamma: float = 0.0):
-        super().__init__(r1_gamma=r1_gamma)
+    def __init__(self, *, gp_weight: float = 10.0, r1_gamma: float = 0.0, **regularizers: float):
+        super().__init__(r1_gamma=r1_gamma, **regularizers)
         if not isinstance(gp_weight, (int, float)) or gp_weight < 0:
             raise ValueError(f"gp_weight must be a number >= 0, got {gp_weight!r}")
         self.gp_weight = float(gp_weight)
@@ -264,6 +290,45 @@ class RelativisticAverageHingeLoss(_RelativisticAverage):
 
 
 # -- penalties ------------------------------------------------------------------------------------
+class LeCamAnchors(nn.Module):
+    """LeCam regularisation (Tseng et al. 2021) and its anchors: moving averages of D's mean scores.
+
+    From "Regularizing Generative Adversarial Networks under Limited Data" (Tseng et al., CVPR
+    2021). Each call first updates the anchors with this batch's mean scores,
+    ``alpha_R <- decay * alpha_R + (1 - decay) * mean(D(real))`` and likewise ``alpha_F`` for the
+    fakes (the first call copies the means: the averages start from D's first scores), then returns
+    ``E[relu(D(real) - alpha_F)^2] + E[relu(alpha_R - D(fake))^2]``, as the authors' code does: real
+    scores above the fake anchor and fake scores below the real anchor are pulled back, which keeps
+    D's outputs from drifting apart when D overfits. The anchors are buffers (on D's device, no
+    host sync; saved with D).
+
+    Args:
+        decay: the anchors' decay (0.99 as the authors' code).
+
+    Shape:
+        - real_score, fake_score: (B, 1) -> a scalar (float32).
+    """
+
+    def __init__(self, decay: float = 0.99):
+        super().__init__()
+        self.decay = float(decay)
+        self.register_buffer("real_anchor", torch.tensor(0.0))
+        self.register_buffer("fake_anchor", torch.tensor(0.0))
+        self.register_buffer("updates", torch.tensor(0.0))
+
+    def forward(self, real_score: Tensor, fake_score: Tensor) -> Tensor:
+        real, fake = _scores(real_score), _scores(fake_score)
+        with torch.no_grad():
+            decay = (self.updates > 0).to(self.real_anchor.dtype) * self.decay  # the first update copies the means
+            self.real_anchor.copy_(decay * self.real_anchor + (1 - decay) * real.mean())
+            self.fake_anchor.copy_(decay * self.fake_anchor + (1 - decay) * fake.mean())
+            self.updates += 1
+        return F.relu(real - self.fake_anchor).pow(2).mean() + F.relu(self.real_anchor - fake).pow(2).mean()
+
+    def extra_repr(self) -> str:
+        return f"decay={self.decay}"
+
+
 def input_gradient(discriminator: Callable[..., Tensor], x: Tensor, y: Tensor) -> Tensor:
     """grad_x of the summed scores D(x|y) at x, kept in the graph (``create_graph``) so that a penalty
     on it trains D. Shape: as x.

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from .augment import check_augment_class
 from .conditioners import Conditioner
 from .conditions import ConditionSpec
 from .layers import check_int
@@ -198,6 +199,9 @@ class ConditionalDiscriminator(nn.Module):
         spec: the condition.
         image_shape: (C, H, W) of the images judged.
         conditioner, backbone: registered names or classes; ``*_options`` are their keyword args.
+        augment: None, or a registered augmentation (name or :class:`~condgan.augment.Augment`
+            subclass) built with ``augment_options``: in training mode every image D judges (real
+            or fake, in D's update and in G's) passes through it first; in eval mode it does not.
 
     Shape:
         - x: (B, *image_shape); y: as ``spec``; output: (B, 1).
@@ -212,6 +216,8 @@ class ConditionalDiscriminator(nn.Module):
         conditioner_options: Mapping[str, Any] | None = None,
         backbone: Any = "mlp",
         backbone_options: Mapping[str, Any] | None = None,
+        augment: Any = None,
+        augment_options: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if not isinstance(spec, ConditionSpec):
@@ -220,6 +226,16 @@ class ConditionalDiscriminator(nn.Module):
         self.conditioner, self.backbone = _compose(
             "discriminator", spec, self.image_shape, (1,), conditioner, conditioner_options, backbone, backbone_options
         )
+        self.augment: nn.Module | None = None
+        if augment is not None:
+            augment_cls = get_component("augment", augment)
+            check_augment_class(augment_cls)
+            if len(self.image_shape) != 3:
+                raise ValueError(f"augment needs images (C, H, W), got image_shape {self.image_shape}")
+            self.augment = construct(augment_cls, **options(augment_options, "augment_options"))
+        elif augment_options:
+            raise ValueError(f"augment_options {dict(augment_options)} were given without an augment: set augment "
+                             "(e.g. 'diffaugment') or drop them")
 
     def judge(self, x: Tensor, y: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor | None]:
         """The score (B, 1) and the conditioner's auxiliary loss (or None)."""
@@ -229,6 +245,8 @@ class ConditionalDiscriminator(nn.Module):
             check_images(x, self.image_shape)  # values: finite
             self.spec.check(y, x.shape[0])
             check_matches_device(y, self)
+        if self.augment is not None:
+            x = self.augment(x)  # the identity in eval mode
         if self.backbone.flat_input:
             x = x.flatten(1)  # (B, C*H*W)
         joined = self.conditioner.join(x, y)

@@ -212,6 +212,88 @@ def mnist_acgan(width: int = 32) -> RunConfig:
     ), dataset="mnist", batch_size=64, epochs=20, sample_every=400)
 
 
+# -- shape- and class-agnostic presets -------------------------------------------------------------
+#: the EMA these presets train with: BigGAN's warm-up (the average copies G for the first 1,000
+#: steps), then decay 0.999 (an average over about the last 1,000 steps: short CPU runs)
+MODERN_TRAINING = {"ema_decay": 0.999, "ema_start": 1000, "batch_size": 64, "epochs": 20, "sample_every": 400}
+
+
+def dcgan_projection(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+                     width: int = 32) -> RunConfig:
+    """The ``mnist_dcgan_projection`` recipe for any image shape and number of classes.
+
+    G: z (128, normal) -> ``dcgan`` generator with conditional batch norm (gains and biases from a
+    64-d class embedding); D: spectrally normalised ``dcgan`` discriminator (no norm, LeakyReLU
+    0.2) with a projection head; hinge loss; Adam 2e-4, betas (0.5, 0.999) for both; one D step per
+    G step; trained with an EMA of G (``MODERN_TRAINING``). ``image_shape`` and ``num_classes``
+    are left to the data (None: the trainer takes them from the dataset; any (C, H, W) whose sides
+    halve down to 4..7 pixels: 16, 28, 32, 64, ...).
+    """
+    return _run(GANConfig(
+        condition_kind="class",
+        num_classes=num_classes,
+        image_shape=tuple(image_shape) if image_shape is not None else None,
+        latent_dim=128,
+        noise="normal",
+        generator=NetworkConfig(
+            conditioner="cbn",
+            conditioner_options={"embedding_dim": 64},
+            backbone="dcgan",
+            backbone_options={"width": width, "norm": "batch", "activation": "relu", "output_activation": "tanh"},
+        ),
+        discriminator=NetworkConfig(
+            conditioner="projection",
+            conditioner_options={"spectral_norm": True},
+            backbone="dcgan",
+            backbone_options={"width": width, "norm": None, "activation": "leaky_relu", "spectral_norm": True},
+        ),
+        loss="hinge",
+        g_optimizer=_adam(),
+        d_optimizer=_adam(),
+    ), **MODERN_TRAINING)
+
+
+def resnet_projection(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, width: int = 16,
+                      max_width: int = 128) -> RunConfig:
+    """A BigGAN-style conditional ResNet GAN for any image shape and number of classes, sized for CPUs.
+
+    G: z (128, normal) -> ``resnet`` generator: residual up-blocks whose batch norms are
+    conditional (each layer's gains and biases from a 128-d class embedding, as BigGAN's shared
+    class embedding), channels doubling at each halving from ``width`` at the full size up to
+    ``max_width``; plain batch norm, ReLU, conv3x3 and tanh at the output. D: ``resnet``
+    discriminator (SNGAN's: residual down-blocks, ReLU, sum pooling) with spectral normalisation
+    of every layer and a projection head (Miyato & Koyama 2018). Hinge loss; Adam 2e-4 for both
+    with BigGAN's betas (0, 0.999); one D step per G step (BigGAN takes 2 to 4: ``d_steps``);
+    trained with an EMA of G and BigGAN's EMA warm-up (``MODERN_TRAINING``). Widths 16 to 128
+    (BigGAN's ch is 64 to 96) so that a CPU trains it in minutes.
+
+    ``image_shape`` and ``num_classes`` are left to the data (None: taken from the dataset; 28 to
+    128 px, any channel count).
+    """
+    return _run(GANConfig(
+        condition_kind="class",
+        num_classes=num_classes,
+        image_shape=tuple(image_shape) if image_shape is not None else None,
+        latent_dim=128,
+        noise="normal",
+        generator=NetworkConfig(
+            conditioner="cbn",
+            conditioner_options={"embedding_dim": 128},
+            backbone="resnet",
+            backbone_options={"width": width, "max_width": max_width, "norm": "batch"},
+        ),
+        discriminator=NetworkConfig(
+            conditioner="projection",
+            conditioner_options={"spectral_norm": True},
+            backbone="resnet",
+            backbone_options={"width": width, "max_width": max_width, "norm": None, "spectral_norm": True},
+        ),
+        loss="hinge",
+        g_optimizer=OptimizerConfig("Adam", 2e-4, {"betas": (0.0, 0.999)}),
+        d_optimizer=OptimizerConfig("Adam", 2e-4, {"betas": (0.0, 0.999)}),
+    ), **MODERN_TRAINING)
+
+
 @hookimpl
 def register_presets():
     return [
@@ -220,4 +302,8 @@ def register_presets():
         Preset("mnist_dcgan_projection", mnist_dcgan_projection,
                "conv G with conditional BN, spectrally normalised conv D with a projection head, hinge loss (32x32)"),
         Preset("mnist_acgan", mnist_acgan, "ACGAN: conv G on [one-hot y, z], conv D with an auxiliary classifier, BCE (32x32)"),
+        Preset("dcgan_projection", dcgan_projection,
+               "mnist_dcgan_projection's recipe, image shape and classes from the data, with an EMA of G"),
+        Preset("resnet_projection", resnet_projection,
+               "BigGAN-style: ResNet G with conditional BN, SN ResNet D with a projection head, hinge, EMA of G (fits the data)"),
     ]

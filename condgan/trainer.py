@@ -75,21 +75,24 @@ def seed_everything(seed: int) -> None:
 class EMA:
     """An exponential moving average of a module's parameters; buffers are copied as they are.
 
-    ``update()`` does ``ema = decay * ema + (1 - decay) * param`` with foreach ops on the device
-    (no host sync).
+    ``update(step)`` does ``ema = decay * ema + (1 - decay) * param`` with foreach ops on the device
+    (no host sync). BigGAN's warm-up (Brock et al. 2019, ``--ema_start``): while ``step < start`` the
+    average copies the parameters instead (decay 0), so that it does not carry the untrained
+    weights of the first steps; from step ``start`` on it averages.
 
     Args:
         model: the module followed (its parameters are read at each update).
         decay: weight of the old average, in (0, 1).
+        start: the first step that averages (0: every step averages).
 
     Example:
-        >>> ema = EMA(gan.generator, 0.999)
-        >>> ema.update()  # after each optimizer step
+        >>> ema = EMA(gan.generator, 0.999, start=1000)
+        >>> ema.update(step)  # after each optimizer step; step counts from 0
         >>> ema.module.sample(torch.arange(10))
     """
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = float(decay)
+    def __init__(self, model: nn.Module, decay: float, start: int = 0):
+        self.decay, self.start = float(decay), int(start)
         self.module = copy.deepcopy(model).requires_grad_(False)
         self._src_params = list(model.parameters())
         self._dst_params = list(self.module.parameters())
@@ -97,8 +100,12 @@ class EMA:
         self._dst_buffers = list(self.module.buffers())
 
     @torch.no_grad()
-    def update(self) -> None:
-        torch._foreach_lerp_(self._dst_params, self._src_params, 1.0 - self.decay)
+    def update(self, step: int | None = None) -> None:
+        """Average in the current parameters after step ``step`` (None: a step past the warm-up)."""
+        if step is not None and step < self.start:
+            torch._foreach_copy_(self._dst_params, self._src_params)
+        else:
+            torch._foreach_lerp_(self._dst_params, self._src_params, 1.0 - self.decay)
         if self._dst_buffers:
             torch._foreach_copy_(self._dst_buffers, self._src_buffers)
 
@@ -171,7 +178,7 @@ class Trainer:
         self.batches_per_epoch = len(self.batches)
 
         self.opt_g, self.opt_d = self._optimizers()
-        self.ema = EMA(gan.generator, config.ema_decay) if config.ema_decay is not None else None
+        self.ema = EMA(gan.generator, config.ema_decay, config.ema_start) if config.ema_decay is not None else None
         self.step_fn = self._build_step()
         if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
             seed_everything(distributed.rank_seed(config.seed, self.process.rank))
@@ -435,7 +442,7 @@ class Trainer:
                 apply_schedule(optimizer, lr, schedule, self.step)
             losses = self.step_fn(real, y)
             if self.ema is not None:
-                self.ema.update()
+                self.ema.update(self.step)  # the step just taken, counted from 0
             self._advance()
             means.add(losses)
             self.elapsed_s = elapsed_before + time.monotonic() - started

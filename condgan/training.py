@@ -52,7 +52,9 @@ class _Forwards:
     that asks for them (``needs_real_scores_for_generator``, the relativistic losses) it also runs
     D on the real batch and passes those scores to G's loss. It runs while D's parameters are
     frozen, so neither D pass records a weight gradient; the real batch needs no gradient at all.
-    ``discriminator_pass`` runs D on the real batch and on the detached fakes: D's loss.
+    ``discriminator_pass`` runs D on the real batch and on the detached fakes: D's loss (and shows
+    D's real scores to its augmentation, which may adapt to them); ``fakes`` runs G alone, without
+    gradients (the fresh fakes of a second or later D update, ``d_steps`` > 1).
     """
 
     def __init__(self, gan: GAN):
@@ -75,8 +77,15 @@ class _Forwards:
         D, loss = gan.discriminator, gan.loss
         real_score, real_aux = D.judge(real, y_real, check=False)
         fake_score, fake_aux = D.judge(fake, y_fake, check=False)
-        d_loss = loss.discriminator_loss(real_score, fake_score)
+        augment = getattr(D, "augment", None)
+        if augment is not None:
+            augment.observe(real_score.detach())  # ADA: D's overfitting signal, on the device
+        d_loss = _add(loss.discriminator_loss(real_score, fake_score), loss.score_penalty(real_score, fake_score))
         return _add(_add(_add(d_loss, real_aux), fake_aux), loss.penalty(D, real, fake, y_real, y_fake))
+
+    def fakes(self, z: Tensor, y_fake: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.gan.generator(z, y_fake, check=False)  # (B, C, H, W)
 
 
 def _nonfinite(params) -> Tensor:
@@ -112,14 +121,18 @@ def _update(opt: torch.optim.Optimizer, params, skip_nonfinite: bool) -> Tensor 
 
 def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer,
           opt_d: torch.optim.Optimizer, d_trainable: list[Tensor], generator: torch.Generator | None,
-          clip_grad_norm: float | None, autocast, skip_nonfinite: bool = False) -> tuple[Tensor, ...]:
+          clip_grad_norm: float | None, autocast, skip_nonfinite: bool = False, d_steps: int = 1) -> tuple[Tensor, ...]:
     """The step itself; every path (eager, compiled, CUDA graph) runs this code.
 
-    Random draws, in order: z, the fake labels, then whatever the networks draw (dropout masks):
-    G's pass, D on the fakes for G's update, (for a loss with ``needs_real_scores_for_generator``:
-    D on the real batch for G's update), D on the real batch, D on the fakes for D's update.
-    Returns (g_loss, d_loss), and with ``skip_nonfinite`` a third tensor: how many of the two
-    updates were skipped for a non-finite gradient (0, 1 or 2).
+    One G update, then ``d_steps`` D updates: the first on the real batch and the fakes G's update
+    made (detached), each further one on the same real batch and fresh fakes from the updated G.
+    Random draws, in order: z, the fake labels, then whatever the networks draw (dropout masks,
+    augmentations): G's pass, D on the fakes for G's update, (for a loss with
+    ``needs_real_scores_for_generator``: D on the real batch for G's update), D on the real batch,
+    D on the fakes for D's update; a further D update draws z, the fake labels, G's pass, D on the
+    real batch, D on the fakes. Returns (g_loss, d_loss) (d_loss: the mean over the D updates),
+    and with ``skip_nonfinite`` a third tensor: how many of the updates were skipped for a
+    non-finite gradient.
     """
     G = gan.generator
     z = G.sample_noise(real.shape[0], real.device, generator)  # (B, latent_dim)
@@ -141,27 +154,44 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
         torch.nn.utils.clip_grad_norm_(G.parameters(), clip_grad_norm)
     g_skipped = _update(opt_g, G.parameters(), skip_nonfinite)
 
-    # D update on the real batch and the same fakes, detached
-    opt_d.zero_grad(set_to_none=True)
-    with autocast:
-        d_loss = forwards.discriminator_pass(real, y_real, fake.detach(), y_fake)
-    d_loss.backward()
-    if clip_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(gan.discriminator.parameters(), clip_grad_norm)
-    d_skipped = _update(opt_d, gan.discriminator.parameters(), skip_nonfinite)
+    # D updates: the first on the real batch and the same fakes, detached; then fresh fakes
+    d_losses, skipped = [], g_skipped
+    for d_step in range(d_steps):
+        if d_step > 0:
+            z = G.sample_noise(real.shape[0], real.device, generator)
+            y_fake = gan.spec.sample_like(y_real, generator)
+            with autocast:
+                fake = forwards.fakes(z, y_fake)
+        opt_d.zero_grad(set_to_none=True)
+        with autocast:
+            d_loss = forwards.discriminator_pass(real, y_real, fake.detach(), y_fake)
+        d_loss.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(gan.discriminator.parameters(), clip_grad_norm)
+        d_skipped = _update(opt_d, gan.discriminator.parameters(), skip_nonfinite)
+        d_losses.append(d_loss.detach())
+        if skip_nonfinite:
+            skipped = skipped + d_skipped
+    d_loss = d_losses[0] if d_steps == 1 else torch.stack(d_losses).mean()
     if skip_nonfinite:
-        return g_loss.detach(), d_loss.detach(), g_skipped + d_skipped
-    return g_loss.detach(), d_loss.detach()
+        return g_loss.detach(), d_loss, skipped
+    return g_loss.detach(), d_loss
 
 
 def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                *, generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
-               autocast_dtype: torch.dtype | None = None, check: bool = True) -> dict[str, Tensor]:
+               autocast_dtype: torch.dtype | None = None, check: bool = True, d_steps: int | None = None) -> dict[str, Tensor]:
     """One step on a real batch; returns the detached losses.
 
     Noise and fake conditions are drawn on ``real``'s device. G is updated against D's scores on
     its samples (and, for a loss with ``needs_real_scores_for_generator``, on the real batch; D's
-    parameters accumulate no gradients there), then D on the real batch and the same fakes, detached. :class:`FastStep` runs the same code, faster where the device allows.
+    parameters accumulate no gradients there), then D on the real batch and the same fakes,
+    detached. With ``d_steps`` = k > 1 (n_critic, as WGAN-GP's critic iterations and BigGAN's D
+    steps), D is updated k - 1 more times, each on the same real batch and fresh fakes from the
+    updated G; over a run this alternates one G update with k D updates. (WGAN-GP and BigGAN give
+    each D update its own real batch; here a trainer step consumes one real batch, so that epochs,
+    data order and resume are those of ``d_steps=1``.) ``d_steps=1`` is the reference step.
+    :class:`FastStep` runs the same code, faster where the device allows.
 
     ``check=True`` (default) validates the batch first (shape, dtype, device, finite pixels, label
     range: ``ValueError``), which reads two values back from the device; a loop that validated its
@@ -172,9 +202,11 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
         clip_grad_norm: clip each network's gradient norm to this value before its update.
         autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype (e.g.
             ``torch.bfloat16``); losses are computed in float32.
+        d_steps: D updates per G update; None: ``gan.config.d_steps``.
 
     Shape:
-        - real: (B, C, H, W) float; y_real: as ``gan.spec``; returns ``{"g_loss": (), "d_loss": ()}``.
+        - real: (B, C, H, W) float; y_real: as ``gan.spec``; returns ``{"g_loss": (), "d_loss": ()}``
+          (``d_loss``: the mean over the step's D updates).
     """
     if check:
         check_images(real, gan.config.image_shape)
@@ -183,8 +215,16 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
         check_matches_device(y_real, gan.discriminator)
     d_trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
     g_loss, d_loss = _step(gan, _Forwards(gan), real, y_real, opt_g, opt_d, d_trainable, generator,
-                           clip_grad_norm, _autocast(real.device, autocast_dtype))
+                           clip_grad_norm, _autocast(real.device, autocast_dtype), d_steps=_d_steps(gan, d_steps))
     return {"g_loss": g_loss, "d_loss": d_loss}
+
+
+def _d_steps(gan: GAN, d_steps: int | None) -> int:
+    """``d_steps``, or the model's ``config.d_steps`` for None; ValueError unless it is an int >= 1."""
+    value = getattr(gan.config, "d_steps", 1) if d_steps is None else d_steps
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"d_steps must be an int >= 1 (D updates per G update), got {value!r}")
+    return value
 
 
 def fast_optimizer_options(device: torch.device | str, *, cuda_graph: bool | None = None) -> dict[str, Any]:
@@ -236,10 +276,11 @@ class FastStep:
         compile: None or a torch.compile mode.
         warmup_steps: eager steps before the capture (CUDA graph only).
         skip_nonfinite: skip an update whose gradients hold NaN or inf (the step's losses then
-            include ``"skipped"``: how many of its two updates were skipped), instead of applying it.
+            include ``"skipped"``: how many of its updates were skipped), instead of applying it.
         distributed: run the forward passes through DistributedDataParallel (gradients averaged
             over the processes of the initialised process group); None: when one of more than one
             process is initialised (:mod:`condgan.distributed`).
+        d_steps: D updates per G update (see :func:`train_step`); None: ``gan.config.d_steps``.
 
     Example:
         >>> opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cuda"))
@@ -251,8 +292,9 @@ class FastStep:
                  generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
                  autocast_dtype: torch.dtype | None = None, cuda_graph: bool | None = None,
                  compile: str | None = None, compile_backend: str = "inductor", warmup_steps: int = 3,
-                 skip_nonfinite: bool = False, distributed: bool | None = None):
+                 skip_nonfinite: bool = False, distributed: bool | None = None, d_steps: int | None = None):
         device = next(gan.parameters()).device
+        self.d_steps = _d_steps(gan, d_steps)
         _check_optimizer(opt_g, gan.generator, "opt_g", "generator")
         _check_optimizer(opt_d, gan.discriminator, "opt_d", "discriminator")
         if clip_grad_norm is not None and not clip_grad_norm > 0:
@@ -297,6 +339,7 @@ class FastStep:
                                                          backend=compile_backend, dynamic=False)
             self.forwards.discriminator_pass = torch.compile(self.forwards.discriminator_pass, mode=compile,
                                                              backend=compile_backend, dynamic=False)
+            self.forwards.fakes = torch.compile(self.forwards.fakes, mode=compile, backend=compile_backend, dynamic=False)
         if self.distributed:
             self.forwards = DistributedForwards(self.forwards, device)
         self.calls = self.recaptures = 0
@@ -350,7 +393,7 @@ class FastStep:
         d_trainable = [p for p in self.gan.discriminator.parameters() if p.requires_grad]
         return _step(self.gan, self.forwards, real, y_real, self.opt_g, self.opt_d, d_trainable, self.generator,
                      self.clip_grad_norm, _autocast(self.device, self.autocast_dtype, cache_enabled=cache_enabled),
-                     self.skip_nonfinite)
+                     self.skip_nonfinite, self.d_steps)
 
     def _warmup(self, real: Tensor, y_real: Tensor) -> Tensor:
         """An eager step on a side stream (PyTorch's recipe before capturing a graph)."""

@@ -30,6 +30,7 @@ SMALL_OPTIONS = {
         "discriminator": {"widths": (16, 16), "dropout": 0.2},
     },
     "dcgan": {"generator": {"width": 8}, "discriminator": {"width": 8}},
+    "resnet": {"generator": {"width": 4}, "discriminator": {"width": 4}},
 }
 # Partners for a network the conditioner under test cannot condition (e.g. G with "projection").
 PARTNERS = ("onehot", "embedding", "vector")

@@ -38,7 +38,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default 2000)")
     parser.add_argument("--keep-last", type=positive_int, help="checkpoints kept (default 3)")
     parser.add_argument("--ema", dest="ema_decay", type=positive_float, metavar="DECAY",
-                        help="keep an EMA of G's weights (e.g. 0.999) and sample from it")
+                        help="keep an EMA of G's weights (e.g. 0.999) and sample from it (default: the preset's)")
+    parser.add_argument("--ema-start", dest="ema_start", type=non_negative_int, metavar="STEP",
+                        help="EMA warm-up: the average copies G's weights until this step (default: the preset's, else 0)")
     parser.add_argument("--clip-grad-norm", type=positive_float, metavar="NORM",
                         help="clip each network's gradient norm to NORM every step (default: no clipping)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"], help="mixed precision for the forward passes")
@@ -68,7 +70,7 @@ def _image_size(text: str) -> int | tuple[int, int]:
 
 
 TRAINING_FLAGS = ("steps", "epochs", "minutes", "batch_size", "device", "seed", "log_every", "sample_every",
-                  "checkpoint_every", "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph",
+                  "checkpoint_every", "keep_last", "ema_decay", "ema_start", "clip_grad_norm", "autocast", "compile", "cuda_graph",
                   "loggers", "nonfinite", "sync_batchnorm")
 DATA_FLAGS = {"dataset": "name", "data_root": "root", "image_size": "image_size", "download": "download"}
 
