@@ -56,6 +56,7 @@ class GANConfig:
     epochs: int = 200
     sample_every: int = 400
     pixel_range: tuple[float, float] = (-1.0, 1.0)
+    class_names: tuple[str, ...] | None = None  # names of the classes or tags (None: unnamed)
 
     @property
     def spec(self) -> ConditionSpec:
