@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "condgan.commands.train",
     "condgan.commands.sample",
     "condgan.commands.evaluate",
+    "condgan.commands.export",
 )
 
 # component kind -> the hook that provides it
