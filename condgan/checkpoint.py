@@ -19,7 +19,8 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
 A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
 The same content can live in a ``.safetensors`` file (``condgan export --format safetensors``): the
 state dict as its tensors, and ``format``, ``version``, ``gan_config``, ``from_ema`` and ``step`` as
-JSON strings in its metadata; it is read without pickle (:func:`read_safetensors`).
+JSON strings in its metadata (the config's sequences read back as tuples); it is read without
+pickle (:func:`read_safetensors`).
 """
 
 from __future__ import annotations
@@ -218,7 +219,17 @@ def read_safetensors(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} has format version {version!r}; this condgan reads up to {FORMAT_VERSION}")
     if not isinstance(fields["gan_config"], dict):
         raise CheckpointError(f"{path}: its metadata 'gan_config' must be a JSON object, got {type(fields['gan_config']).__name__}")
+    fields["gan_config"] = _tuples(fields["gan_config"])
     return {"format": GENERATOR_FORMAT, **fields, "generator": tensors}
+
+
+def _tuples(value: Any) -> Any:
+    """JSON arrays as tuples, recursively: configs hold sequences as tuples (shapes, widths, betas, names)."""
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    return value
 
 
 # -- configs as plain data ----------------------------------------------------------------------------
