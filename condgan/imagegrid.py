@@ -60,7 +60,7 @@ def _font(size: int):
 
     try:
         return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or without FreeType: the fixed bitmap font
         return ImageFont.load_default()
 
 

@@ -14,7 +14,7 @@ import argparse
 import json
 
 import torch
-from torchvision.utils import save_image
+from PIL import Image
 
 
 def main() -> None:
@@ -35,7 +35,14 @@ def main() -> None:
     with torch.no_grad():
         images = generator(z, y)
     low, high = info["pixel_range"]
-    save_image(((images - low) / (high - low)).clamp(0, 1), args.out, nrow=classes)
+    images = ((images - low) / (high - low)).clamp(0, 1)  # (B, C, H, W) in [0, 1]
+    b, c, h, w = images.shape
+    canvas = torch.zeros(c, args.per_class * (h + 2) + 2, classes * (w + 2) + 2)  # black, padding 2
+    for i, image in enumerate(images):
+        r, k = divmod(i, classes)
+        canvas[:, 2 + r * (h + 2):2 + r * (h + 2) + h, 2 + k * (w + 2):2 + k * (w + 2) + w] = image
+    pixels = (canvas * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(pixels[:, :, 0] if c == 1 else pixels).save(args.out)
     print(f"wrote {args.out}: {args.per_class} rows x {classes} classes")
 
 
