@@ -50,6 +50,8 @@ class Backbone(nn.Module):
     #: True: the backbone takes flat (B, F) inputs, and the model flattens images before the
     #: conditioner joins y; False: it takes (B, C, H, W) and y is joined as extra channels.
     flat_input: ClassVar[bool] = True
+    #: why :mod:`condgan.export` must refuse this backbone (None: it traces to TorchScript and ONNX).
+    not_exportable: ClassVar[str | None] = None
     feature_dim: int
 
     def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], *, conditioner: Conditioner | None = None):
@@ -161,7 +163,7 @@ class MLP(Backbone):
         return h  # (B, feature_dim)
 
     def head(self, h: Tensor) -> Tensor:
-        return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
+        return self.out_activation(self.out(h)).unflatten(1, self.out_shape)  # no batch size in the graph (export)
 
 
 CONV_NORMS: dict[str, Callable[..., nn.Module]] = {
@@ -315,8 +317,8 @@ class DCGAN(Backbone):
 
     def head(self, h: Tensor) -> Tensor:
         if self.generates:
-            h = h.view(h.shape[0], *self._hidden_shape)  # (B, width, H/2, W/2)
-        return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
+            h = h.unflatten(1, self._hidden_shape)  # (B, width, H/2, W/2); no batch size in the graph (export)
+        return self.out_activation(self.out(h)).flatten(1).unflatten(1, self.out_shape)
 
 
 # -- ResNet (SNGAN / BigGAN) ----------------------------------------------------------------------
@@ -558,9 +560,9 @@ class ResNet(Backbone):
 
     def head(self, h: Tensor) -> Tensor:
         if self.generates:
-            h = h.view(h.shape[0], *self._hidden_shape)  # (B, width, H, W)
+            h = h.unflatten(1, self._hidden_shape)  # (B, width, H, W); unflatten keeps the batch free for export
             return self.out_activation(self.out(self.out_act(self.out_norm(h))))
-        return self.out_activation(self.out(h)).view(h.shape[0], *self.out_shape)
+        return self.out_activation(self.out(h)).unflatten(1, self.out_shape)
 
 
 @hookimpl

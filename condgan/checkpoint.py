@@ -18,11 +18,16 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
     elapsed_s                       training time so far (the ``minutes`` budget counts it)
 
 A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
+The same content can live in a ``.safetensors`` file (``condgan export --format safetensors``): the
+state dict as its tensors, and ``format``, ``version``, ``gan_config``, ``from_ema`` and ``step`` as
+JSON strings in its metadata (the config's sequences read back as tuples); it is read without
+pickle (:func:`read_safetensors`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 import random
@@ -44,6 +49,7 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 GENERATOR_FILE = "generator.pt"
 CONFIG_FILE = "config.json"
+SAFETENSORS_SUFFIX = ".safetensors"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 # GANConfig fields that name a registered component, and the component's kind
@@ -202,6 +208,55 @@ def upgrade(obj: dict[str, Any], source: str | Path = "checkpoint") -> dict[str,
     return obj
 
 
+def read_safetensors(path: str | Path) -> dict[str, Any]:
+    """A generator file's content from a ``.safetensors`` file, without pickle, its metadata checked.
+
+    Raises:
+        CheckpointError: missing, unreadable, not a condgan generator (format, version or config
+            metadata missing or wrong), or the ``safetensors`` package is not installed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"generator file {path} does not exist")
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise CheckpointError(f"reading {path} needs the package 'safetensors', which is not installed: "
+                              "pip install safetensors (or pip install 'condgan[export]')") from None
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on a damaged file
+        raise CheckpointError(f"{path} cannot be read as safetensors: truncated or corrupt ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    if metadata.get("format") != GENERATOR_FORMAT:
+        raise CheckpointError(f"{path} is not a condgan generator file (metadata format: {metadata.get('format')!r}, "
+                              f"expected {GENERATOR_FORMAT!r})")
+    fields: dict[str, Any] = {}
+    for key in ("version", "gan_config", "from_ema", "step"):
+        try:
+            fields[key] = json.loads(metadata[key])
+        except (KeyError, ValueError):
+            raise CheckpointError(f"{path}: its metadata {key!r} is missing or not JSON") from None
+    version = fields["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {version!r}; this condgan reads up to {FORMAT_VERSION}")
+    if not isinstance(fields["gan_config"], dict):
+        raise CheckpointError(f"{path}: its metadata 'gan_config' must be a JSON object, got {type(fields['gan_config']).__name__}")
+    fields["gan_config"] = _tuples(fields["gan_config"])
+    return {"format": GENERATOR_FORMAT, **fields, "generator": tensors}
+
+
+def _tuples(value: Any) -> Any:
+    """JSON arrays as tuples, recursively: configs hold sequences as tuples (shapes, widths, betas, names)."""
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    return value
+
+
 # -- configs as plain data ----------------------------------------------------------------------------
 def config_to_plain(config: GANConfig) -> dict[str, Any]:
     """``config.to_dict()`` with component classes replaced by their registered names.
@@ -338,7 +393,8 @@ def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[st
 
 
 def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> ConditionalGenerator:
-    """The trained generator from a checkpoint, a run directory or a ``generator.pt``, in eval mode.
+    """The trained generator from a checkpoint, a run directory, a ``generator.pt`` or a generator
+    ``.safetensors`` file (read without pickle), in eval mode.
 
     The model is rebuilt from the config stored in the file, with the EMA weights when the run
     kept an EMA. ``generator.config`` is that :class:`GANConfig` (``pixel_range`` says how to map
@@ -353,7 +409,7 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
         >>> images = G.sample(torch.arange(10))  # (10, 1, 32, 32), in G.config.pixel_range
     """
     path = resolve_checkpoint(path)
-    obj = read_file(path)
+    obj = read_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else read_file(path)
     config = gan_config_from_plain(obj["gan_config"], path)
     try:
         generator = build_generator(config)

@@ -24,6 +24,12 @@ so a conditioner overrides only the points where it acts:
 4. **Auxiliary loss** (:meth:`Conditioner.auxiliary_loss`): a term added to the network's
    adversarial loss for real and fake batches alike: the auxiliary classifier (ACGAN) head.
 
+A conditioner with :attr:`Conditioner.soft_conditions` also accepts conditions between two
+conditions (class interpolation in :mod:`condgan.sampling`): for a class condition, a float
+``(B, num_classes)`` y of mixing weights, which it treats as the same mixture of its per-class
+codes (the embedding, one-hot vector, or norm gains and biases, all linear in the one-hot y); for
+tags and vectors, the float y itself.
+
 The condition itself is described by a :class:`~condgan.conditions.ConditionSpec` (class index,
 multilabel tags, or a float vector); a conditioner lists the kinds it accepts in ``kinds`` and the
 networks it can condition in ``roles``.
@@ -68,6 +74,11 @@ class Conditioner(nn.Module, ABC):
     roles: ClassVar[tuple[str, ...]] = ROLES
     #: features (flat input) or channels (conv input) that :meth:`join` adds.
     input_features: int = 0
+    #: True: y may be a soft condition (float (B, num_classes) mixing weights for a class
+    #: condition), meaning the mixture of the classes' codes; class interpolation needs it.
+    soft_conditions: ClassVar[bool] = False
+    #: why :mod:`condgan.export` must refuse this conditioner (None: it traces to TorchScript and ONNX).
+    not_exportable: ClassVar[str | None] = None
 
     def __init__(self, spec: ConditionSpec, role: str):
         super().__init__()
@@ -146,6 +157,7 @@ class EmbeddingConditioner(Conditioner):
     """
 
     name = "embedding"
+    soft_conditions = True  # mixing weights mix the embedding vectors
 
     def __init__(self, spec: ConditionSpec, role: str, *, embedding_dim: int | None = None, position: str | None = None):
         super().__init__(spec, role)
@@ -156,7 +168,7 @@ class EmbeddingConditioner(Conditioner):
         self.position = _position(position, role)
 
     def join(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.concat(x, self.embedding(y.long()), first=self.position == "first")  # any integer dtype
+        return self.concat(x, class_code(self.embedding, y), first=self.position == "first")
 
 
 class OneHotConditioner(Conditioner):
@@ -169,6 +181,7 @@ class OneHotConditioner(Conditioner):
 
     name = "onehot"
     kinds = ("class", "multilabel")
+    soft_conditions = True  # mixing weights are the mixed one-hot vector
 
     def __init__(self, spec: ConditionSpec, role: str, *, position: str | None = None):
         super().__init__(spec, role)
@@ -201,6 +214,7 @@ class BranchConditioner(Conditioner):
 
     name = "branches"
     kinds = ("class", "multilabel", "vector")
+    soft_conditions = True  # y enters dense: mixing weights are the mixed one-hot vector
 
     def __init__(self, spec: ConditionSpec, role: str, *, x_width: int = 200, y_width: int = 1000, pieces: int = 1,
                  activation: str = "relu", input_dropout: float = 0.0, dropout: float = 0.0):
@@ -253,9 +267,17 @@ def _condition_map(spec: ConditionSpec, features: int) -> nn.Module:
     return nn.Linear(spec.width, features, bias=False)
 
 
+def class_code(table: nn.Embedding, y: Tensor) -> Tensor:
+    """``table(y)`` for integer labels y (B,) (any integer dtype); for float mixing weights y
+    (B, num_classes), the same mixture of the table's rows (a soft condition)."""
+    if y.dtype.is_floating_point:
+        return y.to(table.weight.dtype) @ table.weight  # (B, K) @ (K, E)
+    return table(y.long())
+
+
 def _apply_map(spec: ConditionSpec, table: nn.Module, y: Tensor, dtype: torch.dtype) -> Tensor:
     if spec.kind == "class":
-        return table(y.long())  # any integer dtype
+        return class_code(table, y)
     return table(y.to(dtype))
 
 
@@ -321,7 +343,7 @@ class ConditionalNorm(ConditionalLayer):
     def gain_and_bias(self, y: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """The gain and bias for each condition: two (B, C) tensors."""
         if self.tables:
-            return self.gain(y.long()), self.bias(y.long())
+            return class_code(self.gain, y), class_code(self.bias, y)
         code = _apply_map(self.spec, self.embed, y, dtype) if self.embed is not None else self.spec.to_dense(y, dtype)
         return 1 + self.gain(code), self.bias(code)
 
@@ -370,6 +392,7 @@ class ConditionalBatchNormConditioner(Conditioner):
     name = "cbn"
     kinds = ("class", "multilabel", "vector")
     roles = ("generator",)
+    soft_conditions = True  # mixing weights mix each layer's per-class gains and biases
 
     def __init__(self, spec: ConditionSpec, role: str, *, embedding_dim: int | None = None):
         super().__init__(spec, role)
@@ -504,6 +527,7 @@ class VectorConditioner(Conditioner):
 
     name = "vector"
     kinds = ("vector", "multilabel")
+    soft_conditions = True  # y enters through a Linear map: between two vectors is a vector
 
     def __init__(self, spec: ConditionSpec, role: str, *, features: int = 32, activation: str | None = "leaky_relu",
                  position: str | None = None):

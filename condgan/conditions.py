@@ -91,7 +91,12 @@ class ConditionSpec:
         return y_real[torch.randperm(n, device=y_real.device, generator=generator)]
 
     def to_dense(self, y: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-        """y as a float (B, width) tensor: one-hot for class labels, unchanged otherwise."""
-        if self.kind == "class":
-            return torch.nn.functional.one_hot(y.long(), self.num_classes).to(dtype)
+        """y as a float (B, width) tensor: one-hot for class labels, unchanged otherwise.
+
+        A class condition given as float (B, num_classes) mixing weights (a soft condition, see
+        :attr:`~condgan.conditioners.Conditioner.soft_conditions`) is returned as it is.
+        """
+        if self.kind == "class" and not y.dtype.is_floating_point:
+            classes = torch.arange(self.num_classes, device=y.device)
+            return (y.long()[:, None] == classes).to(dtype)  # one-hot (B, K); traces with a free batch size
         return y.to(dtype)

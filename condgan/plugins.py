@@ -45,6 +45,7 @@ DEFAULT_PLUGINS = (
     "condgan.commands.config",
     "condgan.commands.sample",
     "condgan.commands.evaluate",
+    "condgan.commands.export",
 )
 
 # component kind -> the hook that provides it

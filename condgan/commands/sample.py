@@ -1,4 +1,12 @@
-"""``condgan sample``: draw samples from a trained generator."""
+"""``condgan sample``: draw samples of chosen conditions from a trained generator, or interpolate.
+
+Examples::
+
+    condgan sample runs/a --per-class 8 --out s.npz                  # every class, as an .npz
+    condgan sample runs/a --classes 3,7 --per-class 8 --grid g.png   # two classes, a labelled grid
+    condgan sample runs/a --classes cat,dog --per-class 100 --out pngs/ --truncation 0.5
+    condgan sample runs/a --classes 3,7 --per-class 4 --interpolate condition --steps 9 --grid i.png
+"""
 
 from __future__ import annotations
 
@@ -6,55 +14,149 @@ import argparse
 from pathlib import Path
 
 from ..hookspecs import hookimpl
-from . import Command, non_negative_int, positive_int
+from . import Command, non_negative_int, positive_float, positive_int
+
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint, a run directory (its latest checkpoint) or a generator.pt")
-    parser.add_argument("--per-class", type=positive_int, required=True, help="samples per class")
-    parser.add_argument("--out", required=True, help="the .npz to write: images (N, C, H, W) float32 in [0, 1], labels (N,) int64")
-    parser.add_argument("--grid", help="also save a PNG grid: column k is label k (up to 10 rows)")
+    parser.add_argument("checkpoint", help="a checkpoint, a run directory (its latest checkpoint), a generator.pt "
+                                           "or a generator .safetensors")
+    parser.add_argument("--per-class", type=positive_int, required=True,
+                        help="samples per condition (with --interpolate: rows per condition)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--classes", help="class indices or names, comma separated, e.g. 3,7 or cat,dog (default: every class)")
+    which.add_argument("--tags", action="append", metavar="TAG,TAG",
+                       help="one multi-hot condition: attribute names (or indices), comma separated; repeat for more "
+                            "conditions; '' for none (default: each tag alone)")
+    which.add_argument("--vectors", metavar="FILE", help="float condition vectors, one per row: .npy, .txt or .csv")
+    parser.add_argument("--out", help="an .npz (images (N, C, H, W) float32 in [0, 1], labels (N,) int64 or conditions "
+                                      "(N, K) float32, names) or a folder ending in / (one PNG per sample, named with its label)")
+    parser.add_argument("--grid", help="a PNG grid: column k is condition k (up to 10 rows), with a label strip")
+    parser.add_argument("--truncation", type=positive_float, metavar="T",
+                        help="draw z from a normal truncated to [-T, T] (BigGAN's trick: smaller T, less diversity)")
+    parser.add_argument("--interpolate", choices=["z", "condition"],
+                        help="z: from one z to another at each condition; condition: from the first of two conditions "
+                             "to the second at fixed z's")
+    parser.add_argument("--steps", type=_at_least_two, default=8, help="interpolation steps, the ends included (default 8)")
+    parser.add_argument("--frames", metavar="DIR", help="with --interpolate: one PNG per step (frame_000.png, ...)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=positive_int, default=1000, help="images generated at once")
 
 
+def _at_least_two(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected a number >= 2 (the two ends), got {value}")
+    return value
+
+
+def _out_kind(out: str | None) -> str | None:
+    """"npz", "folder" or None; a ValueError for anything else."""
+    if out is None:
+        return None
+    path = Path(out)
+    if path.suffix == ".npz":
+        return "npz"
+    if out.endswith(("/", "\\")) or path.is_dir():
+        return "folder"
+    raise ValueError(f"--out must name a .npz file or a folder ending in / (for PNG files), got {out!r}")
+
+
 def run_sample(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
-    from ..checkpoint import atomic_write, load_generator
-    from ..data import to_unit
-    from ..trainer import GRID_MAX_COLUMNS, GRID_ROWS, resolve_device
+    from ..checkpoint import load_generator
+    from ..sampling import generate, interpolate_conditions, interpolate_z, make_conditions
+    from ..trainer import resolve_device
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, got {str(out)!r}")
-    device = resolve_device(args.device)
-    generator = load_generator(args.checkpoint, device=device)
-    config = generator.config
-    if config.spec.kind != "class":
-        raise ValueError(f"condgan sample draws N per class, but this model's condition is {config.spec.kind!r}")
-    classes, per_class = config.num_classes, args.per_class
-    labels = torch.arange(classes).repeat_interleave(per_class)  # (N,) ordered by label
-    noise = torch.Generator(device=device).manual_seed(args.seed)
-    chunks = []
-    for start in range(0, len(labels), args.batch_size):
-        y = labels[start:start + args.batch_size].to(device)
-        chunks.append(to_unit(generator.sample(y, generator=noise).float(), config.pixel_range).cpu())
-    images = torch.cat(chunks)  # (N, C, H, W) in [0, 1]
-    atomic_write(out, lambda f: np.savez(f, images=images.numpy().astype(np.float32), labels=labels.numpy().astype(np.int64)))
-    print(f"wrote {len(labels)} samples ({per_class} per class x {classes} classes, {tuple(images.shape[1:])}) to {out}")
+    out_kind = _out_kind(args.out)
+    if args.frames and not args.interpolate:
+        raise ValueError("--frames writes the steps of an interpolation: add --interpolate z or --interpolate condition")
+    if not (args.out or args.grid or args.frames):
+        raise ValueError("nothing to write: give --out (an .npz or a folder/), --grid or --frames")
+    generator = load_generator(args.checkpoint, device=resolve_device(args.device))
+    conditions = make_conditions(generator, classes=args.classes, tags=args.tags, vectors=args.vectors)
+    if args.interpolate:
+        interpolate = interpolate_z if args.interpolate == "z" else interpolate_conditions
+        result = interpolate(generator, conditions, args.steps, per_condition=args.per_class, seed=args.seed,
+                             truncation=args.truncation)
+        _write_interpolation(args, out_kind, result)
+        return 0
+    samples = generate(generator, conditions, args.per_class, seed=args.seed, truncation=args.truncation,
+                       batch_size=args.batch_size)
+    shape = tuple(samples.images.shape[1:])
+    what = f"{args.per_class} per condition x {len(conditions)} conditions, {shape}"
+    if out_kind == "npz":
+        _write_npz(Path(args.out), samples.images, samples.y, samples.labels)
+        print(f"wrote {len(samples.labels)} samples ({what}) to {args.out}")
+    elif out_kind == "folder":
+        from ..imagegrid import save_pngs
+
+        paths = save_pngs(samples.images, samples.labels, args.out)
+        print(f"wrote {len(paths)} PNG files ({what}) to {args.out}")
     if args.grid:
-        from torchvision.utils import save_image
-
-        columns, rows = min(classes, GRID_MAX_COLUMNS), min(per_class, GRID_ROWS)
-        order = [k * per_class + r for r in range(rows) for k in range(columns)]  # row r, column k: label k
-        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-        save_image(images[order], args.grid, nrow=columns)
-        print(f"wrote a {rows}x{columns} grid to {args.grid}")
+        _write_sample_grid(args, samples, conditions, torch)
     return 0
+
+
+def _write_npz(path: Path, images, y, labels, **extra) -> None:
+    import numpy as np
+
+    from ..checkpoint import atomic_write
+
+    arrays = {"images": images.numpy().astype(np.float32), "names": np.array(labels, dtype=str), **extra}
+    if y is not None:
+        key = "labels" if not y.dtype.is_floating_point else "conditions"
+        arrays[key] = y.numpy().astype(np.int64 if key == "labels" else np.float32)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _write_sample_grid(args, samples, conditions, torch) -> None:
+    from ..imagegrid import save_grid
+    from ..trainer import GRID_MAX_COLUMNS, GRID_ROWS
+
+    per = args.per_class
+    columns, rows = min(len(conditions), GRID_MAX_COLUMNS), min(per, GRID_ROWS)
+    order = [k * per + r for r in range(rows) for k in range(columns)]  # row r, column k: condition k
+    labels = conditions.labels[:columns]
+    plain = list(labels) == [str(k) for k in range(columns)]  # the label would repeat the column's index
+    save_grid(args.grid, samples.images[order], columns, column_labels=None if plain else labels)
+    print(f"wrote a {rows}x{columns} grid to {args.grid}" + ("" if columns == len(conditions) else
+          f" (the first {columns} of {len(conditions)} conditions)"))
+
+
+def _write_interpolation(args, out_kind, result) -> None:
+    from ..imagegrid import save_grid, save_pngs
+
+    rows, steps = result.images.shape[:2]
+    flat = result.images.reshape(rows * steps, *result.images.shape[2:])  # row by row
+    what = f"{rows} rows x {steps} steps"
+    if args.grid:
+        save_grid(args.grid, flat, steps, row_labels=result.row_labels, column_labels=result.column_labels)
+        print(f"wrote a {what} interpolation grid to {args.grid}")
+    if args.frames:
+        folder = Path(args.frames)
+        folder.mkdir(parents=True, exist_ok=True)
+        columns = min(rows, 10)
+        for s in range(steps):
+            save_grid(folder / f"frame_{s:03d}.png", result.images[:, s], columns)
+        print(f"wrote {steps} frames ({rows} images each) to {folder}")
+    if out_kind == "npz":
+        import numpy as np
+
+        _write_npz(Path(args.out), result.images, None, result.row_labels,
+                   weights=result.weights.numpy().astype(np.float32), column_labels=np.array(result.column_labels, dtype=str))
+        print(f"wrote the interpolation ({what}; images (R, S, C, H, W)) to {args.out}")
+    elif out_kind == "folder":
+        labels = [f"{r}_{row}_{col}" for r, row in enumerate(result.row_labels) for col in result.column_labels]
+        paths = save_pngs(flat, labels, args.out)
+        print(f"wrote {len(paths)} PNG files ({what}) to {args.out}")
 
 
 @hookimpl
 def register_commands():
-    return [Command("sample", "draw N samples per class from a trained generator into an .npz", add_sample_arguments, run_sample)]
+    return [Command("sample", "draw samples of chosen classes, tags or vectors from a trained generator "
+                              "(npz, PNG files, labelled grids, truncation, interpolation)", add_sample_arguments, run_sample)]
