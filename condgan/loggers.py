@@ -112,7 +112,11 @@ class ConsoleProgress:
 
 
 class SampleGrids:
-    """Saves each sample grid as ``OUT/samples/step_0000400.png`` (needs ``TrainerConfig.out_dir``)."""
+    """Saves each sample grid as ``OUT/samples/step_0000400.png`` (needs ``TrainerConfig.out_dir``).
+
+    When the model's classes have names (``GANConfig.class_names``, from the dataset), each column
+    is headed by its class's name.
+    """
 
     name = "grid"
 
@@ -120,11 +124,12 @@ class SampleGrids:
     def on_sample(self, trainer: Trainer, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
         if trainer.out_dir is None:
             return
-        from torchvision.utils import save_image
+        from .imagegrid import save_grid
 
-        folder = Path(trainer.out_dir) / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        save_image(images, folder / f"step_{step:07d}.png", nrow=columns)
+        config = trainer.gan.config
+        names = config.class_names if config.condition_kind == "class" else None
+        headings = [names[int(k)] for k in labels[:columns]] if names else None
+        save_grid(Path(trainer.out_dir) / "samples" / f"step_{step:07d}.png", images, columns, column_labels=headings)
 
 
 class TensorBoard:

@@ -47,7 +47,9 @@ def test_a_folder_of_coloured_shapes_trains_with_one_command(tmp_path, capsys):
     colour = torch.stack([flat[i][:, brightest[i]].mean(1) for i in range(len(x))])  # (150, 3) RGB of the square
     wanted = torch.tensor([list(COLOURS).index(G.config.class_names[k]) for k in y.tolist()])
     assert (colour.argmax(1) == wanted).float().mean() >= 0.8
-    assert list((out / "samples").glob("*.png"))
+    [grid] = list((out / "samples").glob("*.png"))
+    picture = np.asarray(Image.open(grid).convert("L"))
+    assert (picture[:3] == 255).all() and (picture[:18] < 128).any()  # a white heading strip with the class names in it
 
 
 def test_multi_attribute_tags_are_followed(tmp_path, capsys):
