@@ -452,7 +452,9 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
             elif isinstance(value, list) and isinstance(current, tuple):
                 value = tuple(value)
             options_field = _field_metadata(target, last).get("options")
-            if options_field and value != current and ".".join([*path, options_field]) not in overrides:
+            options_key = ".".join([*path, options_field]) if options_field else ""
+            if options_field and value != current and not any(k == options_key or k.startswith(options_key + ".")
+                                                              for k in overrides):
                 setattr(target, options_field, {})  # a new component starts from its own defaults
             setattr(target, last, copy.deepcopy(value))
         except ConfigKeyError as exc:  # from a nested section given as a dict

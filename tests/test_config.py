@@ -42,6 +42,8 @@ def test_a_new_component_starts_from_its_own_options_everywhere():
     assert kept.model.generator.conditioner_options == {"embedding_dim": 3}
     same = run_config("mnist_mlp", {"generator.conditioner": "embedding"})  # not a change: options stay
     assert same.model.generator.conditioner_options == {"embedding_dim": 10}
+    celeba = run_config("mnist_mlp", {"data.options.attributes": ("Smiling",), "name": "celeba"})  # either order
+    assert celeba.data.options == {"attributes": ("Smiling",)}
     sgd = run_config("mnist_mlp", {"g_optimizer.name": "SGD"})
     assert sgd.model.g_optimizer.options == {}  # Adam's betas would be refused by SGD
     condgan.build(sgd.model).optimizers()
