@@ -1,6 +1,7 @@
 """condgan: a pluggable conditional-GAN library for PyTorch."""
 
-from .backbones import DCGAN, MLP, Backbone
+from .augment import Augment, DiffAugment
+from .backbones import DCGAN, MLP, Backbone, ResNet
 from .checkpoint import CheckpointError, load_generator
 from .conditioners import (
     AuxiliaryClassifierConditioner,
@@ -35,7 +36,7 @@ from .training import FastStep, make_step, train_step
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
+    "Augment", "DiffAugment", "ResNet", "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
     "ConditionSpec", "ConditionalBatchNormConditioner", "ConfigKeyError", "ConditionalDiscriminator", "ConditionalGenerator",
     "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
     "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "OneHotConditioner",
