@@ -1,6 +1,7 @@
 """condgan: a pluggable conditional-GAN library for PyTorch."""
 
-from .backbones import DCGAN, MLP, Backbone
+from .augment import Augment, DiffAugment
+from .backbones import DCGAN, MLP, Backbone, ResNet
 from .checkpoint import CheckpointError, load_generator
 from .conditioners import (
     AuxiliaryClassifierConditioner,
@@ -46,8 +47,9 @@ from .training import FastStep, make_step, train_step
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
-    "ConditionSpec", "DataConfig", "Dataset", "ImageSet", "RunConfig", "run_config", "ConditionalBatchNormConditioner", "ConfigKeyError", "ConditionalDiscriminator", "ConditionalGenerator",
+    "Augment", "AuxiliaryClassifierConditioner", "BCELoss", "Backbone", "BranchConditioner", "CheckpointError",
+    "ConditionSpec", "ConditionalBatchNormConditioner", "ConditionalDiscriminator", "ConditionalGenerator", "ConfigKeyError",
+    "DataConfig", "Dataset", "DiffAugment", "ImageSet", "ResNet", "RunConfig", "run_config",
     "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
     "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "OneHotConditioner",
     "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",

@@ -482,3 +482,42 @@ def test_resnet_projection_follows_its_labels_on_the_synthetic_grid():
         idx = torch.randint(0, len(x), (32,))
         train_step(gan, x[idx], labels[idx], opt_g, opt_d)
     assert accuracy() >= 0.7
+
+
+def test_condgan_train_uses_the_presets_trainer_settings_unless_flagged(tmp_path, capsys):
+    from condgan.cli import main
+
+    common = ["train", "--preset", "dcgan_projection", "--dataset", "synthetic", "--set", "batch_size=8",
+              "--set", "generator.backbone_options.width=2", "--set", "discriminator.backbone_options.width=2",
+              "--steps", "1", "--device", "cpu", "--loggers", ""]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--ema", "0.9", "--ema-start", "0"]) == 0
+    capsys.readouterr()
+    saved = {run: ckpt.read_file(ckpt.latest_checkpoint(tmp_path / run))["trainer_config"] for run in ("a", "b")}
+    assert (saved["a"]["ema_decay"], saved["a"]["ema_start"]) == (0.999, 1000)  # the preset's
+    assert (saved["b"]["ema_decay"], saved["b"]["ema_start"]) == (0.9, 0)  # the flags win
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_step_with_every_method_matches_the_eager_step():
+    """DiffAugment with ADA, LeCam and two D steps captured as one CUDA graph: the same training as eager
+    steps (the augmentations' draws come from the CUDA generator in both)."""
+    from condgan.training import fast_optimizer_options
+
+    torch.manual_seed(0)
+    eager = small_gan(augment="diffaugment", augment_options={"adaptive": True, "p": 0.5, "interval": 1},
+                      loss_options={"lecam_weight": 0.3}, d_steps=2).cuda()
+    graphed = copy.deepcopy(eager)
+    x, y = batch(16)
+    x, y = x.cuda(), y.cuda()
+    for gan, graph in ((eager, False), (graphed, True)):
+        torch.manual_seed(5)
+        step = FastStep(gan, *gan.optimizers(**fast_optimizer_options("cuda", cuda_graph=graph)), cuda_graph=graph,
+                        warmup_steps=1)
+        for _ in range(4):
+            step(x, y)
+        assert step.captured == graph
+    for (name, a), b in zip(eager.state_dict().items(), graphed.state_dict().values()):
+        if "layers.0.bias" in name and name.startswith("generator"):
+            continue
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
