@@ -82,3 +82,18 @@ def test_stream_checks_its_arguments(folder):
         StreamBatches(["a", "b", "c"], torch.zeros(2), 4)
     with pytest.raises(ValueError, match="23 images cannot fill one global batch of 4 processes x 8"):
         StreamBatches(**{**stream_kwargs(folder), "batch_size": 8, "world_size": 4})
+
+
+def test_stream_of_celeba_tags_matches_its_decoded_set(tmp_path):
+    from test_datasets import write_celeba
+
+    from condgan.data.celeba import CelebA
+
+    write_celeba(tmp_path)
+    dataset = CelebA(tmp_path, split="all", attributes=["Smiling", "Male"])
+    paths, tags, spec, names = dataset.index()
+    assert spec.kind == "multilabel" and names == ("Smiling", "Male") and tags.shape == (5, 2)
+    data = dataset.load(size=(8, 8))
+    tensor = TensorBatches(data.images, data.conditions, 2, generator=torch.Generator().manual_seed(1))
+    stream = StreamBatches(paths, tags, 2, size=(8, 8), num_workers=0, generator=torch.Generator().manual_seed(1))
+    assert_same(tensor, stream)
