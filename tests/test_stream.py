@@ -97,3 +97,21 @@ def test_stream_of_celeba_tags_matches_its_decoded_set(tmp_path):
     tensor = TensorBatches(data.images, data.conditions, 2, generator=torch.Generator().manual_seed(1))
     stream = StreamBatches(paths, tags, 2, size=(8, 8), num_workers=0, generator=torch.Generator().manual_seed(1))
     assert_same(tensor, stream)
+
+
+def test_data_benchmark_runs_and_reports_every_path(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data_throughput.py"
+    spec = importlib.util.spec_from_file_location("data_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--images", "30", "--size", "16", "--batch", "8", "--workers", "0", "--repeats", "1", "--device", "cpu",
+                      "--out", str(tmp_path / "data.json")])
+    assert list(out["paths"]) == ["decode once", "resident (TensorBatches)", "stream (StreamBatches)",
+                                  "torchvision ImageFolder + DataLoader"]
+    assert all(r["images_per_epoch"] == 30 and r["images_per_s"] > 0 for r in out["paths"].values())
+    assert json.loads((tmp_path / "data.json").read_text())["protocol"]["images"] == 30
+    assert "| stream (StreamBatches) |" in capsys.readouterr().out

@@ -6,7 +6,8 @@ resumed run replays the epoch's order and continues at the same image), the same
 global batch between processes under torchrun, the same float conversion. Only where the pixels
 come from differs: DataLoader workers decode the files of each batch
 (:func:`~condgan.data.transforms.decode_image`: the same pixels as the decoded-once path), into
-pinned memory, a few batches ahead, and each batch is copied to the device without blocking.
+pinned memory, a few batches ahead, and each batch is copied to the device without blocking
+(uint8, converted to float on the device; for a CPU device the workers convert).
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ class _EpochBatches(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class _Collate:
+    """Stack a batch of (C, H, W) uint8 images; on a CPU device also convert them to float here, in
+    the worker (spreading the conversion over the workers instead of the training process)."""
+
+    def __init__(self, pixel_range: tuple[float, float] | None):
+        self.pixel_range = pixel_range
+
+    def __call__(self, images: list[Tensor]) -> Tensor:
+        x = torch.stack(images)  # (B, C, H, W) uint8
+        return to_float(x, self.pixel_range) if self.pixel_range is not None else x
 
 
 class _FitFile:
@@ -113,8 +126,12 @@ class StreamBatches:
         if pin_memory is None:
             pin_memory = self.device.type == "cuda"
         self._sampler = _EpochBatches()
+        # uint8 travels to an accelerator (a quarter of the bytes) and is converted there; for a CPU
+        # device the workers convert
+        self._convert_in_workers = self.device.type == "cpu" and workers > 0
         self.loader = DataLoader(
             _Decoder(items, decode or _FitFile(channels, size, fit)), batch_sampler=self._sampler, num_workers=workers,
+            collate_fn=_Collate(pixel_range if self._convert_in_workers else None),
             pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=prefetch if workers > 0 else None)
 
     def __len__(self) -> int:
@@ -139,8 +156,9 @@ class StreamBatches:
         order_cpu = order.cpu()  # one copy per epoch, not per batch
         self._sampler.batches = [order_cpu[a:b].tolist() for a, b in spans]
         for (a, b), x in zip(spans, self.loader):  # one pass at a time: a new pass resets the workers
-            x = x.to(self.device, non_blocking=True)
-            yield to_float(x, self.pixel_range), self.labels[order_dev[a:b]]
+            if x.dtype == torch.uint8:
+                x = to_float(x.to(self.device, non_blocking=True), self.pixel_range)
+            yield x, self.labels[order_dev[a:b]]
 
 
 def stream_files(paths: Sequence[str | Path], labels: Tensor, batch_size: int, **kwargs) -> StreamBatches:
