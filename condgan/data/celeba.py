@@ -126,7 +126,9 @@ class CelebA(Dataset):
                                    f"(with {ATTR_FILE} and {PARTITION_FILE} beside it); condgan does not download CelebA "
                                    "(its Google Drive quota fails most downloads): fetch it by hand")
 
-    def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
+    def index(self) -> tuple[list[Path], torch.Tensor, ConditionSpec, tuple[str, ...]]:
+        """``(paths, conditions, spec, class_names)`` of this split, checked, without decoding an image
+        (what :class:`~condgan.data.stream.StreamBatches` takes)."""
         folder = self.folder()
         attr_path = folder / ATTR_FILE
         if not attr_path.is_file():
@@ -158,10 +160,14 @@ class CelebA(Dataset):
         missing = [f for f in selected if f not in present]
         if missing:
             raise DatasetError(f"{len(missing)} image(s) listed in {attr_path.name} are missing from {image_dir} (first: {missing[0]})")
-        images, kept = decode_files([image_dir / f for f in selected], channels, size, fit, skip_bad=self.skip_bad, where=image_dir)
-        rows = np.array([row_of[selected[i]] for i in kept])
-        cols = [names.index(a) for a in chosen]
-        tags = torch.from_numpy(values[rows][:, cols])  # (N, K) bool
+        rows = np.array([row_of[f] for f in selected], dtype=np.int64)
+        tags = torch.from_numpy(values[rows][:, [names.index(a) for a in chosen]])  # (N, K) bool
+        paths = [image_dir / f for f in selected]
         if self.attribute is not None:
-            return ImageSet(images, tags[:, 0].long(), ConditionSpec("class", 2), (f"not {self.attribute}", self.attribute))
-        return ImageSet(images, tags.float(), ConditionSpec("multilabel", len(chosen)), tuple(chosen))
+            return paths, tags[:, 0].long(), ConditionSpec("class", 2), (f"not {self.attribute}", self.attribute)
+        return paths, tags.float(), ConditionSpec("multilabel", len(chosen)), tuple(chosen)
+
+    def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
+        paths, conditions, spec, names = self.index()
+        images, kept = decode_files(paths, channels, size, fit, skip_bad=self.skip_bad, where=paths[0].parent)
+        return ImageSet(images, conditions[kept], spec, names)

@@ -101,6 +101,12 @@ class ImageFolder(Dataset):
                 labels += [index[c.name]] * len(found)
         return paths, labels, names
 
+    def index(self) -> tuple[list[Path], torch.Tensor, ConditionSpec, tuple[str, ...]]:
+        """``(paths, labels, spec, class_names)`` of this split, checked, without decoding an image
+        (what :class:`~condgan.data.stream.StreamBatches` takes)."""
+        paths, labels, names = self.files()
+        return paths, torch.tensor(labels, dtype=torch.int64), ConditionSpec("class", len(names)), names
+
     def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
         paths, labels, names = self.files()
         where = self.root if len(self.split_folders()) > 1 else self.split_folders()[0]

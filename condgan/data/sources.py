@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from ..conditions import ConditionSpec
 from ..hookspecs import hookimpl
-from .base import Dataset, DatasetError, ImageSet
+from .base import Dataset, ImageSet
 from .arrays import TensorFile
 from .celeba import CelebA
 from .cifar import CIFAR10, CIFAR100
@@ -33,8 +33,12 @@ from .mnist import KMNIST, MNIST, FashionMNIST
 
 
 def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num_classes: int | None,
-                 train: bool = True, download: bool = True) -> tuple[Tensor, Tensor]:
+                 train: bool = True, download: bool = True, fit: str = "crop",
+                 options: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
     """``(images, labels)`` of the registered dataset ``name`` at the model's ``image_shape``.
+
+    ``fit`` (crop, pad, stretch) says how images of another size are brought to it; ``options``
+    are the dataset's own keyword options (e.g. ``{"attributes": ["Smiling"]}`` for ``celeba``).
 
     Raises:
         UnknownComponentError: no dataset of that name is registered.
@@ -45,8 +49,8 @@ def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num
 
     dataset_cls = get_component("dataset", name)
     image_shape = tuple(int(s) for s in image_shape)
-    data = dataset_cls(root, split="train" if train else "test", download=download).load(
-        channels=image_shape[0], size=image_shape[1:])
+    data = dataset_cls(root, split="train" if train else "test", download=download, **dict(options or {})).load(
+        channels=image_shape[0], size=image_shape[1:], fit=fit)
     if data.image_shape != image_shape:
         raise ValueError(f"dataset {name!r} gave images {tuple(data.images.shape)}; expected (N, {', '.join(map(str, image_shape))})")
     if data.spec.kind == "class" and num_classes is not None and data.spec.num_classes != num_classes:

@@ -104,9 +104,13 @@ class TensorBatches:
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self.iterate(0)
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch from batch ``start`` on (the epoch's permutation is drawn in full either way)."""
         order = torch.randperm(len(self.images), device=self.images.device, generator=self.generator)
-        step, start = self.batch_size * self.world_size, self.rank * self.batch_size
-        for i in range(len(self)):
-            idx = order[i * step + start:i * step + start + self.batch_size]
+        step, offset = self.batch_size * self.world_size, self.rank * self.batch_size
+        for i in range(start, len(self)):
+            idx = order[i * step + offset:i * step + offset + self.batch_size]
             x = self.images[idx]
             yield (to_float(x, self.pixel_range) if x.dtype == torch.uint8 else x), self.labels[idx]
