@@ -34,6 +34,7 @@ AUTOCAST_NAMES = ("bfloat16", "float16")
 NONFINITE_POLICIES = ("stop", "skip")
 NOISE_KINDS = ("normal", "uniform")
 FIT_MODES = ("crop", "pad", "stretch")
+STORAGES = ("auto", "memory", "stream")
 SECTIONS = ("model", "data", "training")
 MAX_WIDTH = 65536  # latent_dim, image sides: a larger value is a typo, not a model (and would allocate gigabytes)
 MOVED_KEYS = {"dataset": "data.name", "data_root": "data.root"}  # version 1 keys, for the error message
@@ -194,6 +195,12 @@ class DataConfig:
             short side, centre-crop), ``pad`` (resize the long side, pad) or ``stretch``.
         options: the dataset's own options (e.g. ``attributes`` for CelebA).
         download: download missing files where the dataset can.
+        storage: ``memory`` decodes the set once and keeps it (uint8) on the training device;
+            ``stream`` decodes files in DataLoader workers, batch by batch (datasets of files:
+            imagefolder, celeba); ``auto`` streams when the decoded set would exceed
+            ``memory_budget_mb`` and the dataset can stream, else keeps it in memory.
+        memory_budget_mb: the decoded size (MB) above which ``auto`` streams.
+        workers: decoding processes of the streaming path (None: the CPUs, at most 8).
     """
 
     name: Any = field(default="mnist", metadata=_component("options"))
@@ -204,12 +211,18 @@ class DataConfig:
     fit: str = "crop"
     options: dict[str, Any] = field(default_factory=dict)
     download: bool = True
+    storage: str = "auto"
+    memory_budget_mb: float = 4096.0
+    workers: int | None = None
 
     def __post_init__(self):
         self.check()
 
     def check(self) -> None:
         _check_component("dataset", self.name)
+        check_choice("data storage", self.storage, STORAGES)
+        check_number("memory_budget_mb", self.memory_budget_mb, low=0, low_open=True)
+        check_int("data workers", self.workers, 0, 64, optional=True)
         if not isinstance(self.root, (str, Path)):
             raise ValueError(f"data root must be a path, got {self.root!r}")
         self.root = str(self.root)

@@ -36,7 +36,8 @@ from . import distributed
 from .checks import is_int
 from .config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig, run_config
 from .data import ImageSet, TensorBatches, to_unit
-from .data.loading import check_dataset, fit_to_data, load_data
+from .data.loading import FileSet, check_dataset, fit_to_data, load_data
+from .data.stream import StreamBatches
 from .gan import GAN, make_optimizer
 from .plugins import Registry, UnknownComponentError, get_registry
 from .schedules import apply_schedule
@@ -169,12 +170,19 @@ class Trainer:
         if self.out_dir is not None and self.process.is_main:
             self._check_out_dir_space()
 
-        check_dataset(gan, images, labels)  # validated once, before the loop
         self.data_generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.batches = TensorBatches(images, labels, config.batch_size, device=self.device, pixel_range=gcfg.pixel_range,
-                                     generator=self.data_generator, rank=self.process.rank, world_size=self.process.world_size)
+        order = dict(device=self.device, pixel_range=gcfg.pixel_range, generator=self.data_generator,
+                     rank=self.process.rank, world_size=self.process.world_size)
+        if isinstance(images, FileSet):  # streamed: decoded batch by batch by DataLoader workers
+            gan.spec.check(labels)
+            c, h, w = images.image_shape
+            self.batches = StreamBatches(images.paths, labels, config.batch_size, channels=c, size=(h, w), fit=images.fit,
+                                         num_workers=getattr(self.data_config, "workers", None), **order)
+        else:
+            check_dataset(gan, images, labels)  # validated once, before the loop
+            self.batches = TensorBatches(images, labels, config.batch_size, **order)
         self._check_batch_sizes(labels)
-        self.dataset_size = len(images)
+        self.dataset_size = len(labels)
         self.batches_per_epoch = len(self.batches)
 
         self.opt_g, self.opt_d = self._optimizers()
@@ -209,6 +217,8 @@ class Trainer:
             shape = tuple(model.image_shape) if model.image_shape is not None else None
             source = f"dataset {data.name!r}"
             data = load_data(data, shape)
+        if isinstance(data, FileSet):  # streamed: the images are decoded batch by batch
+            return data, data.conditions, fit_to_data(model, data, source)
         if not isinstance(data, ImageSet):
             raise TypeError(f"data must be a DataConfig, an ImageSet or (images, labels), got {type(data).__name__}")
         return data.images, data.conditions, fit_to_data(model, data, source)
@@ -522,9 +532,7 @@ class Trainer:
         if self._iterator is None:
             # replay this epoch's data order from its start; skip the batches already trained on
             self.data_generator.set_state(self._epoch_rng)
-            self._iterator = iter(self.batches)
-            for _ in range(self.batch_in_epoch):
-                next(self._iterator)
+            self._iterator = self.batches.iterate(self.batch_in_epoch)
         return next(self._iterator)
 
     def _advance(self) -> None:

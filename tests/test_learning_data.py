@@ -84,3 +84,31 @@ def test_scikit_learn_digits_train_and_follow_their_labels(tmp_path, capsys):
     x = condgan.data.to_unit(G.sample(y, generator=torch.Generator().manual_seed(0))).flatten(1)  # (200, 64)
     nearest = torch.cdist(x, centroids).argmin(1)
     assert (nearest == y).float().mean() >= 0.6  # chance: 0.1
+
+
+def test_a_folder_too_large_for_the_memory_budget_streams_and_resumes_exactly(tmp_path, capsys):
+    """storage=auto streams a set over the budget (DataLoader workers decode the files); a run
+    stopped and resumed trains the same weights as one run, and equals the in-memory path."""
+    rng = np.random.default_rng(2)
+    for name in ("a", "b"):
+        folder = tmp_path / "pics" / name
+        folder.mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3)).astype(np.uint8)).save(folder / f"{i}.png")
+    common = [*FIT_TO_DATA, "--dataset", "imagefolder", "--data-root", str(tmp_path / "pics"), "--image-size", "8",
+              "--batch-size", "16", "--loggers", "", "--checkpoint-every", "3", "--set", "data.workers=0"]
+    streamed = condgan.run_config("mnist_mlp", {"data.name": "imagefolder", "data.root": str(tmp_path / "pics"),
+                                                "data.image_size": 8, "data.memory_budget_mb": 1e-4, "data.workers": 0,
+                                                "image_shape": None, "num_classes": None, "batch_size": 16,
+                                                "steps": 1, "device": "cpu", "loggers": ()})
+    trainer = condgan.Trainer(streamed)
+    assert type(trainer.batches).__name__ == "StreamBatches"
+    assert main(["train", *common, "--set", "data.memory_budget_mb=1e-4", "--steps", "4", "--out", str(tmp_path / "s")]) == 0
+    assert main(["train", "--out", str(tmp_path / "s"), "--resume", "--steps", "7", "--device", "cpu"]) == 0
+    assert main(["train", *common, "--set", "data.storage='memory'", "--steps", "7", "--out", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    resumed, memory = (condgan.load_generator(tmp_path / run).state_dict() for run in ("s", "m"))
+    assert all(torch.equal(resumed[k], memory[k]) for k in memory)
+    with pytest.raises(condgan.data.DatasetError, match="dataset 'digits' cannot stream"):
+        condgan.Trainer(condgan.run_config("mnist_mlp", {"data.name": "digits", "data.storage": "stream", "steps": 1,
+                                                         "image_shape": None, "device": "cpu", "loggers": ()}))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .base import Dataset, DatasetError, ImageSet
+from .transforms import decode_image
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import DataConfig, GANConfig
@@ -33,7 +34,26 @@ def make_dataset(config: DataConfig) -> Dataset:
     return construct(cls, config.root, split=config.split, download=config.download, **config.options)
 
 
-def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = None) -> ImageSet:
+@dataclasses.dataclass
+class FileSet:
+    """A dataset to stream: one file per image, decoded batch by batch (``DataConfig.storage``).
+
+    Has :class:`ImageSet`'s ``conditions``, ``spec``, ``class_names`` and ``image_shape``; ``paths``
+    and ``fit`` are what :class:`~condgan.data.stream.StreamBatches` decodes.
+    """
+
+    paths: list
+    conditions: Tensor
+    spec: Any
+    class_names: tuple[str, ...] | None
+    image_shape: tuple[int, int, int]
+    fit: str = "crop"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = None) -> ImageSet | FileSet:
     """Load the dataset of ``config`` at the model's ``image_shape`` (or the config's size/channels).
 
     The data section's ``image_size``/``channels`` win; otherwise the model's shape is used when
@@ -45,7 +65,12 @@ def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = Non
     """
     size = config.size or (tuple(image_shape[1:]) if image_shape is not None else None)
     channels = config.channels or (image_shape[0] if image_shape is not None else None)
-    data = make_dataset(config).load(channels=channels, size=size, fit=config.fit)
+    dataset = make_dataset(config)
+    if config.storage != "memory":
+        files = _file_set(config, dataset, channels, size)
+        if files is not None:
+            return files
+    data = dataset.load(channels=channels, size=size, fit=config.fit)
     if not isinstance(data, ImageSet):
         raise DatasetError(f"dataset {config.name!r} returned {type(data).__name__}, not an ImageSet")
     c, h, w = data.image_shape
@@ -53,6 +78,30 @@ def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = Non
         raise DatasetError(f"dataset {config.name!r} gave images of shape ({c}, {h}, {w}); "
                            f"asked for ({channels or c}, {(size or (h, w))[0]}, {(size or (h, w))[1]})")
     return data
+
+
+def _file_set(config: DataConfig, dataset: Dataset, channels: int | None, size: tuple[int, int] | None) -> FileSet | None:
+    """The dataset as files to stream, when ``config.storage`` asks for it (``auto``: when the
+    decoded set exceeds the memory budget); None to decode it into memory."""
+    index = getattr(dataset, "index", None)
+    if index is None:
+        if config.storage == "stream":
+            raise DatasetError(f"dataset {config.name!r} cannot stream (it is not a set of image files); "
+                               "use data.storage='memory' or 'auto'")
+        return None
+    paths, conditions, spec, names = index()
+    if size is None:
+        if config.storage == "stream":
+            raise DatasetError("streaming needs an image size: give --image-size (data.image_size) or a model image_shape")
+        return None
+    if channels is None:
+        channels = decode_image(paths[0], None, size, config.fit).shape[0]  # the first image's channels
+    shape = (int(channels), int(size[0]), int(size[1]))
+    megabytes = len(paths) * shape[0] * shape[1] * shape[2] / 1e6
+    if config.storage == "auto" and megabytes <= config.memory_budget_mb:
+        return None
+    spec.check(conditions)
+    return FileSet(list(paths), conditions, spec, names, shape, config.fit)
 
 
 def fit_to_data(model: GANConfig, data: ImageSet, source: str = "the dataset") -> GANConfig:

@@ -132,7 +132,10 @@ class StreamBatches:
         self.loader = DataLoader(
             _Decoder(items, decode or _FitFile(channels, size, fit)), batch_sampler=self._sampler, num_workers=workers,
             collate_fn=_Collate(pixel_range if self._convert_in_workers else None),
-            pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=prefetch if workers > 0 else None)
+            pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=prefetch if workers > 0 else None,
+            # its own generator: a DataLoader draws its workers' base seed from the global RNG
+            # otherwise, which would shift the noise and dropout draws of training
+            generator=torch.Generator().manual_seed(0))
 
     def __len__(self) -> int:
         b = self.batch_size * self.world_size
