@@ -32,6 +32,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from . import checkpoint_checks as checks
+from .checkpoint_checks import CheckpointError
 from .config import GANConfig
 from .models import ConditionalGenerator
 from .plugins import UnknownComponentError, get_registry
@@ -52,10 +54,6 @@ COMPONENT_FIELDS = {
     "discriminator.backbone": "backbone",
     "loss": "loss",
 }
-
-
-class CheckpointError(RuntimeError):
-    """A file that is not a readable condgan checkpoint (missing, truncated, foreign, wrong version)."""
 
 
 # -- atomic files ---------------------------------------------------------------------------------
@@ -306,18 +304,15 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
     obj = read_file(path)
     config = gan_config_from_plain(obj["gan_config"], path)
     try:
+        checks.check_model_size(lambda: build_generator(config), "generator", path)  # before allocating it
         generator = build_generator(config)
     except UnknownComponentError as exc:
         raise UnknownComponentError(f"cannot rebuild the generator saved in {path}: {exc}. "
                                     "Install or register the plugin that provides it.") from None
-    if obj["format"] == CHECKPOINT_FORMAT:
-        state = obj["ema"] if obj.get("ema") is not None else obj["generator"]
-    else:
-        state = obj["generator"]
-    try:
-        generator.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: the stored generator weights do not fit its config: {str(exc).splitlines()[0]}") from None
+    ema = obj["format"] == CHECKPOINT_FORMAT and obj.get("ema") is not None
+    state = obj["ema"] if ema else obj["generator"]
+    checks.check_state_dict(generator, state, "EMA generator" if ema else "generator", path)
+    generator.load_state_dict(state)
     generator.config = config
     return generator.requires_grad_(False).to(device).eval()
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
+from . import checkpoint_checks as checks
 from . import distributed
 from .config import GANConfig
 from .data import TensorBatches, to_unit
@@ -313,6 +314,7 @@ class Trainer:
             changes["out_dir"] = str(path.parent.parent)  # the run directory, wherever it is now
         config = dataclasses.replace(saved, **changes)
         try:
+            checks.check_model_size(lambda: GAN(gan_config), "model", path)  # before allocating it
             trainer = cls(gan_config, config, data=data)
         except UnknownComponentError as exc:
             raise UnknownComponentError(f"cannot rebuild the model saved in {path}: {exc}. "
@@ -350,13 +352,19 @@ class Trainer:
         if state["dataset_size"] != self.dataset_size:
             raise ckpt.CheckpointError(f"{source} was trained on {state['dataset_size']} images but this dataset has "
                                        f"{self.dataset_size}; resuming needs the same data")
-        try:
-            self.gan.generator.load_state_dict(state["generator"])
-            self.gan.discriminator.load_state_dict(state["discriminator"])
-            _load_optimizer(self.opt_g, state["opt_g"])
-            _load_optimizer(self.opt_d, state["opt_d"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ckpt.CheckpointError(f"{source} does not fit the model its config builds: {str(exc).splitlines()[0]}") from None
+        # every tensor is checked against what it is loaded into before anything is changed
+        checks.check_state_dict(self.gan.generator, state["generator"], "generator", source)
+        checks.check_state_dict(self.gan.discriminator, state["discriminator"], "discriminator", source)
+        checks.check_optimizer_state(self.opt_g, state["opt_g"], "generator optimizer (opt_g)", source,
+                                     self.gan.generator)
+        checks.check_optimizer_state(self.opt_d, state["opt_d"], "discriminator optimizer (opt_d)", source,
+                                     self.gan.discriminator)
+        if self.ema is not None and state.get("ema") is not None:
+            checks.check_state_dict(self.ema.module, state["ema"], "EMA generator", source)
+        self.gan.generator.load_state_dict(state["generator"])
+        self.gan.discriminator.load_state_dict(state["discriminator"])
+        _load_optimizer(self.opt_g, state["opt_g"])
+        _load_optimizer(self.opt_d, state["opt_d"])
         if self.ema is not None:
             # EMA turned on at resume: it starts from the current weights
             self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
