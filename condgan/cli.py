@@ -29,8 +29,9 @@ class _Parser(argparse.ArgumentParser):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .checkpoint import CheckpointError
     from .plugins import PluginError
+    from .trainer import NonFiniteLossError
 
-    return (ValueError, KeyError, OSError, CheckpointError, PluginError)
+    return (ValueError, KeyError, OSError, CheckpointError, PluginError, NonFiniteLossError)
 
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:

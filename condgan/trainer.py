@@ -49,7 +49,13 @@ GRID_MAX_COLUMNS = 32
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or inf; training stopped before saving anything non-finite."""
+    """A loss became NaN or inf (or every update was skipped for it); training stopped before saving
+    anything non-finite."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """Weights or optimizer states became NaN or inf (checked before each checkpoint and generator
+    file is written); nothing was saved."""
 
 
 @dataclass
@@ -88,7 +94,12 @@ class TrainerConfig:
             :class:`NonFiniteLossError` at the next log or checkpoint step, before anything
             non-finite is saved (the last checkpoint stays the last good one); ``"skip"`` skips
             every update whose gradients are not finite and counts them (``skipped`` in the logged
-            metrics).
+            metrics). Under either policy, weights and optimizer states are checked before each
+            checkpoint and ``generator.pt`` is written (:class:`NonFiniteWeightsError`; one host
+            sync per save, none in the loop).
+        max_skipped_intervals: with ``nonfinite="skip"``, an interval between two log (or
+            checkpoint) steps whose every update was skipped warns; this many such intervals in a
+            row stop training with :class:`NonFiniteLossError` (the run no longer trains).
         sync_batchnorm: under torch.distributed, convert the networks' ``nn.BatchNorm*`` layers to
             ``nn.SyncBatchNorm`` (CUDA only) so that their statistics span all processes' batches.
     """
@@ -112,6 +123,7 @@ class TrainerConfig:
     download: bool = True
     loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
     nonfinite: str = "stop"
+    max_skipped_intervals: int = 3
     sync_batchnorm: bool = False
 
     def __post_init__(self):
@@ -120,7 +132,7 @@ class TrainerConfig:
             low = 0 if name == "sample_every" else 1
             if value is not None and (not _is_int(value) or value < low):
                 raise ValueError(f"{name} must be None or an int >= {low}, got {value!r}")
-        for name in ("log_every", "keep_last", "seed"):
+        for name in ("log_every", "keep_last", "seed", "max_skipped_intervals"):
             value = getattr(self, name)
             if not _is_int(value) or value < (0 if name == "seed" else 1):
                 raise ValueError(f"{name} must be an int >= {0 if name == 'seed' else 1}, got {value!r}")
@@ -274,6 +286,7 @@ class Trainer:
         if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
             seed_everything(distributed.rank_seed(config.seed, self.process.rank))
         self.skipped_updates = 0
+        self._skipped_intervals = 0  # intervals in a row whose every update was skipped
         opt_cfgs = (gcfg.g_optimizer, gcfg.d_optimizer)
         self._schedules = [(opt, c.lr, c.schedule) for opt, c in zip((self.opt_g, self.opt_d), opt_cfgs) if c.schedule]
 
@@ -533,21 +546,66 @@ class Trainer:
     def _sync_point(self, means: _RunningMeans) -> tuple[dict[str, float], str | None]:
         """Read the running means back (a host sync); stop on a non-finite loss; under
         torch.distributed, agree with the other processes on stopping (signal, time budget)."""
-        first = self.step - means.count + 1
+        first, updates = self.step - means.count + 1, 2 * means.count
         metrics = means.read()
         self.skipped_updates += int(metrics.get("skipped", 0))
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)} if self.config.nonfinite == "stop" else {}
+        if self.config.nonfinite == "skip":
+            self._check_skipped(metrics.get("skipped", 0), updates, first)
         budget = self._budget()
         time_up = "minutes" in budget and self.elapsed_s >= budget["minutes"] * 60
         bad_any, signalled, time_up = distributed.agree_any([bool(bad), self.stop_signal is not None, time_up], self.device)
         if bad_any:
             what = ", ".join(f"{k} = {v}" for k, v in bad.items()) or "a loss on another process"
-            last = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint is not None
-                    else "no checkpoint was written yet")
             raise NonFiniteLossError(
-                f"training diverged: {what} over steps {first}-{self.step}; stopped without saving ({last}). "
+                f"training diverged: {what} over steps {first}-{self.step}; stopped without saving ({self._last_good()}). "
                 "Lower the learning rates, set clip_grad_norm, or use nonfinite='skip' to skip such updates.")
         return metrics, ("interrupted" if signalled else "minutes" if time_up else None)
+
+    def _last_good(self) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {self.last_checkpoint}"  # loaded or written: its weights were checked finite
+
+    def _check_skipped(self, skipped: float, updates: int, first: int) -> None:
+        """nonfinite="skip": warn when every update of an interval was skipped; stop after
+        ``max_skipped_intervals`` such intervals in a row."""
+        if updates == 0 or skipped < updates:
+            self._skipped_intervals = 0
+            return
+        self._skipped_intervals += 1
+        limit = self.config.max_skipped_intervals
+        if self._skipped_intervals >= limit:
+            raise NonFiniteLossError(
+                f"training diverged: every update of the last {limit} interval(s) (up to step {self.step}) was skipped "
+                f"for non-finite gradients, so the run no longer trains; stopped without saving ({self._last_good()}). "
+                "Lower the learning rates or set clip_grad_norm (max_skipped_intervals sets how many such intervals stop a run).")
+        if self.process.is_main:
+            warnings.warn(f"every update of steps {first}-{self.step} was skipped for non-finite gradients; training "
+                          f"stops after {limit} such intervals in a row (max_skipped_intervals)", RuntimeWarning, stacklevel=2)
+
+    def _check_finite(self, include_training_state: bool = True) -> None:
+        """Raise NonFiniteWeightsError if a weight (or an optimizer state) holds NaN or inf: called
+        before anything is written (one host sync per save; under torch.distributed every process
+        agrees)."""
+        named = [(f"generator {k}", v) for k, v in self.sampling_generator.state_dict().items()]
+        if include_training_state:
+            if self.ema is not None:
+                named += [(f"generator {k}", v) for k, v in self.gan.generator.state_dict().items()]
+            named += [(f"discriminator {k}", v) for k, v in self.gan.discriminator.state_dict().items()]
+            for label, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+                named += [(f"{label} state {key}", v) for slots in opt.state.values() for key, v in slots.items()
+                          if isinstance(v, Tensor)]
+            bad = checks.nonfinite_names(named)
+            bad_any = distributed.agree_any([bool(bad)], self.device)[0]
+        else:
+            bad = checks.nonfinite_names(named)
+            bad_any = bool(bad)
+        if bad_any:
+            what = ", ".join(dict.fromkeys(bad[:3])) + (" ..." if len(bad) > 3 else "") if bad else "weights on another process"
+            raise NonFiniteWeightsError(
+                f"training diverged: weights hold NaN or inf at step {self.step} ({what}); stopped without saving "
+                f"({self._last_good()}). Lower the learning rates or set clip_grad_norm.")
 
     def _use_cuda_graph(self) -> bool:
         cfg, gcfg = self.config, self.gan.config
@@ -686,6 +744,7 @@ class Trainer:
         if self._saved_step == self.step and (self.last_checkpoint is not None and self.last_checkpoint.is_file()
                                               or not self.process.is_main):
             return self.last_checkpoint
+        self._check_finite()  # nothing non-finite is ever written
         state = self.state_dict()
         if not self.process.is_main:
             self._saved_step = self.step
@@ -704,6 +763,7 @@ class Trainer:
             if self.out_dir is None:
                 raise ValueError("give a path: this trainer has no out_dir")
             path = self.out_dir / ckpt.GENERATOR_FILE
+        self._check_finite(include_training_state=False)
         content = ckpt.generator_file(self.gan.config, self.sampling_generator.state_dict(),
                                       from_ema=self.ema is not None, step=self.step)
         return ckpt.save_file(content, path)

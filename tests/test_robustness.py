@@ -132,3 +132,77 @@ def test_misspelled_settings_fail_before_training():
         TrainerConfig(step=3)
     with pytest.raises(ValueError, match="nonfinite must be one of stop, skip, got 'ignore'"):
         TrainerConfig(nonfinite="ignore")
+
+
+# -- non-finite weights (issue 18, item 2) --------------------------------------------------------------
+def exploding_config(**overrides):
+    """D's learning rate of 1e39: the first update makes D's weights inf/NaN (the losses of that step,
+    computed before the update, are finite)."""
+    return tiny_config(**{"d_optimizer.lr": 1e39, **overrides})
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    trainer = Trainer(exploding_config(), TrainerConfig(device="cpu", loggers=(), out_dir=str(tmp_path), steps=1),
+                      data=small_data())
+    with pytest.raises(condgan.NonFiniteWeightsError, match=r"training diverged: weights hold NaN or inf at step 1 "
+                                                           r"\(discriminator .*\); stopped without saving \(no checkpoint"):
+        trainer.train()
+    assert not list((tmp_path / "checkpoints").glob("step_*.pt")) and not (tmp_path / "generator.pt").exists()
+
+
+@pytest.mark.parametrize("every, error, message", [
+    (1, condgan.NonFiniteWeightsError, r"weights hold NaN or inf at step 3 \(discriminator"),  # caught at the save of step 3
+    (2, NonFiniteLossError, r"d_loss = nan over steps 3-4"),  # step 4's losses are NaN: caught at its sync point
+])
+def test_the_last_good_checkpoint_named_in_the_message_is_finite(tmp_path, every, error, message):
+    trainer = tiny_trainer(tmp_path, steps=2, checkpoint_every=every)
+    trainer.train()
+    for group in trainer.opt_d.param_groups:
+        group["lr"] = 1e39
+    trainer.config.steps = 6
+    with pytest.raises(error, match=message + r".*; stopped without saving \(the last good checkpoint is .*step_0000002.pt\)"):
+        trainer.train()
+    assert ckpt.latest_checkpoint(tmp_path).name == "step_0000002.pt"
+    assert "step_0000003.pt" not in {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    good = ckpt.read_file(tmp_path / "checkpoints" / "step_0000002.pt")
+    assert all(torch.isfinite(v).all() for v in good["discriminator"].values())
+
+
+def test_cli_run_with_an_exploding_learning_rate_fails_with_one_line(tmp_path, capsys):
+    from test_cli import run, train_args
+
+    code, _, err = run(train_args(tmp_path / "run", "--set", "d_optimizer.lr=1e39", "--steps", "1"), capsys)
+    assert code == 1 and err.count("\n") == 1 and "condgan: error: training diverged: weights hold NaN or inf" in err
+    assert ckpt.latest_checkpoint(tmp_path / "run") is None
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), -1.0])
+def test_a_learning_rate_that_is_not_a_finite_number_is_refused_at_the_start(lr):
+    with pytest.raises(ValueError, match="optimizer lr must be a finite number >= 0, got"):
+        condgan.GAN(tiny_config(**{"g_optimizer.lr": lr})).optimizers()
+
+
+def test_sample_refuses_a_generator_with_non_finite_weights(tmp_path, capsys):
+    from test_cli import run
+
+    tiny_trainer(tmp_path, steps=1).train()
+    state = torch.load(tmp_path / "generator.pt", weights_only=True)
+    state["generator"]["backbone.out.bias"] = torch.full_like(state["generator"]["backbone.out.bias"], float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    code, _, err = run(["sample", tmp_path / "nan.pt", "--per-class", "2", "--out", tmp_path / "s.npz", "--device", "cpu"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "weights hold NaN or inf (backbone.out.bias)" in err
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_skip_mode_that_skips_every_update_warns_and_then_stops(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=20, log_every=2, checkpoint_every=None, nonfinite="skip", max_skipped_intervals=2)
+    poison_generator_loss(trainer)
+    original = trainer.gan.loss.discriminator_loss
+    trainer.gan.loss.discriminator_loss = lambda real, fake: original(real, fake) * float("nan")
+    with pytest.warns(RuntimeWarning, match=r"every update of steps 1-2 was skipped for non-finite gradients; training "
+                                            r"stops after 2 such intervals in a row"):
+        with pytest.raises(NonFiniteLossError, match=r"every update of the last 2 interval\(s\) \(up to step 4\) was skipped"):
+            trainer.train()
+    assert trainer.step == 4 and ckpt.latest_checkpoint(tmp_path) is None
+    with pytest.raises(ValueError, match="max_skipped_intervals must be an int >= 1"):
+        TrainerConfig(max_skipped_intervals=0)

@@ -42,6 +42,9 @@ def run_sample(args: argparse.Namespace) -> int:
         y = labels[start:start + args.batch_size].to(device)
         chunks.append(to_unit(generator.sample(y, generator=noise).float(), config.pixel_range).cpu())
     images = torch.cat(chunks)  # (N, C, H, W) in [0, 1]
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f"the generator in {args.checkpoint} produced NaN or inf samples (its weights are finite, its "
+                         "outputs overflow): nothing was written; use an earlier checkpoint of the run")
     atomic_write(out, lambda f: np.savez(f, images=images.numpy().astype(np.float32), labels=labels.numpy().astype(np.int64)))
     print(f"wrote {len(labels)} samples ({per_class} per class x {classes} classes, {tuple(images.shape[1:])}) to {out}")
     if args.grid:
