@@ -34,6 +34,8 @@ from torch import Tensor, nn
 from . import checkpoint as ckpt
 from . import checkpoint_checks as checks
 from . import distributed
+from . import rundir
+from .rundir import RunDirectoryError
 from .config import GANConfig
 from .data import TensorBatches, to_unit
 from .data import load_dataset
@@ -267,8 +269,14 @@ class Trainer:
         if config.sync_batchnorm:
             self._convert_sync_batchnorm()
         self.autocast_dtype = AUTOCAST_DTYPES[config.autocast] if config.autocast else None
+        resuming = self.__dict__.pop("_resuming", False)  # set by from_checkpoint
+        self._expected_latest: Path | None = None  # the checkpoint out_dir's `latest` must name when this trainer writes
+        self._claimed = False  # True while train() holds the run directory
         if self.out_dir is not None and self.process.is_main:
             self._check_out_dir()  # before the data: a bad --out fails in a second
+            rundir.check_not_locked(self.out_dir)
+            if not resuming:
+                rundir.check_run_continues(self.out_dir, None)  # a directory holding another run, too
 
         images, labels = data if data is not None else load_dataset(
             gcfg.dataset, config.data_root, image_shape=gcfg.image_shape, num_classes=gcfg.num_classes, download=config.download)
@@ -328,12 +336,16 @@ class Trainer:
         config = dataclasses.replace(saved, **changes)
         try:
             checks.check_model_size(lambda: GAN(gan_config), "model", path)  # before allocating it
-            trainer = cls(gan_config, config, data=data)
+            trainer = cls.__new__(cls)
+            trainer._resuming = True
+            trainer.__init__(gan_config, config, data=data)
         except UnknownComponentError as exc:
             raise UnknownComponentError(f"cannot rebuild the model saved in {path}: {exc}. "
                                         "Install or register the plugin that provides it.") from None
         trainer.load_state_dict(state, source=path)
         trainer.last_checkpoint = path
+        if trainer.out_dir is not None and os.path.realpath(path.parent) == os.path.realpath(trainer.out_dir / ckpt.CHECKPOINT_DIR):
+            trainer._expected_latest = path  # continuing this run: its `latest` must still be this file when it trains
         return trainer
 
     # -- state -----------------------------------------------------------------------------------
@@ -474,6 +486,15 @@ class Trainer:
         if reached:
             raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
                              f"({self.budget_text()}) is reached; give a larger budget")
+        lock = self._claim()
+        try:
+            return self._train()
+        finally:
+            self._claimed = False
+            if lock is not None:
+                lock.release()
+
+    def _train(self) -> str:
         main = self.process.is_main
         loggers = [self.registry.get("logger", name)() for name in self.config.loggers] if main else []
         for logger in loggers:
@@ -503,6 +524,27 @@ class Trainer:
                 for logger in loggers:
                     self.registry.unregister(logger)
         return self.stop_reason
+
+    def _claim(self, *, agree: bool = True) -> rundir.RunLock | None:
+        """Lock ``out_dir`` for this process (process 0 under torch.distributed) and check that it
+        still holds this trainer's run (:func:`rundir.check_run_continues`): one rule for the API and
+        the CLI. With ``agree``, every process learns whether process 0 succeeded."""
+        if self.out_dir is None:
+            return None
+        lock, error = None, None
+        if self.process.is_main:
+            try:
+                lock = rundir.lock_run_directory(self.out_dir)
+                rundir.check_run_continues(self.out_dir, self._expected_latest)
+            except RunDirectoryError as exc:
+                if lock is not None:
+                    lock.release()
+                lock, error = None, exc
+        if (distributed.agree_any([error is not None], self.device)[0] if agree else error is not None):
+            raise error if error is not None else RunDirectoryError(
+                f"process 0 could not take the run directory {self.out_dir} (see its message)")
+        self._claimed = True
+        return lock
 
     def _loop(self) -> None:
         cfg, hook = self.config, self.registry.hook
@@ -744,13 +786,19 @@ class Trainer:
         if self._saved_step == self.step and (self.last_checkpoint is not None and self.last_checkpoint.is_file()
                                               or not self.process.is_main):
             return self.last_checkpoint
-        self._check_finite()  # nothing non-finite is ever written
-        state = self.state_dict()
-        if not self.process.is_main:
-            self._saved_step = self.step
-            return None
-        path = ckpt.save_checkpoint(state, self.out_dir, keep_last=self.config.keep_last)
-        self._saved_step, self.last_checkpoint = self.step, path
+        lock = None if self._claimed else self._claim()  # called outside train(): take the run directory for the write
+        try:
+            self._check_finite()  # nothing non-finite is ever written
+            state = self.state_dict()
+            if not self.process.is_main:
+                self._saved_step = self.step
+                return None
+            path = ckpt.save_checkpoint(state, self.out_dir, keep_last=self.config.keep_last)
+            self._saved_step, self.last_checkpoint, self._expected_latest = self.step, path, path
+        finally:
+            if lock is not None:
+                self._claimed = False
+                lock.release()
         self.registry.hook.on_checkpoint(trainer=self, path=path)
         return path
 
@@ -766,7 +814,14 @@ class Trainer:
         self._check_finite(include_training_state=False)
         content = ckpt.generator_file(self.gan.config, self.sampling_generator.state_dict(),
                                       from_ema=self.ema is not None, step=self.step)
-        return ckpt.save_file(content, path)
+        inside = self.out_dir is not None and os.path.realpath(Path(path).parent) == os.path.realpath(self.out_dir)
+        lock = self._claim(agree=False) if inside and not self._claimed else None
+        try:
+            return ckpt.save_file(content, path)
+        finally:
+            if lock is not None:
+                self._claimed = False
+                lock.release()
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """SIGINT/SIGTERM set a flag that the loop checks between steps (main thread only)."""
@@ -817,10 +872,6 @@ def _accepted_options(opt_config) -> set[str]:
         return set(inspect.signature(cls).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-class RunDirectoryError(OSError):
-    """The run directory cannot be written, or has no room for the run's checkpoints."""
 
 
 class _RunningMeans:

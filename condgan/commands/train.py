@@ -75,8 +75,6 @@ def run_train(args: argparse.Namespace) -> int:
             given = {"steps": None, "epochs": None, "minutes": None, **given}
         trainer = Trainer.from_checkpoint(path, out_dir=str(out), **given)
     else:
-        if ckpt.list_checkpoints(out / ckpt.CHECKPOINT_DIR):
-            raise ValueError(f"{out} already holds a run; continue it with --resume, or choose another --out")
         given.setdefault("data_root", "./data")
         trainer = Trainer(model_config, TrainerConfig(out_dir=str(out), **given))
 
