@@ -17,6 +17,11 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
     elapsed_s                       training time so far (the ``minutes`` budget counts it)
 
 A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
+
+Both end with ``checksum``: ``"sha256:<hex>"`` over everything else they hold
+(:func:`checkpoint_checks.content_sha256`), verified by :func:`read_file`: a changed byte gives a
+:class:`CheckpointError` naming the file. Files written before checksums existed have none and load
+unverified.
 """
 
 from __future__ import annotations
@@ -93,8 +98,22 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def save_file(obj: Mapping[str, Any], path: str | Path) -> Path:
-    """``torch.save(obj, path)`` atomically."""
+    """``torch.save(obj, path)`` atomically; a condgan file (one with ``format``) is moved to the CPU
+    first and gets a ``checksum`` of its content (:func:`checkpoint_checks.content_sha256`)."""
+    if isinstance(obj, Mapping) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
+        obj = {k: v for k, v in _to_cpu(obj).items() if k != "checksum"}
+        obj["checksum"] = checks.content_sha256(obj)
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 # -- run directories ------------------------------------------------------------------------------
@@ -172,6 +191,13 @@ def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT
         raise CheckpointError(f"{path} is not a condgan {' or '.join(formats)} file (format: {fmt!r})")
     if not isinstance(obj.get("version"), int) or obj["version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {obj.get('version')!r}; this condgan reads up to {FORMAT_VERSION}")
+    if "checksum" in obj:  # files written before checksums were added have none, and load unverified
+        recorded = obj.pop("checksum")
+        actual = checks.content_sha256(obj)
+        if recorded != actual:
+            raise CheckpointError(f"{path} is corrupt: its content does not match the checksum written with it "
+                                  f"({str(recorded)[:80]!r}, content {actual[:20]}...); a byte changed on disk or in "
+                                  "transfer: use another checkpoint of the run (or a backup)")
     return obj
 
 

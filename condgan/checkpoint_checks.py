@@ -13,7 +13,9 @@ and what is wrong:
   scalars such as ``step``, finite values and hyperparameters);
 - :func:`check_model_size`: the parameter count of the model a stored config builds, counted on
   the ``meta`` device (nothing allocated) and refused above :func:`max_parameters`;
-- :func:`check_fields`: the top-level keys of a file and their types.
+- :func:`check_fields`: the top-level keys of a file and their types;
+- :func:`content_sha256`: the checksum stored in each checkpoint and generator file (``checksum``),
+  over everything the file holds, verified by :func:`condgan.checkpoint.read_file`.
 
 :func:`nonfinite_names` is the save-time check of the Trainer (weights and optimizer states must be
 finite before a file is written); it reads one flag back from the device, so it runs at save time only.
@@ -21,6 +23,7 @@ finite before a file is written); it reads one flag back from the device, so it 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import os
@@ -301,3 +304,37 @@ def check_fields(obj: Mapping[str, Any], required: Iterable[str], source: str | 
         rule = FIELD_RULES.get(key)
         if rule is not None and not rule[1](value):
             raise CheckpointError(f"{source} is damaged: its {key!r} must be {rule[0]}, got {_describe(value)}")
+
+
+# -- checksums -------------------------------------------------------------------------------------------
+def _feed(digest, obj: Any) -> None:
+    if isinstance(obj, Tensor):
+        t = obj.detach()
+        t = (t if t.device.type == "cpu" else t.cpu()).contiguous()
+        digest.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+        if t.numel():
+            digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    elif isinstance(obj, Mapping):
+        digest.update(f"D{len(obj)}|".encode())
+        for key, value in obj.items():
+            _feed(digest, key)
+            _feed(digest, value)
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)}|".encode())
+        for value in obj:
+            _feed(digest, value)
+    else:  # None, bool, int, float, str: repr is exact for each
+        digest.update(f"{type(obj).__name__}:{obj!r}|".encode())
+
+
+def content_sha256(obj: Any) -> str:
+    """SHA-256 over a file's content: every tensor's dtype, shape and bytes, every key, number and
+    string, with the structure (dict order included) that holds them; ``"sha256:<hex>"``.
+
+    Computed on what ``torch.load`` returns, so it catches a changed byte wherever it changes what
+    loads (tensor data, a number, a key); a byte in the zip container that changes nothing that
+    loads (padding) goes unnoticed and does no harm.
+    """
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return "sha256:" + digest.hexdigest()

@@ -29,8 +29,13 @@ def run(tmp_path_factory):
     return out
 
 
-def saved(run) -> dict:
-    return torch.load(ckpt.latest_checkpoint(run), weights_only=True)
+def saved(run, source=None) -> dict:
+    """The run's latest checkpoint (or ``source``) as loaded, without its checksum: the damage below is
+    made as a careless writer would make it (a file without a checksum is read unverified), so
+    only the content checks can tell."""
+    state = torch.load(source or ckpt.latest_checkpoint(run), weights_only=True)
+    state.pop("checksum", None)
+    return state
 
 
 def first_param(opt_state) -> dict:
@@ -43,6 +48,7 @@ def test_resuming_from_a_wrong_sized_adam_moment_is_refused_instead_of_crashing(
     Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), out_dir=str(out), steps=2)).train()  # the synthetic set
     path = ckpt.latest_checkpoint(out)
     state = torch.load(path, weights_only=True)
+    state.pop("checksum", None)  # as a hand-made file would be (the checksum would catch the edit first)
     first_param(state["opt_d"])["exp_avg"] = torch.zeros(3)
     torch.save(state, path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CONDGAN_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -136,7 +142,7 @@ def test_generator_weights_are_checked_when_loading_a_generator(run, tmp_path, w
     key = "ema" if where == "checkpoint" else "generator"  # a checkpoint's sampling weights are its EMA's
     for value, message in [(torch.zeros(3), r"weight 'backbone.layers.0.weight' is a torch.float32 tensor of shape \(3,\)"),
                            (torch.full((16, 18), float("inf")), r"weights hold NaN or inf \(backbone.layers.0.weight\)")]:
-        state = torch.load(source, weights_only=True)
+        state = saved(run, source)
         state[key][W] = value
         path = tmp_path / "g.pt"
         torch.save(state, path)
@@ -150,7 +156,7 @@ def test_a_stored_config_of_absurd_size_is_refused_before_allocation(run, tmp_pa
     plain = ckpt.config_to_plain(condgan.apply_overrides(tiny_config(), {key: value}))
     for source, load in [(ckpt.latest_checkpoint(run), lambda p: Trainer.from_checkpoint(p, data=small_data(), out_dir=None)),
                          (run / "generator.pt", condgan.load_generator)]:
-        state = torch.load(source, weights_only=True)
+        state = saved(run, source)
         state["gan_config"] = plain
         path = tmp_path / "huge.pt"
         torch.save(state, path)
@@ -197,3 +203,43 @@ def test_classifier_files_are_checked_the_same_way(tmp_path):
             load_classifier(bad)
     torch.save(good, path)
     assert load_classifier(path).feature_dim == 8
+
+
+# -- checksums (issue 18, item 4) --------------------------------------------------------------------
+def flip_inside(path, tensor) -> None:
+    """Flip one bit inside ``tensor``'s bytes where they lie in the file."""
+    data = bytearray(path.read_bytes())
+    at = data.find(tensor.numpy().tobytes())
+    assert at > 0
+    data[at + 1] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "generator.pt"])
+def test_a_flipped_byte_in_tensor_data_is_detected(run, tmp_path, which):
+    source = ckpt.latest_checkpoint(run) if which == "checkpoint" else run / "generator.pt"
+    state = torch.load(source, weights_only=True)
+    assert state["checksum"].startswith("sha256:") and state["checksum"] == checks.content_sha256(
+        {k: v for k, v in state.items() if k != "checksum"})
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes())
+    flip_inside(path, state["generator"]["backbone.out.weight"])
+    assert not torch.equal(torch.load(path, weights_only=True)["generator"]["backbone.out.weight"],
+                           state["generator"]["backbone.out.weight"])  # torch.load reads it silently
+    loaders = [ckpt.read_file, condgan.load_generator]
+    if which == "checkpoint":
+        loaders.append(lambda p: Trainer.from_checkpoint(p, data=small_data(), out_dir=None))
+    for load in loaders:
+        with pytest.raises(CheckpointError, match=rf"{path} is corrupt: its content does not match the checksum written "
+                                                  r"with it \('sha256:"):
+            load(path)
+
+
+def test_a_changed_number_is_detected_and_files_without_a_checksum_still_load(run, tmp_path):
+    state = torch.load(ckpt.latest_checkpoint(run), weights_only=True)
+    path = tmp_path / "step.pt"
+    torch.save({**state, "step": 5}, path)  # a number edited, the checksum kept
+    with pytest.raises(CheckpointError, match="is corrupt"):
+        ckpt.read_file(path)
+    torch.save({k: v for k, v in state.items() if k != "checksum"}, path)  # a file from before checksums
+    assert Trainer.from_checkpoint(path, data=small_data(), out_dir=None).step == 4

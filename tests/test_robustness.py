@@ -188,7 +188,7 @@ def test_sample_refuses_a_generator_with_non_finite_weights(tmp_path, capsys):
     tiny_trainer(tmp_path, steps=1).train()
     state = torch.load(tmp_path / "generator.pt", weights_only=True)
     state["generator"]["backbone.out.bias"] = torch.full_like(state["generator"]["backbone.out.bias"], float("nan"))
-    torch.save(state, tmp_path / "nan.pt")
+    ckpt.save_file(state, tmp_path / "nan.pt")  # with a checksum of its (non-finite) content
     code, _, err = run(["sample", tmp_path / "nan.pt", "--per-class", "2", "--out", tmp_path / "s.npz", "--device", "cpu"], capsys)
     assert code == 1 and err.count("\n") == 1 and "weights hold NaN or inf (backbone.out.bias)" in err
     assert not (tmp_path / "s.npz").exists()
