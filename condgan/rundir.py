@@ -1,4 +1,4 @@
-"""Run directories: one process at a time, one run per directory.
+"""Run directories: one process at a time, one run per directory, no orphaned temporary files.
 
 - :func:`lock_run_directory`: an exclusive OS lock (``fcntl.flock``) on ``RUN_DIR/run.lock``, held by
   the Trainer while it trains or writes. The kernel drops it when the process exits in any way
@@ -8,6 +8,9 @@
 - :func:`check_run_continues`: the one rule for reusing a directory, used by the Trainer (and so by
   ``condgan train``): a new run needs a directory without a run, a resumed run needs the directory's
   ``latest`` to still be the checkpoint it resumed from (or last wrote).
+- :func:`orphaned_temporary_files`: ``.NAME.tmpPID`` files that :func:`condgan.checkpoint.atomic_write`
+  left behind when its process was killed mid-write (only those whose process is gone); the Trainer
+  counts them as free space when it checks the disk, and removes them when it takes the directory.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import datetime
 import errno
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
 from . import checkpoint as ckpt
 
 LOCK_FILE = "run.lock"
+_TMP_FILE = re.compile(r"^\..+\.tmp(\d+)$")  # atomic_write's temporary files: .NAME.tmpPID
 
 try:
     import fcntl
@@ -153,3 +158,40 @@ def check_run_continues(run_dir: str | Path, expected: Path | None) -> None:
         raise RunDirectoryError(f"the run in {run_dir} has changed since this trainer resumed from (or wrote) "
                                 f"{expected.name}: its latest checkpoint now {now}, from another process; resume from "
                                 "the directory again, or give another --out / out_dir to branch from an earlier checkpoint")
+
+
+def orphaned_temporary_files(run_dir: str | Path) -> list[Path]:
+    """``.NAME.tmpPID`` files in ``run_dir`` and its checkpoints folder whose process is gone."""
+    found = []
+    for folder in (Path(run_dir), Path(run_dir) / ckpt.CHECKPOINT_DIR):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            m = _TMP_FILE.match(path.name)
+            if m and path.is_file() and not _alive(int(m.group(1))):
+                found.append(path)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process writes none while it starts a run
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process: leave its files alone
+    return True
+
+
+def remove_orphans(run_dir: str | Path) -> list[Path]:
+    """Remove :func:`orphaned_temporary_files` of ``run_dir``; returns what was removed."""
+    removed = []
+    for path in orphaned_temporary_files(run_dir):
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed

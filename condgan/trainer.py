@@ -536,6 +536,7 @@ class Trainer:
             try:
                 lock = rundir.lock_run_directory(self.out_dir)
                 rundir.check_run_continues(self.out_dir, self._expected_latest)
+                rundir.remove_orphans(self.out_dir)  # writes killed midway by a dead process
             except RunDirectoryError as exc:
                 if lock is not None:
                     lock.release()
@@ -749,9 +750,11 @@ class Trainer:
         g, d = nbytes(self.gan.generator), nbytes(self.gan.discriminator)
         one = 3 * (g + d) + (g if self.config.ema_decay is not None else 0)  # weights + two Adam moments
         need = one * (self.config.keep_last + 1) + g  # kept checkpoints, one being written, generator.pt
-        free = shutil.disk_usage(existing).free
+        orphans = sum(p.stat().st_size for p in rundir.orphaned_temporary_files(out)) if out.is_dir() else 0
+        free = shutil.disk_usage(existing).free + orphans  # orphaned temporary files are removed when the run starts
         if free < need:
-            raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free but its checkpoints need about "
+            counted = f" (counting {orphans / 1e6:.1f} MB of orphaned temporary files, removed at the start)" if orphans else ""
+            raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free{counted} but its checkpoints need about "
                                     f"{need / 1e6:.1f} MB (keep_last={self.config.keep_last} of {one / 1e6:.1f} MB, one "
                                     "being written, generator.pt): free some space, lower keep_last or choose another --out")
 

@@ -92,3 +92,37 @@ def test_two_resumed_trainers_of_one_run_cannot_both_write(tmp_path):
         second.export_generator()  # nor its generator.pt
     assert ckpt.read_file(ckpt.latest_checkpoint(tmp_path))["step"] == 6  # latest never moved backwards
     assert torch.load(tmp_path / "generator.pt", weights_only=True)["step"] == 6
+
+
+# -- orphaned temporary files (issue 18, item 5) ----------------------------------------------------------
+def dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_orphaned_temporary_files_of_dead_processes_are_removed_at_the_next_start(tmp_path):
+    trainer(tmp_path, steps=2).train()
+    dead, alive = dead_pid(), os.getppid()  # the pytest runner's parent is alive and is not condgan
+    orphans = [tmp_path / "checkpoints" / f".step_0000004.pt.tmp{dead}", tmp_path / f".generator.pt.tmp{dead}"]
+    kept = [tmp_path / "checkpoints" / f".step_0000004.pt.tmp{alive}", tmp_path / "checkpoints" / ".notes.tmpabc"]
+    for path in orphans + kept:
+        path.write_bytes(b"x" * 1000)
+    assert sorted(rundir.orphaned_temporary_files(tmp_path)) == sorted(orphans)
+    resumed = Trainer.from_checkpoint(tmp_path, data=small_data(), steps=3)
+    assert all(p.exists() for p in orphans)  # constructing a trainer changes nothing
+    resumed.train()
+    assert not any(p.exists() for p in orphans) and all(p.exists() for p in kept)
+
+
+def test_orphaned_temporary_files_count_as_free_space(tmp_path, monkeypatch):
+    import shutil
+
+    trainer(tmp_path, steps=2).train()
+    orphan = tmp_path / "checkpoints" / f".step_0000004.pt.tmp{dead_pid()}"
+    with open(orphan, "wb") as f:
+        f.truncate(10**8)  # 100 MB (sparse): far more than these checkpoints need
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    Trainer.from_checkpoint(tmp_path, data=small_data(), steps=3)  # 1 kB free, but the orphan's space comes back
+    orphan.unlink()
+    with pytest.raises(RunDirectoryError, match=r"has 0.0 MB free but its checkpoints need about"):
+        Trainer.from_checkpoint(tmp_path, data=small_data(), steps=3)
