@@ -29,9 +29,10 @@ class _Parser(argparse.ArgumentParser):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .checkpoint import CheckpointError
     from .plugins import PluginError
+    from .distributed import DistributedError
     from .trainer import NonFiniteLossError
 
-    return (ValueError, KeyError, OSError, CheckpointError, PluginError, NonFiniteLossError)
+    return (ValueError, KeyError, OSError, CheckpointError, PluginError, NonFiniteLossError, DistributedError)
 
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:

@@ -104,6 +104,11 @@ class TrainerConfig:
             row stop training with :class:`NonFiniteLossError` (the run no longer trains).
         sync_batchnorm: under torch.distributed, convert the networks' ``nn.BatchNorm*`` layers to
             ``nn.SyncBatchNorm`` (CUDA only) so that their statistics span all processes' batches.
+        process_group_timeout: under torch.distributed, seconds a process waits for the others in a
+            collective (the process group's timeout; default 600, 10 minutes) before it gives up: a
+            stalled or dead process then ends every other one with :class:`DistributedError`
+            instead of a hang (checkpoints are written atomically, so ``latest`` stays valid). It
+            must cover the longest pause of process 0 between steps (a checkpoint write).
     """
 
     steps: int | None = None
@@ -127,6 +132,7 @@ class TrainerConfig:
     nonfinite: str = "stop"
     max_skipped_intervals: int = 3
     sync_batchnorm: bool = False
+    process_group_timeout: float = 600.0
 
     def __post_init__(self):
         for name in ("steps", "epochs", "sample_every", "checkpoint_every"):
@@ -140,6 +146,8 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be an int >= {0 if name == 'seed' else 1}, got {value!r}")
         if self.minutes is not None and (not _is_number(self.minutes) or not self.minutes > 0):
             raise ValueError(f"minutes must be None or a number > 0, got {self.minutes!r}")
+        if not _is_number(self.process_group_timeout) or not self.process_group_timeout > 0:
+            raise ValueError(f"process_group_timeout must be a number of seconds > 0, got {self.process_group_timeout!r}")
         if self.ema_decay is not None and (not _is_number(self.ema_decay) or not 0.0 < self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must be None (off) or a number in (0, 1), e.g. 0.999; got {self.ema_decay!r}")
         if self.clip_grad_norm is not None and (not _is_number(self.clip_grad_norm) or not self.clip_grad_norm > 0):
@@ -252,7 +260,7 @@ class Trainer:
         if not isinstance(config, TrainerConfig):
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
         self.device = distributed.process_device(resolve_device(config.device))
-        self.process = distributed.init_from_env(self.device)
+        self.process = distributed.init_from_env(self.device, timeout=config.process_group_timeout)
         self.registry: Registry = get_registry()
         seed_everything(config.seed)
         if not isinstance(gan, GAN):
@@ -486,13 +494,32 @@ class Trainer:
         if reached:
             raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
                              f"({self.budget_text()}) is reached; give a larger budget")
-        lock = self._claim()
+        lock = None
         try:
+            lock = self._claim()
             return self._train()
+        except RuntimeError as exc:
+            if self.process.world_size > 1 and distributed.is_peer_failure(exc):
+                raise self._peer_failure(exc) from None
+            raise
         finally:
             self._claimed = False
             if lock is not None:
                 lock.release()
+
+    def _peer_failure(self, exc: BaseException) -> distributed.DistributedError:
+        """The one-line error of a collective that another process never joined."""
+        try:
+            latest = ckpt.latest_checkpoint(self.out_dir) if self.out_dir is not None else None
+        except ckpt.CheckpointError:
+            latest = None
+        where = (f"the run's latest checkpoint {latest} is intact: continue with condgan train --resume" if latest is not None
+                 else "no checkpoint was written yet")
+        return distributed.DistributedError(
+            f"process {self.process.rank} of {self.process.world_size} stopped at step {self.step}: another process "
+            f"stalled or died, and this one waited up to {self.config.process_group_timeout:g} s "
+            f"(process_group_timeout) for it ({checks.first_line(exc, 120)}); {where} (the other processes' output "
+            "says what happened to them)")
 
     def _train(self) -> str:
         main = self.process.is_main

@@ -42,13 +42,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="never download a missing dataset")
     parser.add_argument("--nonfinite", choices=["stop", "skip"],
                         help="a NaN/inf loss stops training (default; nothing non-finite is saved) or its updates are skipped and counted")
+    parser.add_argument("--process-group-timeout", type=positive_float, metavar="SECONDS",
+                        help="under torchrun: how long a process waits for the others before it stops with an error "
+                             "(default 600)")
     parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
                         help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
 
 
 TRAINER_FLAGS = ("steps", "epochs", "minutes", "device", "seed", "log_every", "sample_every", "checkpoint_every",
                  "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download",
-                 "nonfinite", "sync_batchnorm")
+                 "nonfinite", "sync_batchnorm", "process_group_timeout")
 
 
 def run_train(args: argparse.Namespace) -> int:
