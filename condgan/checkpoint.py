@@ -50,6 +50,10 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 GENERATOR_FILE = "generator.pt"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+# the entries each kind of file must hold (their types: checkpoint_checks.FIELD_RULES)
+CHECKPOINT_FIELDS = ("gan_config", "trainer_config", "generator", "discriminator", "ema", "opt_g", "opt_d", "step", "epoch",
+                     "batch_in_epoch", "dataset_size", "data_rng", "rng", "elapsed_s")
+GENERATOR_FIELDS = ("gan_config", "generator")
 
 # GANConfig fields that name a registered component, and the component's kind
 COMPONENT_FIELDS = {
@@ -146,7 +150,11 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     pointer = Path(run_dir) / CHECKPOINT_DIR / LATEST
     if not pointer.is_file():
         return None
-    name = pointer.read_text().strip()
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{pointer} does not name a checkpoint (it holds binary data, not a file name like "
+                              "step_0000100.pt)") from None
     if not _STEP_FILE.match(name):
         raise CheckpointError(f"{pointer} does not name a checkpoint (it holds {name[:80]!r})")
     path = pointer.parent / name
@@ -178,14 +186,17 @@ def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT
             of ``formats``, or written by a newer format version.
     """
     path = resolve_checkpoint(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): its write was cut short or the disk was full; use another "
+                              "checkpoint of the run")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path} is not a condgan checkpoint: it holds objects other than tensors and plain data "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+                              f"({checks.first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a damaged file (RuntimeError, EOFError, KeyError, ...)
         raise CheckpointError(f"{path} cannot be read: truncated or corrupt ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from None
+                              f"{checks.first_line(exc)})") from None
     fmt = obj.get("format") if isinstance(obj, dict) else None
     if fmt not in formats:
         raise CheckpointError(f"{path} is not a condgan {' or '.join(formats)} file (format: {fmt!r})")
@@ -198,6 +209,7 @@ def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT
             raise CheckpointError(f"{path} is corrupt: its content does not match the checksum written with it "
                                   f"({str(recorded)[:80]!r}, content {actual[:20]}...); a byte changed on disk or in "
                                   "transfer: use another checkpoint of the run (or a backup)")
+    checks.check_fields(obj, CHECKPOINT_FIELDS if fmt == CHECKPOINT_FORMAT else GENERATOR_FIELDS, path)
     return obj
 
 
@@ -258,10 +270,12 @@ def _qualname(obj: Any) -> str:
 
 def gan_config_from_plain(data: Mapping[str, Any], source: str | Path = "checkpoint") -> GANConfig:
     """A GANConfig from :func:`config_to_plain` output; a bad key gives a CheckpointError naming ``source``."""
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{source} is damaged: its model config must be a dict, got {type(data).__name__}")
     try:
         return GANConfig.from_dict(data)
-    except KeyError as exc:
-        raise CheckpointError(f"{source}: its model config does not fit this condgan version: {exc}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{source}: its model config does not fit this condgan version: {checks.first_line(exc)}") from None
 
 
 # -- RNG states ---------------------------------------------------------------------------------------
@@ -332,6 +346,8 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
     try:
         checks.check_model_size(lambda: build_generator(config), "generator", path)  # before allocating it
         generator = build_generator(config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its model config builds no generator: {checks.first_line(exc)}") from None
     except UnknownComponentError as exc:
         raise UnknownComponentError(f"cannot rebuild the generator saved in {path}: {exc}. "
                                     "Install or register the plugin that provides it.") from None
@@ -346,7 +362,12 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
 def dataclass_from_dict(cls: type, data: Mapping[str, Any], source: str | Path) -> Any:
     """``cls(**data)`` for a config dataclass, with unknown keys reported as a CheckpointError."""
     names = {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise CheckpointError(f"{source} is damaged: its {cls.__name__} must be a dict of field names")
     unknown = sorted(set(data) - names)
     if unknown:
         raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
-    return cls(**data)
+    try:
+        return cls(**data)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{source}: its stored {cls.__name__} is invalid: {checks.first_line(exc)}") from None

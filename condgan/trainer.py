@@ -48,6 +48,7 @@ AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 NONFINITE_POLICIES = ("stop", "skip")
 GRID_ROWS = 10
 GRID_MAX_COLUMNS = 32
+PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
 
 
 class NonFiniteLossError(RuntimeError):
@@ -325,8 +326,9 @@ class Trainer:
         """The trainer of a saved run, at the saved position; ``changes`` set TrainerConfig fields.
 
         ``path`` is a checkpoint file or a run directory (its ``latest``). Give new budgets as
-        changes, e.g. ``steps=2000``: budgets count the whole run. ``out_dir`` defaults to the
-        saved run's directory.
+        changes, e.g. ``steps=2000``: budgets count the whole run. ``out_dir`` defaults to the run
+        directory that holds the file (``RUN/checkpoints/step_*.pt``); for a file elsewhere it must
+        be given (``None``: write nothing). The ``out_dir`` recorded in the file is never used.
 
         Raises:
             CheckpointError: unreadable or foreign file, or a dataset of another size.
@@ -339,14 +341,21 @@ class Trainer:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(TrainerConfig)})
         if unknown:
             raise ValueError(f"unknown TrainerConfig fields {unknown}")
-        if "out_dir" not in changes and path.parent.name == ckpt.CHECKPOINT_DIR:
+        if "out_dir" not in changes:  # never the out_dir stored in the file: a file does not choose where we write
+            if path.parent.name != ckpt.CHECKPOINT_DIR:
+                raise ValueError(f"{path} is not in a run directory's {ckpt.CHECKPOINT_DIR}/ folder, so the trainer has "
+                                 "no run directory: give out_dir=DIR (where it writes) or out_dir=None (write nothing)")
             changes["out_dir"] = str(path.parent.parent)  # the run directory, wherever it is now
         config = dataclasses.replace(saved, **changes)
         try:
             checks.check_model_size(lambda: GAN(gan_config), "model", path)  # before allocating it
+            try:
+                gan = GAN(gan_config)  # its weights, like every RNG state, are replaced by the checkpoint's
+            except (ValueError, TypeError) as exc:
+                raise ckpt.CheckpointError(f"{path}: its model config builds no model: {checks.first_line(exc)}") from None
             trainer = cls.__new__(cls)
             trainer._resuming = True
-            trainer.__init__(gan_config, config, data=data)
+            trainer.__init__(gan, config, data=data)
         except UnknownComponentError as exc:
             raise UnknownComponentError(f"cannot rebuild the model saved in {path}: {exc}. "
                                         "Install or register the plugin that provides it.") from None
@@ -381,7 +390,11 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any], *, source: str | Path = "checkpoint") -> None:
-        """Restore weights, optimizers, EMA, position and every RNG state from :meth:`state_dict` output."""
+        """Restore weights, optimizers, EMA, position and every RNG state from :meth:`state_dict` output.
+
+        Everything is checked before anything changes (CheckpointError naming ``source``)."""
+        checks.check_fields(state, ckpt.CHECKPOINT_FIELDS, source)
+        self._check_rng_states(state, source)
         if state["dataset_size"] != self.dataset_size:
             raise ckpt.CheckpointError(f"{source} was trained on {state['dataset_size']} images but this dataset has "
                                        f"{self.dataset_size}; resuming needs the same data")
@@ -432,6 +445,22 @@ class Trainer:
             ckpt.restore_rng_state(state["rng"])  # process 0's stream
             if rank > 0:
                 seed_everything(distributed.rank_seed(self.config.seed + self.step, rank))
+
+    def _check_rng_states(self, state: Mapping[str, Any], source: str | Path) -> None:
+        """Try every stored RNG state on the spot (then put the current ones back): a state of the wrong
+        size or kind fails here, with the file named, rather than halfway through loading."""
+        current = ckpt.capture_rng_state()
+        stored = [state["rng"]] + [s for s in (state.get("rank_rng") or [])]
+        try:
+            for rng in stored:
+                ckpt.restore_rng_state(rng)
+            if state.get("device_type", self.device.type) == self.device.type:
+                torch.Generator(device=self.device).set_state(state["data_rng"])
+        except Exception as exc:  # noqa: BLE001 - RuntimeError, TypeError, KeyError, ValueError from the RNG setters
+            raise ckpt.CheckpointError(f"{source} is damaged: its stored random states cannot be restored "
+                                       f"({type(exc).__name__}: {checks.first_line(exc, 120)})") from None
+        finally:
+            ckpt.restore_rng_state(current)
 
     # -- budget ----------------------------------------------------------------------------------
     def _budget(self) -> dict[str, float]:
@@ -942,8 +971,10 @@ class _RunningMeans:
 def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
     """Raise ``ValueError`` unless ``images``/``labels`` can train ``gan``: checked once, before the loop.
 
-    Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8 or float, finite;
-    labels: N conditions that fit ``gan.spec`` (dtype, shape, range).
+    Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8 (any value; scaled
+    from [0, 255]) or float32, finite and within ``pixel_range`` (1% of its width of slack); other
+    float dtypes (float64, float16, bfloat16) are refused rather than converted, so that nothing
+    is copied behind the caller's back. Labels: N conditions that fit ``gan.spec`` (dtype, shape, range).
     """
     shape = tuple(gan.config.image_shape)
     if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
@@ -955,8 +986,20 @@ def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
         raise ValueError("the dataset is empty: training needs at least one image")
     if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
         raise ValueError(f"images must be uint8 in [0, 255] or float in the model's pixel_range, got dtype {images.dtype}")
+    if images.dtype.is_floating_point and images.dtype != torch.float32:
+        raise ValueError(f"float images must be float32 (the training dtype), got {images.dtype}: convert them with "
+                         "images.float(), or give uint8 images in [0, 255]")
     if images.dtype.is_floating_point and not bool(torch.isfinite(images).all()):
         raise ValueError(f"images contain NaN or inf (first bad image: index {int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])})")
+    if images.dtype.is_floating_point:
+        lo, hi = (float(v) for v in gan.config.pixel_range)
+        low, high = (float(v) for v in torch.aminmax(images))
+        slack = PIXEL_RANGE_TOLERANCE * (hi - lo)
+        if low < lo - slack or high > hi + slack:
+            hint = (": they look like [0, 255] pixels; give them as uint8 and condgan scales them" if 2 < high <= 255 + slack
+                    and low >= -slack else ": scale them to pixel_range, or give uint8 images in [0, 255]")
+            raise ValueError(f"float images must lie in the model's pixel_range [{lo:g}, {hi:g}], these lie in "
+                             f"[{low:.4g}, {high:.4g}]{hint}")
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels: each image needs one condition")
     gan.spec.check(labels)

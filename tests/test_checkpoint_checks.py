@@ -93,7 +93,7 @@ CHECKPOINT_DAMAGE = {
     "G weight missing": (lambda s: s["generator"].pop(W), r"its generator weights do not fit .*missing \['backbone.layers.0.weight'\]"),
     "G weight unexpected": (_set(("generator", "extra.weight"), torch.zeros(2)), r"unexpected \['extra.weight'\]"),
     "G weight not a tensor": (_set(("generator", W), [1.0, 2.0]), r"'backbone.layers.0.weight' must be a tensor, got list"),
-    "G weights not a dict": (_set(("generator",), [1]), r"generator weights must be a dict of tensors"),
+    "G weights not a dict": (_set(("generator",), [1]), r"its 'generator' must be a dict of tensors, got list"),
     "D weight NaN": (_set(("discriminator", "backbone.layers.0.weight"), lambda t: t.index_fill(0, torch.tensor([0]), float("nan"))),
                      r"its discriminator weights hold NaN or inf \(backbone.layers.0.weight\); the run had diverged"),
     "BN buffer inf": (_set(("generator", "backbone.layers.3.running_var"), lambda t: t + float("inf")), r"running_var"),

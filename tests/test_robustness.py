@@ -206,3 +206,51 @@ def test_skip_mode_that_skips_every_update_warns_and_then_stops(tmp_path):
     assert trainer.step == 4 and ckpt.latest_checkpoint(tmp_path) is None
     with pytest.raises(ValueError, match="max_skipped_intervals must be an int >= 1"):
         TrainerConfig(max_skipped_intervals=0)
+
+
+# -- bad inputs that failed inside torch or passed silently (issue 18, item 8) -----------------------------
+@pytest.mark.parametrize("change, message", [
+    (lambda x: x.double() / 127.5 - 1, r"float images must be float32 \(the training dtype\), got torch.float64: convert"),
+    (lambda x: (x.float() / 127.5 - 1).half(), r"got torch.float16"),
+    (lambda x: (x.float() / 127.5 - 1).bfloat16(), r"got torch.bfloat16"),
+    (lambda x: x.float(), r"float images must lie in the model's pixel_range \[-1, 1\], these lie in \[0, 255\]: they "
+                          r"look like \[0, 255\] pixels; give them as uint8 and condgan scales them"),
+    (lambda x: (x.float() / 127.5 - 1) * 1e30, r"these lie in \[-1e\+30, 1e\+30\]: scale them to pixel_range"),
+    (lambda x: x.float() / 255 - 2, r"these lie in \[-2, -1\]"),
+])
+def test_float_images_of_another_dtype_or_range_fail_before_training(change, message):
+    images, labels = small_data()
+    with pytest.raises(ValueError, match=message):
+        Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), steps=1), data=(change(images), labels))
+
+
+def test_float_images_within_the_tolerance_train():
+    images, labels = small_data()
+    floats = (images.float() / 127.5 - 1) * 1.005  # 0.5% over: rounding, not another scale
+    assert Trainer(tiny_config(), TrainerConfig(device="cpu", loggers=(), steps=1), data=(floats, labels)).train() == "steps"
+
+
+def test_train_step_with_swapped_optimizers_raises():
+    gan = condgan.GAN(tiny_config())
+    opt_g, opt_d = gan.optimizers()
+    real, y = torch.rand(4, 1, 8, 8) * 2 - 1, torch.arange(4)
+    with pytest.raises(ValueError, match=r"opt_g must optimize the generator's parameters \(and only those\), but it "
+                                         r"holds the other network's: are opt_g and opt_d swapped\?"):
+        condgan.train_step(gan, real, y, opt_d, opt_g)
+    condgan.train_step(gan, real, y, opt_g, opt_d)
+
+
+def test_a_checkpoint_outside_its_run_folder_does_not_choose_where_to_write(tmp_path):
+    victim = tmp_path / "victim"
+    tiny_trainer(victim, steps=2).train()
+    elsewhere = tmp_path / "downloads" / "model.pt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(ckpt.latest_checkpoint(victim).read_bytes())
+    with pytest.raises(ValueError, match=r"model.pt is not in a run directory's checkpoints/ folder, so the trainer has no "
+                                         r"run directory: give out_dir=DIR \(where it writes\) or out_dir=None"):
+        Trainer.from_checkpoint(elsewhere, data=small_data(), steps=4)
+    before = sorted(p.name for p in victim.rglob("*"))
+    Trainer.from_checkpoint(elsewhere, data=small_data(), steps=4, out_dir=None).train()
+    moved = Trainer.from_checkpoint(elsewhere, data=small_data(), steps=4, out_dir=str(tmp_path / "new"))
+    moved.train()
+    assert sorted(p.name for p in victim.rglob("*")) == before and ckpt.latest_checkpoint(tmp_path / "new").name == "step_0000004.pt"
