@@ -41,7 +41,7 @@ from .plugins import (
     unregister_plugin,
 )
 from .presets import Preset
-from .trainer import NonFiniteLossError, RunDirectoryError, Trainer
+from .trainer import NonFiniteLossError, NonFiniteWeightsError, RunDirectoryError, Trainer
 from .training import FastStep, make_step, train_step
 
 __version__ = "0.1.0"
@@ -51,7 +51,8 @@ __all__ = [
     "ConditionSpec", "ConditionalBatchNormConditioner", "ConditionalDiscriminator", "ConditionalGenerator", "ConfigKeyError",
     "DataConfig", "Dataset", "DiffAugment", "ImageSet", "ResNet", "RunConfig", "run_config",
     "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
-    "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "OneHotConditioner",
+    "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "NonFiniteWeightsError",
+    "OneHotConditioner",
     "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",
     "UnknownComponentError", "VectorConditioner", "WassersteinGPLoss", "apply_overrides", "build", "get_component",
     "hookimpl", "list_components", "load_generator", "make_step", "register_plugin", "train_step",

@@ -22,6 +22,11 @@ The same content can live in a ``.safetensors`` file (``condgan export --format 
 state dict as its tensors, and ``format``, ``version``, ``gan_config``, ``from_ema`` and ``step`` as
 JSON strings in its metadata (the config's sequences read back as tuples); it is read without
 pickle (:func:`read_safetensors`).
+
+Both end with ``checksum``: ``"sha256:<hex>"`` over everything else they hold
+(:func:`checkpoint_checks.content_sha256`), verified by :func:`read_file`: a changed byte gives a
+:class:`CheckpointError` naming the file. Files written before checksums existed have none and load
+unverified.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from . import checkpoint_checks as checks
+from .checkpoint_checks import CheckpointError
 from .config import GANConfig
 from .models import ConditionalGenerator
 from .plugins import UnknownComponentError, get_registry
@@ -51,6 +58,10 @@ GENERATOR_FILE = "generator.pt"
 CONFIG_FILE = "config.json"
 SAFETENSORS_SUFFIX = ".safetensors"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+# the entries each kind of file must hold (their types: checkpoint_checks.FIELD_RULES)
+CHECKPOINT_FIELDS = ("gan_config", "trainer_config", "generator", "discriminator", "ema", "opt_g", "opt_d", "step", "epoch",
+                     "batch_in_epoch", "dataset_size", "data_rng", "rng", "elapsed_s")
+GENERATOR_FIELDS = ("gan_config", "generator")
 
 # GANConfig fields that name a registered component, and the component's kind
 COMPONENT_FIELDS = {
@@ -61,10 +72,6 @@ COMPONENT_FIELDS = {
     "loss": "loss",
     "augment": "augment",
 }
-
-
-class CheckpointError(RuntimeError):
-    """A file that is not a readable condgan checkpoint (missing, truncated, foreign, wrong version)."""
 
 
 # -- atomic files ---------------------------------------------------------------------------------
@@ -104,8 +111,22 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def save_file(obj: Mapping[str, Any], path: str | Path) -> Path:
-    """``torch.save(obj, path)`` atomically."""
+    """``torch.save(obj, path)`` atomically; a condgan file (one with ``format``) is moved to the CPU
+    first and gets a ``checksum`` of its content (:func:`checkpoint_checks.content_sha256`)."""
+    if isinstance(obj, Mapping) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
+        obj = {k: v for k, v in _to_cpu(obj).items() if k != "checksum"}
+        obj["checksum"] = checks.content_sha256(obj)
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 # -- run directories ------------------------------------------------------------------------------
@@ -138,7 +159,11 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     pointer = Path(run_dir) / CHECKPOINT_DIR / LATEST
     if not pointer.is_file():
         return None
-    name = pointer.read_text().strip()
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{pointer} does not name a checkpoint (it holds binary data, not a file name like "
+                              "step_0000100.pt)") from None
     if not _STEP_FILE.match(name):
         raise CheckpointError(f"{pointer} does not name a checkpoint (it holds {name[:80]!r})")
     path = pointer.parent / name
@@ -170,19 +195,30 @@ def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT
             of ``formats``, or written by a newer format version.
     """
     path = resolve_checkpoint(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): its write was cut short or the disk was full; use another "
+                              "checkpoint of the run")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path} is not a condgan checkpoint: it holds objects other than tensors and plain data "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+                              f"({checks.first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a damaged file (RuntimeError, EOFError, KeyError, ...)
         raise CheckpointError(f"{path} cannot be read: truncated or corrupt ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from None
+                              f"{checks.first_line(exc)})") from None
     fmt = obj.get("format") if isinstance(obj, dict) else None
     if fmt not in formats:
         raise CheckpointError(f"{path} is not a condgan {' or '.join(formats)} file (format: {fmt!r})")
     if not isinstance(obj.get("version"), int) or obj["version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {obj.get('version')!r}; this condgan reads up to {FORMAT_VERSION}")
+    if "checksum" in obj:  # files written before checksums were added have none, and load unverified
+        recorded = obj.pop("checksum")
+        actual = checks.content_sha256(obj)
+        if recorded != actual:
+            raise CheckpointError(f"{path} is corrupt: its content does not match the checksum written with it "
+                                  f"({str(recorded)[:80]!r}, content {actual[:20]}...); a byte changed on disk or in "
+                                  "transfer: use another checkpoint of the run (or a backup)")
+    checks.check_fields(obj, CHECKPOINT_FIELDS if fmt == CHECKPOINT_FORMAT else GENERATOR_FIELDS, path)
     return upgrade(obj, path)
 
 
@@ -339,10 +375,12 @@ def _qualname(obj: Any) -> str:
 
 def gan_config_from_plain(data: Mapping[str, Any], source: str | Path = "checkpoint") -> GANConfig:
     """A GANConfig from :func:`config_to_plain` output; a bad key gives a CheckpointError naming ``source``."""
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{source} is damaged: its model config must be a dict, got {type(data).__name__}")
     try:
         return GANConfig.from_dict(data)
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"{source}: its model config does not fit this condgan version: {exc}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{source}: its model config does not fit this condgan version: {checks.first_line(exc)}") from None
 
 
 # -- RNG states ---------------------------------------------------------------------------------------
@@ -412,18 +450,17 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
     obj = read_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else read_file(path)
     config = gan_config_from_plain(obj["gan_config"], path)
     try:
+        checks.check_model_size(lambda: build_generator(config), "generator", path)  # before allocating it
         generator = build_generator(config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its model config builds no generator: {checks.first_line(exc)}") from None
     except UnknownComponentError as exc:
         raise UnknownComponentError(f"cannot rebuild the generator saved in {path}: {exc}. "
                                     "Install or register the plugin that provides it.") from None
-    if obj["format"] == CHECKPOINT_FORMAT:
-        state = obj["ema"] if obj.get("ema") is not None else obj["generator"]
-    else:
-        state = obj["generator"]
-    try:
-        generator.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: the stored generator weights do not fit its config: {str(exc).splitlines()[0]}") from None
+    ema = obj["format"] == CHECKPOINT_FORMAT and obj.get("ema") is not None
+    state = obj["ema"] if ema else obj["generator"]
+    checks.check_state_dict(generator, state, "EMA generator" if ema else "generator", path)
+    generator.load_state_dict(state)
     generator.config = config
     return generator.requires_grad_(False).to(device).eval()
 
@@ -431,13 +468,12 @@ def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> C
 def dataclass_from_dict(cls: type, data: Mapping[str, Any], source: str | Path) -> Any:
     """``cls(**data)`` for a config dataclass; unknown keys or bad values are a CheckpointError."""
     names = {f.name for f in dataclasses.fields(cls)}
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f"{source}: its {cls.__name__} is not a dict of settings")
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise CheckpointError(f"{source} is damaged: its {cls.__name__} must be a dict of field names")
     unknown = sorted(set(data) - names)
     if unknown:
         raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     try:
-        return cls(**values)
-    except ValueError as exc:
-        raise CheckpointError(f"{source}: its {cls.__name__} holds a bad value: {exc}") from None
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{source}: its stored {cls.__name__} is invalid: {checks.first_line(exc)}") from None

@@ -206,15 +206,32 @@ def load_classifier(path: str | Path, *, expected_sha256: str | None = None, map
         raise ClassifierError(f"{str(path)!r} is not a condgan classifier file (format {FILE_FORMAT!r} expected)")
     if payload.get("version") != FILE_VERSION:
         raise ClassifierError(f"{str(path)!r} has classifier file version {payload.get('version')!r}; this condgan reads {FILE_VERSION}")
-    state, recorded = payload["state_dict"], payload["sha256"]
+    state, recorded, protocol = payload.get("state_dict"), payload.get("sha256"), payload.get("protocol")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()) \
+            or not isinstance(recorded, str) or not isinstance(protocol, dict):
+        raise ClassifierError(f"{str(path)!r} is damaged: it needs a 'state_dict' of tensors, a 'sha256' string and a "
+                              "'protocol' dict")
     actual = weights_sha256(state)
     if actual != recorded:
         raise ClassifierHashError(f"{str(path)!r}: the weights' SHA-256 is {actual}, but the file records {recorded}; the file is corrupted or was altered")
     if expected_sha256 is not None and actual != expected_sha256.lower():
         raise ClassifierHashError(f"{str(path)!r}: the weights' SHA-256 is {actual}, expected {expected_sha256}")
-    protocol = payload["protocol"]
     check_protocol(protocol, source=repr(str(path)))
-    model = MnistClassifier(**protocol["architecture_options"])
+    options = protocol.get("architecture_options")
+    if not isinstance(options, dict) or not set(options) <= {"channels", "feature_dim", "num_classes", "dropout"}:
+        raise ClassifierError(f"{str(path)!r} is damaged: its protocol's architecture_options must be a dict of "
+                              f"channels, feature_dim, num_classes, dropout; got {options!r:.80}")
+    from .checkpoint_checks import CheckpointError, check_model_size, check_state_dict
+
+    try:
+        check_model_size(lambda: MnistClassifier(**options), "classifier", repr(str(path)))  # before allocating it
+        try:
+            model = MnistClassifier(**options)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{str(path)!r}: its architecture_options {options!r:.80} build no classifier ({exc})") from None
+        check_state_dict(model, state, "classifier", repr(str(path)))
+    except CheckpointError as exc:
+        raise ClassifierError(str(exc)) from None
     model.load_state_dict(state)
     model.eval()
     model.protocol, model.sha256 = protocol, actual

@@ -2,10 +2,19 @@
 
 Every subcommand is a :class:`~condgan.commands.Command` registered through a plugin's
 ``register_commands`` hook (the built-ins live in :mod:`condgan.commands`); a third-party
-package adds one by entry point. Library errors (ValueError, KeyError, OSError, CheckpointError,
-DatasetNotFoundError, ...) are printed as one ``condgan: error: ...`` line with exit code 1; bad
-arguments exit 2 with one line, as argparse does (without the usage block). Set
-``CONDGAN_TRACEBACK=1`` to see the full traceback instead.
+package adds one by entry point. Errors reach the user as follows (exit code 1 unless said):
+
+- condgan's own errors and errors of the input (:func:`user_errors`: ``ValueError``, ``OSError``,
+  ``CheckpointError``, ``NonFiniteLossError``, ``RunDirectoryError``, ``DatasetError``,
+  ``PluginError``, ``DistributedError``, unknown keys and components, ...): one line
+  ``condgan: error: ...``;
+- allocation failures (``MemoryError``, ``torch.OutOfMemoryError``, PyTorch's CPU allocator
+  failing): one line with advice;
+- anything else is a bug in condgan or in a plugin: its traceback, then one line saying so and
+  where to report it;
+- bad arguments exit 2 with one line, as argparse does (without the usage block); Ctrl-C exits 130.
+
+Set ``CONDGAN_TRACEBACK=1`` to see the full traceback of every error instead.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 from .commands import PROG, Command
@@ -26,11 +36,56 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- main ---------------------------------------------------------------------------------------------
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .checkpoint import CheckpointError
-    from .plugins import PluginError
+#: Where bugs are reported (printed under the traceback of an unexpected error).
+ISSUES_URL = "https://github.com/OWNER/condgan/issues"  # placeholder until the project's home is public
 
-    return (ValueError, KeyError, OSError, CheckpointError, PluginError)
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that describe a problem with the input, printed as one line (no traceback).
+
+    A bare ``KeyError`` or ``TypeError`` is not among them: condgan reports bad keys and values with
+    its own errors, so those are bugs.
+    """
+    from .checkpoint import CheckpointError
+    from .config import ConfigKeyError
+    from .distributed import DistributedError
+    from .plugins import PluginError, UnknownComponentError
+    from .trainer import NonFiniteLossError
+
+    return (ValueError, OSError, CheckpointError, PluginError, NonFiniteLossError, DistributedError, ConfigKeyError,
+            UnknownComponentError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its lines joined); its type name when it has none."""
+    try:
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) else str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+        text = ""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines) if lines else f"{type(exc).__name__} (no message)"
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """Out of memory: ``MemoryError``, ``torch.OutOfMemoryError`` or PyTorch's CPU allocator giving up."""
+    import torch
+
+    if isinstance(exc, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in ("can't allocate memory", "out of memory"))
+
+
+def report(exc: BaseException) -> None:
+    """Print ``exc`` to stderr as :func:`main` does (see the module docstring)."""
+    if isinstance(exc, user_errors()):
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+    elif is_allocation_failure(exc):
+        print(f"{PROG}: error: out of memory ({one_line(exc)[:300]}): lower batch_size or the model's sizes (--set "
+              "latent_dim=..., widths), or use a device with more memory", file=sys.stderr)
+    else:
+        traceback.print_exception(exc, file=sys.stderr)
+        print(f"{PROG}: internal error: {type(exc).__name__}: {one_line(exc)[:300]}. This is a bug in condgan or in a "
+              f"plugin, not in your input: please report it with the traceback above at {ISSUES_URL}", file=sys.stderr)
 
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
@@ -54,22 +109,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 bad arguments, 128+N on signal N)."""
     try:
         parser = build_parser()  # loads the installed plugins: a conflict between two is reported here
-    except _user_errors() as exc:
-        return _report(exc)
+    except Exception as exc:  # noqa: BLE001 - reported as below
+        if os.environ.get("CONDGAN_TRACEBACK"):
+            raise
+        report(exc)
+        return 1
     args = parser.parse_args(argv)
     try:
         return args.command.run(args) or 0
-    except _user_errors() as exc:
-        return _report(exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-
-
-def _report(exc: BaseException) -> int:
-    """Print a library error as one ``condgan: error: ...`` line (or re-raise it with CONDGAN_TRACEBACK)."""
-    if os.environ.get("CONDGAN_TRACEBACK"):
-        raise exc
-    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
+    except Exception as exc:  # noqa: BLE001 - every error is reported; SystemExit passes through
+        if os.environ.get("CONDGAN_TRACEBACK"):
+            raise
+        report(exc)
+        return 1

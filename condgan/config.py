@@ -281,9 +281,18 @@ class TrainerConfig:
         nonfinite: what a NaN or inf loss does: ``"stop"`` (default) stops training with
             :class:`~condgan.trainer.NonFiniteLossError` at the next log or checkpoint step,
             before anything non-finite is saved; ``"skip"`` skips every update whose gradients
-            are not finite and counts them (``skipped`` in the logged metrics).
+            are not finite and counts them (``skipped`` in the logged metrics). Under either policy,
+            weights and optimizer states are checked before each checkpoint and ``generator.pt`` is
+            written (``NonFiniteWeightsError``; one host sync per save, none in the loop).
+        max_skipped_intervals: with ``nonfinite="skip"``, an interval between two log (or
+            checkpoint) steps whose every update was skipped warns; this many such intervals in a
+            row stop training (the run no longer trains).
         sync_batchnorm: under torch.distributed, convert the networks' ``nn.BatchNorm*`` layers to
             ``nn.SyncBatchNorm`` (CUDA only) so that their statistics span all processes' batches.
+        process_group_timeout: under torch.distributed, seconds a process waits for the others in a
+            collective (default 600) before a stalled or dead peer ends every process with one line
+            (checkpoints are atomic, so ``latest`` stays valid); it must cover process 0's longest
+            pause between steps (a checkpoint write).
     """
 
     steps: int | None = None
@@ -305,12 +314,16 @@ class TrainerConfig:
     out_dir: str | None = None
     loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
     nonfinite: str = "stop"
+    max_skipped_intervals: int = 3
     sync_batchnorm: bool = False
+    process_group_timeout: float = 600.0
 
     def __post_init__(self):
         self.check()
 
     def check(self) -> None:
+        check_int("max_skipped_intervals", self.max_skipped_intervals, 1)
+        check_number("process_group_timeout", self.process_group_timeout, low=0, low_open=True)
         for name in ("steps", "epochs", "checkpoint_every"):
             check_int(name, getattr(self, name), 1, optional=True)
         check_int("sample_every", self.sample_every, 0)

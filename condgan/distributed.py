@@ -29,6 +29,7 @@ What changes with N processes (see the README's "Several GPUs or machines"):
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -37,8 +38,16 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["ProcessInfo", "process_info", "process_device", "init_from_env", "shutdown", "rank_seed", "is_distributed", "agree_any",
+__all__ = ["DistributedError", "DEFAULT_TIMEOUT_S", "is_peer_failure", "ProcessInfo", "process_info", "process_device", "init_from_env", "shutdown", "rank_seed", "is_distributed", "agree_any",
            "DistributedForwards"]
+
+
+#: Seconds a collective waits for the other processes (TrainerConfig.process_group_timeout's default).
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class DistributedError(RuntimeError):
+    """Another process of a torch.distributed run stalled or died: this one stopped waiting for it."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +76,12 @@ def process_info() -> ProcessInfo:
     return ProcessInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
 
 
-def init_from_env(device: torch.device, backend: str | None = None) -> ProcessInfo:
+def init_from_env(device: torch.device, backend: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> ProcessInfo:
     """Join the process group that ``torchrun`` describes in the environment, if any.
 
     Does nothing when a group is already initialised or ``WORLD_SIZE`` is unset or 1. The backend
-    defaults to NCCL for CUDA and gloo for the CPU.
+    defaults to NCCL for CUDA and gloo for the CPU. ``timeout`` (seconds) is how long a collective
+    waits for the other processes before it fails (``TrainerConfig.process_group_timeout``).
 
     Raises:
         ValueError: ``WORLD_SIZE``/``RANK`` are not whole numbers, or a CUDA run has fewer GPUs
@@ -89,7 +99,7 @@ def init_from_env(device: torch.device, backend: str | None = None) -> ProcessIn
             raise ValueError(f"LOCAL_RANK {local_rank} needs {local_rank + 1} GPUs, this machine has "
                              f"{torch.cuda.device_count()}: start at most that many processes per machine")
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"))
+    dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"), timeout=datetime.timedelta(seconds=timeout))
     return ProcessInfo(rank, world_size, local_rank)
 
 
@@ -111,6 +121,22 @@ def process_device(device: torch.device) -> torch.device:
     return device
 
 
+_PEER_FAILURE_TEXT = ("timeout", "timed out", "pair closure", "connection closed", "connection reset", "broken pipe",
+                      "gloo", "nccl", "socket", "peer")
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """True when ``exc`` is a collective that failed because another process stalled or died
+    (``torch.distributed.DistError``, or the RuntimeError gloo raises on a timeout or a closed
+    connection). Only meaningful while a process group of several processes runs."""
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in _PEER_FAILURE_TEXT)
+
+
 def shutdown() -> None:
     """Leave the process group: wait for every process, then destroy it (a no-op without one).
 
@@ -122,7 +148,13 @@ def shutdown() -> None:
     import gc
 
     gc.collect()  # DistributedDataParallel wrappers (and their reducers) go first
-    dist.barrier()
+    try:
+        dist.barrier()
+    except RuntimeError as exc:
+        if not is_peer_failure(exc):
+            raise
+        raise DistributedError(f"process {dist.get_rank()} finished, but another process did not reach the end of "
+                               f"the run ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
     dist.destroy_process_group()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Mapping
 
@@ -66,8 +67,8 @@ class GAN(nn.Module):
 def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim.Optimizer:
     """The optimizer of ``config``, at its step-0 schedule values."""
     check_schedule(config.schedule)
-    if not isinstance(config.lr, numbers.Real) or isinstance(config.lr, bool) or not config.lr >= 0:
-        raise ValueError(f"optimizer lr must be a number >= 0, got {config.lr!r}")
+    if not isinstance(config.lr, numbers.Real) or isinstance(config.lr, bool) or not 0 <= config.lr < math.inf:
+        raise ValueError(f"optimizer lr must be a finite number >= 0, got {config.lr!r}")
     if not isinstance(config.options, Mapping) or not all(isinstance(key, str) for key in config.options):
         raise ValueError(f"optimizer options must be a dict of keyword options, got {config.options!r}")
     cls = config.name

@@ -32,13 +32,16 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
+from . import checkpoint_checks as checks
 from . import distributed
+from . import rundir
 from .checks import is_int
 from .config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig, run_config
 from .data import ImageSet, TensorBatches, to_unit
 from .data.loading import FileSet, check_dataset, fit_to_data, load_data
 from .data.stream import StreamBatches
 from .gan import GAN, make_optimizer
+from .rundir import RunDirectoryError
 from .plugins import Registry, UnknownComponentError, get_registry
 from .schedules import apply_schedule
 from .training import FastStep, fast_optimizer_options
@@ -47,10 +50,17 @@ AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 assert tuple(AUTOCAST_DTYPES) == AUTOCAST_NAMES
 GRID_ROWS = 10
 GRID_MAX_COLUMNS = 32
+PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or inf; training stopped before saving anything non-finite."""
+    """A loss became NaN or inf (or every update was skipped for it); training stopped before saving
+    anything non-finite."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """Weights or optimizer states became NaN or inf (checked before each checkpoint and generator
+    file is written); nothing was saved."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -146,13 +156,19 @@ class Trainer:
             raise TypeError(f"gan must be a GAN, a GANConfig, a RunConfig or a preset name, got {type(gan).__name__}")
         self.data_config = data if isinstance(data, DataConfig) else DataConfig() if data is None else None
         self.device = distributed.process_device(resolve_device(config.device))
-        self.process = distributed.init_from_env(self.device)
+        self.process = distributed.init_from_env(self.device, timeout=config.process_group_timeout)
         self.registry: Registry = get_registry()
         for name in config.loggers:
             self.registry.get("logger", name)  # unknown logger names fail now
         self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
+        resuming = self.__dict__.pop("_resuming", False)  # set by from_checkpoint
+        self._expected_latest: Path | None = None  # the checkpoint out_dir's `latest` must name when this trainer writes
+        self._claimed = False  # True while train() holds the run directory
         if self.out_dir is not None and self.process.is_main:
             self._check_out_dir_writable()  # before the data: a bad --out fails in a second
+            rundir.check_not_locked(self.out_dir)
+            if not resuming:
+                rundir.check_run_continues(self.out_dir, None)  # a directory holding another run, too
 
         images, labels, fitted = self._load(data, gan.config if isinstance(gan, GAN) else gan)
         if isinstance(gan, GAN):
@@ -191,6 +207,7 @@ class Trainer:
         if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
             seed_everything(distributed.rank_seed(config.seed, self.process.rank))
         self.skipped_updates = 0
+        self._skipped_intervals = 0  # intervals in a row whose every update was skipped
         opt_cfgs = (gcfg.g_optimizer, gcfg.d_optimizer)
         self._schedules = [(opt, c.lr, c.schedule) for opt, c in zip((self.opt_g, self.opt_d), opt_cfgs) if c.schedule]
 
@@ -245,7 +262,10 @@ class Trainer:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(TrainerConfig)})
         if unknown:
             raise ValueError(f"unknown TrainerConfig fields {unknown}")
-        if "out_dir" not in changes and path.parent.name == ckpt.CHECKPOINT_DIR:
+        if "out_dir" not in changes:  # never the out_dir stored in the file: a file does not choose where we write
+            if path.parent.name != ckpt.CHECKPOINT_DIR:
+                raise ValueError(f"{path} is not in a run directory's {ckpt.CHECKPOINT_DIR}/ folder, so the trainer has "
+                                 "no run directory: give out_dir=DIR (where it writes) or out_dir=None (write nothing)")
             changes["out_dir"] = str(path.parent.parent)  # the run directory, wherever it is now
         config = dataclasses.replace(saved, **changes)
         if data is None:
@@ -255,12 +275,21 @@ class Trainer:
             if data_root is not None:
                 data = dataclasses.replace(data, root=str(data_root))
         try:
-            trainer = cls(gan_config, config, data=data)
+            checks.check_model_size(lambda: GAN(gan_config), "model", path)  # before allocating it
+            try:
+                gan = GAN(gan_config)  # its weights, like every RNG state, are replaced by the checkpoint's
+            except (ValueError, TypeError) as exc:
+                raise ckpt.CheckpointError(f"{path}: its model config builds no model: {checks.first_line(exc)}") from None
+            trainer = cls.__new__(cls)
+            trainer._resuming = True
+            trainer.__init__(gan, config, data=data)
         except UnknownComponentError as exc:
             raise UnknownComponentError(f"cannot rebuild the model saved in {path}: {exc}. "
                                         "Install or register the plugin that provides it.") from None
         trainer.load_state_dict(state, source=path)
         trainer.last_checkpoint = path
+        if trainer.out_dir is not None and os.path.realpath(path.parent) == os.path.realpath(trainer.out_dir / ckpt.CHECKPOINT_DIR):
+            trainer._expected_latest = path  # continuing this run: its `latest` must still be this file when it trains
         return trainer
 
     # -- state -----------------------------------------------------------------------------------
@@ -289,17 +318,27 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any], *, source: str | Path = "checkpoint") -> None:
-        """Restore weights, optimizers, EMA, position and every RNG state from :meth:`state_dict` output."""
+        """Restore weights, optimizers, EMA, position and every RNG state from :meth:`state_dict` output.
+
+        Everything is checked before anything changes (CheckpointError naming ``source``)."""
+        checks.check_fields(state, ckpt.CHECKPOINT_FIELDS, source)
+        self._check_rng_states(state, source)
         if state["dataset_size"] != self.dataset_size:
             raise ckpt.CheckpointError(f"{source} was trained on {state['dataset_size']} images but this dataset has "
                                        f"{self.dataset_size}; resuming needs the same data")
-        try:
-            self.gan.generator.load_state_dict(state["generator"])
-            self.gan.discriminator.load_state_dict(state["discriminator"])
-            _load_optimizer(self.opt_g, state["opt_g"])
-            _load_optimizer(self.opt_d, state["opt_d"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ckpt.CheckpointError(f"{source} does not fit the model its config builds: {str(exc).splitlines()[0]}") from None
+        # every tensor is checked against what it is loaded into before anything is changed
+        checks.check_state_dict(self.gan.generator, state["generator"], "generator", source)
+        checks.check_state_dict(self.gan.discriminator, state["discriminator"], "discriminator", source)
+        checks.check_optimizer_state(self.opt_g, state["opt_g"], "generator optimizer (opt_g)", source,
+                                     self.gan.generator)
+        checks.check_optimizer_state(self.opt_d, state["opt_d"], "discriminator optimizer (opt_d)", source,
+                                     self.gan.discriminator)
+        if self.ema is not None and state.get("ema") is not None:
+            checks.check_state_dict(self.ema.module, state["ema"], "EMA generator", source)
+        self.gan.generator.load_state_dict(state["generator"])
+        self.gan.discriminator.load_state_dict(state["discriminator"])
+        _load_optimizer(self.opt_g, state["opt_g"])
+        _load_optimizer(self.opt_d, state["opt_d"])
         if self.ema is not None:
             # EMA turned on at resume: it starts from the current weights
             self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
@@ -334,6 +373,22 @@ class Trainer:
             ckpt.restore_rng_state(state["rng"])  # process 0's stream
             if rank > 0:
                 seed_everything(distributed.rank_seed(self.config.seed + self.step, rank))
+
+    def _check_rng_states(self, state: Mapping[str, Any], source: str | Path) -> None:
+        """Try every stored RNG state on the spot (then put the current ones back): a state of the wrong
+        size or kind fails here, with the file named, rather than halfway through loading."""
+        current = ckpt.capture_rng_state()
+        stored = [state["rng"]] + [s for s in (state.get("rank_rng") or [])]
+        try:
+            for rng in stored:
+                ckpt.restore_rng_state(rng)
+            if state.get("device_type", self.device.type) == self.device.type:
+                torch.Generator(device=self.device).set_state(state["data_rng"])
+        except Exception as exc:  # noqa: BLE001 - RuntimeError, TypeError, KeyError, ValueError from the RNG setters
+            raise ckpt.CheckpointError(f"{source} is damaged: its stored random states cannot be restored "
+                                       f"({type(exc).__name__}: {checks.first_line(exc, 120)})") from None
+        finally:
+            ckpt.restore_rng_state(current)
 
     # -- budget ----------------------------------------------------------------------------------
     def _budget(self) -> dict[str, float]:
@@ -399,6 +454,34 @@ class Trainer:
         if reached:
             raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
                              f"({self.budget_text()}) is reached; give a larger budget")
+        lock = None
+        try:
+            lock = self._claim()
+            return self._train()
+        except RuntimeError as exc:
+            if self.process.world_size > 1 and distributed.is_peer_failure(exc):
+                raise self._peer_failure(exc) from None
+            raise
+        finally:
+            self._claimed = False
+            if lock is not None:
+                lock.release()
+
+    def _peer_failure(self, exc: BaseException) -> distributed.DistributedError:
+        """The one-line error of a collective that another process never joined."""
+        try:
+            latest = ckpt.latest_checkpoint(self.out_dir) if self.out_dir is not None else None
+        except ckpt.CheckpointError:
+            latest = None
+        where = (f"the run's latest checkpoint {latest} is intact: continue with condgan train --resume" if latest is not None
+                 else "no checkpoint was written yet")
+        return distributed.DistributedError(
+            f"process {self.process.rank} of {self.process.world_size} stopped at step {self.step}: another process "
+            f"stalled or died, and this one waited up to {self.config.process_group_timeout:g} s "
+            f"(process_group_timeout) for it ({checks.first_line(exc, 120)}); {where} (the other processes' output "
+            "says what happened to them)")
+
+    def _train(self) -> str:
         main = self.process.is_main
         loggers = [self.registry.get("logger", name)() for name in self.config.loggers] if main else []
         for logger in loggers:
@@ -430,6 +513,28 @@ class Trainer:
                 for logger in loggers:
                     self.registry.unregister(logger)
         return self.stop_reason
+
+    def _claim(self, *, agree: bool = True) -> rundir.RunLock | None:
+        """Lock ``out_dir`` for this process (process 0 under torch.distributed) and check that it
+        still holds this trainer's run (:func:`rundir.check_run_continues`): one rule for the API and
+        the CLI. With ``agree``, every process learns whether process 0 succeeded."""
+        if self.out_dir is None:
+            return None
+        lock, error = None, None
+        if self.process.is_main:
+            try:
+                lock = rundir.lock_run_directory(self.out_dir)
+                rundir.check_run_continues(self.out_dir, self._expected_latest)
+                rundir.remove_orphans(self.out_dir)  # writes killed midway by a dead process
+            except RunDirectoryError as exc:
+                if lock is not None:
+                    lock.release()
+                lock, error = None, exc
+        if (distributed.agree_any([error is not None], self.device)[0] if agree else error is not None):
+            raise error if error is not None else RunDirectoryError(
+                f"process 0 could not take the run directory {self.out_dir} (see its message)")
+        self._claimed = True
+        return lock
 
     def _loop(self) -> None:
         cfg, hook = self.config, self.registry.hook
@@ -473,21 +578,66 @@ class Trainer:
     def _sync_point(self, means: _RunningMeans) -> tuple[dict[str, float], str | None]:
         """Read the running means back (a host sync); stop on a non-finite loss; under
         torch.distributed, agree with the other processes on stopping (signal, time budget)."""
-        first = self.step - means.count + 1
+        first, updates = self.step - means.count + 1, 2 * means.count
         metrics = means.read()
         self.skipped_updates += int(metrics.get("skipped", 0))
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)} if self.config.nonfinite == "stop" else {}
+        if self.config.nonfinite == "skip":
+            self._check_skipped(metrics.get("skipped", 0), updates, first)
         budget = self._budget()
         time_up = "minutes" in budget and self.elapsed_s >= budget["minutes"] * 60
         bad_any, signalled, time_up = distributed.agree_any([bool(bad), self.stop_signal is not None, time_up], self.device)
         if bad_any:
             what = ", ".join(f"{k} = {v}" for k, v in bad.items()) or "a loss on another process"
-            last = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint is not None
-                    else "no checkpoint was written yet")
             raise NonFiniteLossError(
-                f"training diverged: {what} over steps {first}-{self.step}; stopped without saving ({last}). "
+                f"training diverged: {what} over steps {first}-{self.step}; stopped without saving ({self._last_good()}). "
                 "Lower the learning rates, set clip_grad_norm, or use nonfinite='skip' to skip such updates.")
         return metrics, ("interrupted" if signalled else "minutes" if time_up else None)
+
+    def _last_good(self) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {self.last_checkpoint}"  # loaded or written: its weights were checked finite
+
+    def _check_skipped(self, skipped: float, updates: int, first: int) -> None:
+        """nonfinite="skip": warn when every update of an interval was skipped; stop after
+        ``max_skipped_intervals`` such intervals in a row."""
+        if updates == 0 or skipped < updates:
+            self._skipped_intervals = 0
+            return
+        self._skipped_intervals += 1
+        limit = self.config.max_skipped_intervals
+        if self._skipped_intervals >= limit:
+            raise NonFiniteLossError(
+                f"training diverged: every update of the last {limit} interval(s) (up to step {self.step}) was skipped "
+                f"for non-finite gradients, so the run no longer trains; stopped without saving ({self._last_good()}). "
+                "Lower the learning rates or set clip_grad_norm (max_skipped_intervals sets how many such intervals stop a run).")
+        if self.process.is_main:
+            warnings.warn(f"every update of steps {first}-{self.step} was skipped for non-finite gradients; training "
+                          f"stops after {limit} such intervals in a row (max_skipped_intervals)", RuntimeWarning, stacklevel=2)
+
+    def _check_finite(self, include_training_state: bool = True) -> None:
+        """Raise NonFiniteWeightsError if a weight (or an optimizer state) holds NaN or inf: called
+        before anything is written (one host sync per save; under torch.distributed every process
+        agrees)."""
+        named = [(f"generator {k}", v) for k, v in self.sampling_generator.state_dict().items()]
+        if include_training_state:
+            if self.ema is not None:
+                named += [(f"generator {k}", v) for k, v in self.gan.generator.state_dict().items()]
+            named += [(f"discriminator {k}", v) for k, v in self.gan.discriminator.state_dict().items()]
+            for label, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+                named += [(f"{label} state {key}", v) for slots in opt.state.values() for key, v in slots.items()
+                          if isinstance(v, Tensor)]
+            bad = checks.nonfinite_names(named)
+            bad_any = distributed.agree_any([bool(bad)], self.device)[0]
+        else:
+            bad = checks.nonfinite_names(named)
+            bad_any = bool(bad)
+        if bad_any:
+            what = ", ".join(dict.fromkeys(bad[:3])) + (" ..." if len(bad) > 3 else "") if bad else "weights on another process"
+            raise NonFiniteWeightsError(
+                f"training diverged: weights hold NaN or inf at step {self.step} ({what}); stopped without saving "
+                f"({self._last_good()}). Lower the learning rates or set clip_grad_norm.")
 
     def _use_cuda_graph(self) -> bool:
         cfg, gcfg = self.config, self.gan.config
@@ -592,9 +742,11 @@ class Trainer:
         g, d = nbytes(self.gan.generator), nbytes(self.gan.discriminator)
         one = 3 * (g + d) + (g if self.config.ema_decay is not None else 0)  # weights + two Adam moments
         need = one * (self.config.keep_last + 1) + g  # kept checkpoints, one being written, generator.pt
-        free = shutil.disk_usage(existing).free
+        orphans = sum(p.stat().st_size for p in rundir.orphaned_temporary_files(out)) if out.is_dir() else 0
+        free = shutil.disk_usage(existing).free + orphans  # orphaned temporary files are removed when the run starts
         if free < need:
-            raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free but its checkpoints need about "
+            counted = f" (counting {orphans / 1e6:.1f} MB of orphaned temporary files, removed at the start)" if orphans else ""
+            raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free{counted} but its checkpoints need about "
                                     f"{need / 1e6:.1f} MB (keep_last={self.config.keep_last} of {one / 1e6:.1f} MB, one "
                                     "being written, generator.pt): free some space, lower keep_last or choose another --out")
 
@@ -629,12 +781,19 @@ class Trainer:
         if self._saved_step == self.step and (self.last_checkpoint is not None and self.last_checkpoint.is_file()
                                               or not self.process.is_main):
             return self.last_checkpoint
-        state = self.state_dict()
-        if not self.process.is_main:
-            self._saved_step = self.step
-            return None
-        path = ckpt.save_checkpoint(state, self.out_dir, keep_last=self.config.keep_last)
-        self._saved_step, self.last_checkpoint = self.step, path
+        lock = None if self._claimed else self._claim()  # called outside train(): take the run directory for the write
+        try:
+            self._check_finite()  # nothing non-finite is ever written
+            state = self.state_dict()
+            if not self.process.is_main:
+                self._saved_step = self.step
+                return None
+            path = ckpt.save_checkpoint(state, self.out_dir, keep_last=self.config.keep_last)
+            self._saved_step, self.last_checkpoint, self._expected_latest = self.step, path, path
+        finally:
+            if lock is not None:
+                self._claimed = False
+                lock.release()
         self.registry.hook.on_checkpoint(trainer=self, path=path)
         return path
 
@@ -647,9 +806,17 @@ class Trainer:
             if self.out_dir is None:
                 raise ValueError("give a path: this trainer has no out_dir")
             path = self.out_dir / ckpt.GENERATOR_FILE
+        self._check_finite(include_training_state=False)
         content = ckpt.generator_file(self.gan.config, self.sampling_generator.state_dict(),
                                       from_ema=self.ema is not None, step=self.step)
-        return ckpt.save_file(content, path)
+        inside = self.out_dir is not None and os.path.realpath(Path(path).parent) == os.path.realpath(self.out_dir)
+        lock = self._claim(agree=False) if inside and not self._claimed else None
+        try:
+            return ckpt.save_file(content, path)
+        finally:
+            if lock is not None:
+                self._claimed = False
+                lock.release()
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """SIGINT/SIGTERM set a flag that the loop checks between steps (main thread only)."""
@@ -700,10 +867,6 @@ def _accepted_options(opt_config) -> set[str]:
         return set(inspect.signature(cls).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-class RunDirectoryError(OSError):
-    """The run directory cannot be written, or has no room for the run's checkpoints."""
 
 
 class _RunningMeans:

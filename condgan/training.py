@@ -194,7 +194,8 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     :class:`FastStep` runs the same code, faster where the device allows.
 
     ``check=True`` (default) validates the batch first (shape, dtype, device, finite pixels, label
-    range: ``ValueError``), which reads two values back from the device; a loop that validated its
+    range: ``ValueError``) and that each optimizer holds its own network's parameters (swapped
+    optimizers would train nothing), which reads two values back from the device; a loop that validated its
     data once (as the Trainer does) passes ``check=False`` and then the step never syncs.
 
     Args:
@@ -209,6 +210,8 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
           (``d_loss``: the mean over the step's D updates).
     """
     if check:
+        _check_optimizer(opt_g, gan.generator, "opt_g", "generator", other=gan.discriminator)
+        _check_optimizer(opt_d, gan.discriminator, "opt_d", "discriminator", other=gan.generator)
         check_images(real, gan.config.image_shape)
         check_matches(real, "images", gan.discriminator, "discriminator")
         gan.spec.check(y_real, real.shape[0])
@@ -472,12 +475,14 @@ def make_step(gan: GAN, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimiz
     return FastStep(gan, opt_g, opt_d, **options)
 
 
-def _check_optimizer(opt: Any, net: torch.nn.Module, name: str, role: str) -> None:
+def _check_optimizer(opt: Any, net: torch.nn.Module, name: str, role: str, other: torch.nn.Module | None = None) -> None:
     if not isinstance(opt, torch.optim.Optimizer):
         raise ValueError(f"{name} must be a torch.optim.Optimizer, got {type(opt).__name__}")
     owned = {id(p) for p in net.parameters()}
     params = [p for group in opt.param_groups for p in group["params"]]
     if not params or any(id(p) not in owned for p in params):
-        raise ValueError(f"{name} must optimize the {role}'s parameters (and only those); "
-                         f"build both with gan.optimizers()")
+        swapped = other is not None and params and all(id(p) in {id(q) for q in other.parameters()} for p in params)
+        hint = ", but it holds the other network's: are opt_g and opt_d swapped?" if swapped else ""
+        raise ValueError(f"{name} must optimize the {role}'s parameters (and only those){hint}; "
+                         "build both with gan.optimizers() (opt_g, opt_d = gan.optimizers())")
 

@@ -179,3 +179,53 @@ def test_rng_states_round_trip():
     ckpt.restore_rng_state(state)
     again = (random.random(), np.random.normal(), torch.rand(3))
     assert expected[:2] == again[:2] and torch.equal(expected[2], again[2])
+
+
+# -- damaged files: one clear CheckpointError each (issue 18, item 8) ------------------------------------------
+def test_a_zero_length_checkpoint_gives_one_clear_error_in_every_entry_point(tmp_path, capsys):
+    from test_cli import run
+
+    trained(tmp_path, steps=2)
+    latest = ckpt.latest_checkpoint(tmp_path)
+    latest.write_bytes(b"")
+    for load in (ckpt.read_file, condgan.load_generator, lambda p: Trainer.from_checkpoint(p, data=small_data())):
+        with pytest.raises(CheckpointError, match=r"step_0000002.pt is empty \(0 bytes\): its write was cut short"):
+            load(tmp_path)
+    for argv in (["sample", tmp_path, "--per-class", "1", "--out", tmp_path / "s.npz", "--device", "cpu"],
+                 ["train", "--out", tmp_path, "--resume", "--steps", "4", "--device", "cpu"]):
+        code, _, err = run(argv, capsys)
+        assert code == 1 and err.count("\n") == 1 and "is empty (0 bytes)" in err, err
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.pop("generator"), r"is damaged or incomplete: it has no 'generator' entry"),
+    (lambda s: s.pop("rng"), r"it has no 'rng' entry"),
+    (lambda s: s.update(step="7"), r"its 'step' must be a whole number >= 0, got str '7'"),
+    (lambda s: s.update(step=3.5), r"its 'step' must be a whole number >= 0, got float 3.5"),
+    (lambda s: s.update(step=True), r"its 'step' must be a whole number >= 0, got bool True"),
+    (lambda s: s.update(epoch=-1), r"its 'epoch' must be a whole number >= 0"),
+    (lambda s: s.update(elapsed_s=float("nan")), r"its 'elapsed_s' must be a finite number >= 0"),
+    (lambda s: s.update(gan_config=[1]), r"its 'gan_config' must be a dict"),
+    (lambda s: s["rng"].update(torch=torch.zeros(7, dtype=torch.uint8)), r"its stored random states cannot be restored"),
+    (lambda s: s["rng"]["numpy"].update(keys=torch.zeros(3, dtype=torch.int64)), r"its stored random states cannot be restored"),
+    (lambda s: s.update(data_rng=torch.zeros(9, dtype=torch.uint8)), r"its stored random states cannot be restored"),
+    (lambda s: s["trainer_config"].update(log_every=0), r"its stored TrainerConfig is invalid: log_every must be an int >= 1"),
+    (lambda s: s["gan_config"].update(latent_dim="x"), r"its model config does not fit this condgan version: latent_dim must be an int in \[1, 65536\], got .x."),
+])
+def test_damaged_entries_give_one_clear_error(tmp_path, change, message):
+    trained(tmp_path, steps=2)
+    state = torch.load(ckpt.latest_checkpoint(tmp_path), weights_only=True)
+    change(state)
+    path = tmp_path / "checkpoints" / "step_0000009.pt"
+    ckpt.save_file(state, path)  # a consistent checksum: only the entry is wrong
+    with pytest.raises((CheckpointError, ValueError), match=message) as caught:
+        Trainer.from_checkpoint(path, data=small_data())
+    assert "\n" not in str(caught.value)
+
+
+def test_a_binary_latest_pointer_gives_one_clear_error(tmp_path):
+    trained(tmp_path, steps=2)
+    (tmp_path / "checkpoints" / "latest").write_bytes(b"\x80\x04\x95\xff")
+    for load in (ckpt.latest_checkpoint, condgan.load_generator, lambda p: Trainer.from_checkpoint(p, data=small_data())):
+        with pytest.raises(CheckpointError, match=r"latest does not name a checkpoint \(it holds binary data"):
+            load(tmp_path)

@@ -206,3 +206,67 @@ def test_sigint_saves_a_checkpoint_and_exits(tmp_path):
     state = ckpt.read_file(path)
     assert state["step"] >= 10 and path.name == f"step_{state['step']:07d}.pt"
     assert condgan.load_generator(run_dir).sample(torch.arange(10)).shape == (10, 1, 8, 8)
+
+
+# -- how errors reach the user (issue 18, item 7) -----------------------------------------------------
+class _BrokenStr(ValueError):
+    def __str__(self):
+        raise RuntimeError("no")
+
+
+def _errors():
+    from condgan.data import DatasetError, DatasetNotFoundError
+    from condgan.distributed import DistributedError
+
+    return [
+        (condgan.NonFiniteLossError("training diverged: g_loss = nan"), "condgan: error: training diverged: g_loss = nan"),
+        (condgan.CheckpointError(""), "condgan: error: CheckpointError (no message)"),
+        (condgan.CheckpointError("a.pt is damaged"), "condgan: error: a.pt is damaged"),
+        (condgan.RunDirectoryError("run is in use"), "condgan: error: run is in use"),
+        (DatasetError("bad file"), "condgan: error: bad file"),
+        (DatasetNotFoundError("MNIST not found"), "condgan: error: MNIST not found"),
+        (DistributedError("process 0 of 2 stopped"), "condgan: error: process 0 of 2 stopped"),
+        (condgan.ConfigKeyError("unknown config key 'x'"), "condgan: error: unknown config key 'x'"),
+        (condgan.UnknownComponentError("unknown loss 'y'"), "condgan: error: unknown loss 'y'"),
+        (condgan.PluginError("plugin p failed"), "condgan: error: plugin p failed"),
+        (ValueError("two\nlines"), "condgan: error: two lines"),
+        (_BrokenStr(), "condgan: error: _BrokenStr (no message)"),
+        (MemoryError(), "condgan: error: out of memory (MemoryError (no message)): lower batch_size"),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "condgan: error: out of memory (CUDA out"),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                      "tried to allocate 40000000000000 bytes."), "condgan: error: out of memory ([enforce fail"),
+    ]
+
+
+def _command_raising(exc):
+    from condgan.commands import Command
+
+    def fail(args):
+        raise exc
+
+    class Plugin:
+        @condgan.hookimpl
+        def register_commands(self):
+            return [Command("boom", "raise an error", lambda parser: None, fail)]
+
+    condgan.register_plugin(Plugin(), name="boom")
+
+
+@pytest.mark.parametrize("index", range(15))
+def test_condgan_and_input_errors_are_one_line(index, capsys, monkeypatch):
+    monkeypatch.delenv("CONDGAN_TRACEBACK", raising=False)
+    exc, line = _errors()[index]
+    _command_raising(exc)
+    code, _, err = run(["boom"], capsys)
+    assert code == 1 and err.count("\n") == 1 and err.startswith(line), err
+
+
+@pytest.mark.parametrize("exc", [ZeroDivisionError("division by zero"), KeyError("rng"), TypeError("unsupported operand")])
+def test_unexpected_errors_keep_their_traceback_and_say_they_are_bugs(exc, capsys, monkeypatch):
+    monkeypatch.delenv("CONDGAN_TRACEBACK", raising=False)
+    _command_raising(exc)
+    code, _, err = run(["boom"], capsys)
+    lines = err.splitlines()
+    assert code == 1 and lines[0] == "Traceback (most recent call last):" and "in fail" in err
+    assert lines[-1].startswith(f"condgan: internal error: {type(exc).__name__}: ") and "This is a bug in condgan or " \
+        "in a plugin, not in your input: please report it with the traceback above at https://" in lines[-1]

@@ -124,3 +124,44 @@ def test_sync_batchnorm_converts_the_batch_norms_on_cuda():
     kinds = {type(m).__name__ for m in trainer.gan.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
     assert kinds == {"SyncBatchNorm"}
     trainer.train()  # one process: SyncBatchNorm acts as BatchNorm
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_stalled_or_dead_process_ends_the_others_with_one_line_and_a_valid_latest(tmp_path):
+    """Process 1 stops itself (SIGSTOP) or dies at its 5th step; process 0 gives up after the
+    process-group timeout (2 s here) instead of waiting for the backend's 30 minutes."""
+    import signal
+
+    pairs = {}
+    for how in ("stop", "exit"):  # both pairs at once: their start-ups overlap
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "CONDGAN_DISABLE_PLUGIN_AUTOLOAD": "1", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
+               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        pairs[how] = [subprocess.Popen([sys.executable, str(TESTS / "stall_worker.py"), str(tmp_path / how), how, "2"],
+                                       env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    try:
+        for how, (first, second) in pairs.items():
+            _, err = first.communicate(timeout=180)
+            assert first.returncode == 1, err[-3000:]
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert lines[-1].startswith("condgan: error: process 0 of 2 stopped at step 4: another process stalled or died, "
+                                        "and this one waited up to 2 s (process_group_timeout) for it"), err[-3000:]
+            assert "Traceback" not in err and "the run's latest checkpoint" in lines[-1]
+            state = ckpt.read_file(ckpt.latest_checkpoint(tmp_path / how))  # intact
+            assert state["step"] == 4 and state["world_size"] == 2
+            if how == "exit":
+                assert second.wait(timeout=60) == 3
+    finally:
+        for first, second in pairs.values():
+            for p in (first, second):
+                if p.poll() is None:
+                    p.send_signal(signal.SIGKILL)
+                p.communicate()

@@ -114,7 +114,7 @@ def test_a_batch_of_one_with_batch_norm_fails_at_start():
     (lambda x, y: (x.expand(-1, 3, -1, -1), y), r"images must have shape \(N, 1, 8, 8\) .*got \(100, 3, 8, 8\)"),
     (lambda x, y: (x[:0], y[:0]), "the dataset is empty: training needs at least one image"),
     (lambda x, y: (x.float().index_fill(0, torch.tensor([7]), float("nan")), y), r"images contain NaN or inf \(first bad image: index 7\)"),
-    (lambda x, y: (x.int(), y), "images must be uint8 in \\[0, 255\\] or float32 in the model's pixel_range, got dtype torch.int32"),
+    (lambda x, y: (x.int(), y), "images must be uint8 in \\[0, 255\\] or float in the model's pixel_range, got dtype torch.int32"),
     (lambda x, y: (x, y[:50]), "100 images but 50 labels"),
     (lambda x, y: (x, y.float()), "class labels must be an integer tensor"),
     (lambda x, y: (x, y + 5), r"class label 10 is out of range: labels must lie in \[0, 10\)"),
@@ -132,3 +132,125 @@ def test_misspelled_settings_fail_before_training():
         tiny_training(step=3)
     with pytest.raises(ValueError, match="nonfinite must be one of stop, skip, got 'ignore'"):
         tiny_training(nonfinite="ignore")
+
+
+# -- non-finite weights (issue 18, item 2) --------------------------------------------------------------
+def exploding_config(**overrides):
+    """D's learning rate of 1e39: the first update makes D's weights inf/NaN (the losses of that step,
+    computed before the update, are finite)."""
+    return tiny_config(**{"d_optimizer.lr": 1e39, **overrides})
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    trainer = Trainer(exploding_config(), tiny_training(device="cpu", loggers=(), out_dir=str(tmp_path), steps=1),
+                      data=small_data())
+    with pytest.raises(condgan.NonFiniteWeightsError, match=r"training diverged: weights hold NaN or inf at step 1 "
+                                                           r"\(discriminator .*\); stopped without saving \(no checkpoint"):
+        trainer.train()
+    assert not list((tmp_path / "checkpoints").glob("step_*.pt")) and not (tmp_path / "generator.pt").exists()
+
+
+@pytest.mark.parametrize("every, error, message", [
+    (1, condgan.NonFiniteWeightsError, r"weights hold NaN or inf at step 3 \(discriminator"),  # caught at the save of step 3
+    (2, NonFiniteLossError, r"d_loss = nan over steps 3-4"),  # step 4's losses are NaN: caught at its sync point
+])
+def test_the_last_good_checkpoint_named_in_the_message_is_finite(tmp_path, every, error, message):
+    trainer = tiny_trainer(tmp_path, steps=2, checkpoint_every=every)
+    trainer.train()
+    for group in trainer.opt_d.param_groups:
+        group["lr"] = 1e39
+    trainer.config.steps = 6
+    with pytest.raises(error, match=message + r".*; stopped without saving \(the last good checkpoint is .*step_0000002.pt\)"):
+        trainer.train()
+    assert ckpt.latest_checkpoint(tmp_path).name == "step_0000002.pt"
+    assert "step_0000003.pt" not in {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    good = ckpt.read_file(tmp_path / "checkpoints" / "step_0000002.pt")
+    assert all(torch.isfinite(v).all() for v in good["discriminator"].values())
+
+
+def test_cli_run_with_an_exploding_learning_rate_fails_with_one_line(tmp_path, capsys):
+    from test_cli import run, train_args
+
+    code, _, err = run(train_args(tmp_path / "run", "--set", "d_optimizer.lr=1e39", "--steps", "1"), capsys)
+    assert code == 1 and err.count("\n") == 1 and "condgan: error: training diverged: weights hold NaN or inf" in err
+    assert ckpt.latest_checkpoint(tmp_path / "run") is None
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), -1.0])
+def test_a_learning_rate_that_is_not_a_finite_number_is_refused_at_the_start(lr):
+    with pytest.raises(ValueError, match="optimizer lr must be a finite number >= 0, got"):
+        condgan.GAN(tiny_config(**{"g_optimizer.lr": lr})).optimizers()
+
+
+def test_sample_refuses_a_generator_with_non_finite_weights(tmp_path, capsys):
+    from test_cli import run
+
+    tiny_trainer(tmp_path, steps=1).train()
+    state = torch.load(tmp_path / "generator.pt", weights_only=True)
+    state["generator"]["backbone.out.bias"] = torch.full_like(state["generator"]["backbone.out.bias"], float("nan"))
+    ckpt.save_file(state, tmp_path / "nan.pt")  # with a checksum of its (non-finite) content
+    code, _, err = run(["sample", tmp_path / "nan.pt", "--per-class", "2", "--out", tmp_path / "s.npz", "--device", "cpu"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "weights hold NaN or inf (backbone.out.bias)" in err
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_skip_mode_that_skips_every_update_warns_and_then_stops(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=20, log_every=2, checkpoint_every=None, nonfinite="skip", max_skipped_intervals=2)
+    poison_generator_loss(trainer)
+    original = trainer.gan.loss.discriminator_loss
+    trainer.gan.loss.discriminator_loss = lambda real, fake: original(real, fake) * float("nan")
+    with pytest.warns(RuntimeWarning, match=r"every update of steps 1-2 was skipped for non-finite gradients; training "
+                                            r"stops after 2 such intervals in a row"):
+        with pytest.raises(NonFiniteLossError, match=r"every update of the last 2 interval\(s\) \(up to step 4\) was skipped"):
+            trainer.train()
+    assert trainer.step == 4 and ckpt.latest_checkpoint(tmp_path) is None
+    with pytest.raises(ValueError, match="max_skipped_intervals must be an int >= 1"):
+        tiny_training(max_skipped_intervals=0)
+
+
+# -- bad inputs that failed inside torch or passed silently (issue 18, item 8) -----------------------------
+@pytest.mark.parametrize("change, message", [
+    (lambda x: x.double() / 127.5 - 1, r"float images must be float32 \(the training dtype\), got torch.float64: convert"),
+    (lambda x: (x.float() / 127.5 - 1).half(), r"got torch.float16"),
+    (lambda x: (x.float() / 127.5 - 1).bfloat16(), r"got torch.bfloat16"),
+    (lambda x: x.float(), r"float images must lie in the model's pixel_range \[-1, 1\], these lie in \[0, 255\]: they "
+                          r"look like \[0, 255\] pixels; give them as uint8 and condgan scales them"),
+    (lambda x: (x.float() / 127.5 - 1) * 1e30, r"these lie in \[-1e\+30, 1e\+30\]: scale them to pixel_range"),
+    (lambda x: x.float() / 255 - 2, r"these lie in \[-2, -1\]"),
+])
+def test_float_images_of_another_dtype_or_range_fail_before_training(change, message):
+    images, labels = small_data()
+    with pytest.raises(ValueError, match=message):
+        Trainer(tiny_config(), tiny_training(device="cpu", loggers=(), steps=1), data=(change(images), labels))
+
+
+def test_float_images_within_the_tolerance_train():
+    images, labels = small_data()
+    floats = (images.float() / 127.5 - 1) * 1.005  # 0.5% over: rounding, not another scale
+    assert Trainer(tiny_config(), tiny_training(device="cpu", loggers=(), steps=1), data=(floats, labels)).train() == "steps"
+
+
+def test_train_step_with_swapped_optimizers_raises():
+    gan = condgan.GAN(tiny_config())
+    opt_g, opt_d = gan.optimizers()
+    real, y = torch.rand(4, 1, 8, 8) * 2 - 1, torch.arange(4)
+    with pytest.raises(ValueError, match=r"opt_g must optimize the generator's parameters \(and only those\), but it "
+                                         r"holds the other network's: are opt_g and opt_d swapped\?"):
+        condgan.train_step(gan, real, y, opt_d, opt_g)
+    condgan.train_step(gan, real, y, opt_g, opt_d)
+
+
+def test_a_checkpoint_outside_its_run_folder_does_not_choose_where_to_write(tmp_path):
+    victim = tmp_path / "victim"
+    tiny_trainer(victim, steps=2).train()
+    elsewhere = tmp_path / "downloads" / "model.pt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(ckpt.latest_checkpoint(victim).read_bytes())
+    with pytest.raises(ValueError, match=r"model.pt is not in a run directory's checkpoints/ folder, so the trainer has no "
+                                         r"run directory: give out_dir=DIR \(where it writes\) or out_dir=None"):
+        Trainer.from_checkpoint(elsewhere, data=small_data(), steps=4)
+    before = sorted(p.name for p in victim.rglob("*"))
+    Trainer.from_checkpoint(elsewhere, data=small_data(), steps=4, out_dir=None).train()
+    moved = Trainer.from_checkpoint(elsewhere, data=small_data(), steps=4, out_dir=str(tmp_path / "new"))
+    moved.train()
+    assert sorted(p.name for p in victim.rglob("*")) == before and ckpt.latest_checkpoint(tmp_path / "new").name == "step_0000004.pt"

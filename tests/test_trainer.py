@@ -117,7 +117,7 @@ def test_resume_on_another_device_type_continues_with_a_warning(tmp_path):
     path = ckpt.latest_checkpoint(tmp_path)
     state = torch.load(path, weights_only=True)
     state.update(device_type="cuda", data_rng=torch.zeros(16, dtype=torch.uint8))  # as a CUDA run saves it
-    torch.save(state, path)
+    ckpt.save_file(state, path)  # re-written with its checksum
     with pytest.warns(RuntimeWarning, match="trained on cuda, this run is on cpu: .* not bit-identically"):
         resumed = Trainer.from_checkpoint(tmp_path, steps=12, data=small_data())
     assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (9, 1, 2)

@@ -87,6 +87,9 @@ def run_sample(args: argparse.Namespace) -> int:
         return 0
     samples = generate(generator, conditions, args.per_class, seed=args.seed, truncation=args.truncation,
                        batch_size=args.batch_size)
+    if not bool(torch.isfinite(samples.images).all()):
+        raise ValueError(f"the generator in {args.checkpoint} produced NaN or inf samples (its weights are finite, its "
+                         "outputs overflow): nothing was written; use an earlier checkpoint of the run")
     shape = tuple(samples.images.shape[1:])
     what = f"{args.per_class} per condition x {len(conditions)} conditions, {shape}"
     if out_kind == "npz":

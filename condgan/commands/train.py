@@ -54,6 +54,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="never download a missing dataset")
     parser.add_argument("--nonfinite", choices=["stop", "skip"],
                         help="a NaN/inf loss stops training (default; nothing non-finite is saved) or its updates are skipped and counted")
+    parser.add_argument("--process-group-timeout", type=positive_float, metavar="SECONDS",
+                        help="under torchrun: how long a process waits for the others before it stops with an error "
+                             "(default 600)")
     parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
                         help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
 
@@ -71,7 +74,7 @@ def _image_size(text: str) -> int | tuple[int, int]:
 
 TRAINING_FLAGS = ("steps", "epochs", "minutes", "batch_size", "device", "seed", "log_every", "sample_every",
                   "checkpoint_every", "keep_last", "ema_decay", "ema_start", "clip_grad_norm", "autocast", "compile", "cuda_graph",
-                  "loggers", "nonfinite", "sync_batchnorm")
+                  "loggers", "nonfinite", "sync_batchnorm", "process_group_timeout")
 DATA_FLAGS = {"dataset": "name", "data_root": "root", "image_size": "image_size", "download": "download"}
 
 
@@ -104,8 +107,6 @@ def run_train(args: argparse.Namespace) -> int:
             changes = {"steps": None, "epochs": None, "minutes": None, **changes}
         trainer = Trainer.from_checkpoint(path, out_dir=str(out), data_root=args.data_root, **changes)
     else:
-        if ckpt.list_checkpoints(out / ckpt.CHECKPOINT_DIR):
-            raise ValueError(f"{out} already holds a run; continue it with --resume, or choose another --out")
         config = run_config(args.preset or "mnist_mlp", {**overrides, **flags, "training.out_dir": str(out)})
         trainer = Trainer(config)
     from ..distributed import shutdown

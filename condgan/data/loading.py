@@ -18,6 +18,8 @@ from torch import Tensor
 from .base import Dataset, DatasetError, ImageSet
 from .transforms import decode_image
 
+PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import DataConfig, GANConfig
     from ..gan import GAN
@@ -151,18 +153,22 @@ def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
                          f"got {tuple(images.shape)}: resize the data or set image_shape")
     if len(images) == 0:
         raise ValueError("the dataset is empty: training needs at least one image")
-    if images.dtype != torch.uint8 and images.dtype != torch.float32:
-        raise ValueError(f"images must be uint8 in [0, 255] or float32 in the model's pixel_range, got dtype {images.dtype}"
-                         + (": convert them with images.float()" if images.dtype.is_floating_point else ""))
+    if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
+        raise ValueError(f"images must be uint8 in [0, 255] or float in the model's pixel_range, got dtype {images.dtype}")
+    if images.dtype.is_floating_point and images.dtype != torch.float32:
+        raise ValueError(f"float images must be float32 (the training dtype), got {images.dtype}: convert them with "
+                         "images.float(), or give uint8 images in [0, 255]")
     if images.dtype == torch.float32:
         if not bool(torch.isfinite(images).all()):
             raise ValueError(f"images contain NaN or inf (first bad image: index {int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])})")
         lo, hi = gan.config.pixel_range
-        slack = 1e-3 * (hi - lo)
-        low, high = float(images.min()), float(images.max())
+        slack = PIXEL_RANGE_TOLERANCE * (hi - lo)
+        low, high = (float(v) for v in torch.aminmax(images))
         if low < lo - slack or high > hi + slack:
-            raise ValueError(f"float images must lie in the model's pixel_range [{lo:g}, {hi:g}], got values in "
-                             f"[{low:g}, {high:g}]: give uint8 images in [0, 255] or rescale them")
+            hint = (": they look like [0, 255] pixels; give them as uint8 and condgan scales them" if 2 < high <= 255 + slack
+                    and low >= -slack else ": scale them to pixel_range, or give uint8 images in [0, 255]")
+            raise ValueError(f"float images must lie in the model's pixel_range [{lo:g}, {hi:g}], these lie in "
+                             f"[{low:.4g}, {high:.4g}]{hint}")
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels: each image needs one condition")
     gan.spec.check(labels)
