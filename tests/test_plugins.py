@@ -516,3 +516,58 @@ def test_builtin_plugins_cannot_be_disabled(monkeypatch):
     monkeypatch.setenv(plugins.DISABLE_PLUGINS_ENV, "condgan.losses")
     with pytest.raises(condgan.PluginError, match="'condgan.losses', one of condgan's own plugins"):
         Registry(autoload=False)
+
+
+COMMAND_AND_DATASET_MODULE = '''
+"""A third-party plugin adding a subcommand and a dataset by entry point."""
+import torch
+import condgan
+from condgan.commands import Command
+
+
+class Stripes(condgan.Dataset):
+    name = "{dataset}"
+    description = "vertical (class 0) or horizontal (class 1) stripes"
+
+    def load(self, *, channels=None, size=None, fit="crop"):
+        h, w = size or (8, 8)
+        x = torch.zeros(32, channels or 1, h, w, dtype=torch.uint8)
+        x[:16, :, :, ::2] = 255
+        x[16:, :, ::2, :] = 255
+        return condgan.ImageSet(x, torch.arange(2).repeat_interleave(16), condgan.ConditionSpec("class", 2), ("vertical", "horizontal"))
+
+
+def count(args):
+    data = condgan.get_component("dataset", "{dataset}")().load()
+    print(f"{{len(data)}} images in {{len(data.class_names)}} classes: {{','.join(data.class_names)}}")
+
+
+@condgan.hookimpl
+def register_datasets():
+    return [Stripes]
+
+
+@condgan.hookimpl
+def register_commands():
+    return [Command("{command}", "count the images of the stripes dataset", lambda parser: None, count)]
+'''
+
+
+def test_an_entry_point_plugin_adds_a_subcommand_and_a_dataset(site_dir, monkeypatch, tmp_path, capsys):
+    from condgan.cli import main
+
+    module = f"condgan_test_plugin_cmd_{uuid.uuid4().hex[:8]}"
+    dataset, command = f"stripes_{module[-8:]}", f"count-stripes-{module[-8:]}"
+    install_distribution(site_dir, "condgan-stripes", {"stripes": module},
+                         {module: COMMAND_AND_DATASET_MODULE.format(dataset=dataset, command=command)})
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    plugins.set_registry(None)  # the CLI's registry loads entry points (restored by the fixture)
+    assert main([command]) == 0
+    assert capsys.readouterr().out.strip() == "32 images in 2 classes: vertical,horizontal"
+    assert main(["list", "dataset"]) == 0 and f"{dataset}  stripes" in capsys.readouterr().out
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", dataset, "--set", "image_shape=None", "--set", "num_classes=None",
+                 "--set", "generator.backbone_options.widths=(8,8,8,8)", "--set", "discriminator.backbone_options.widths=(8,8,8)",
+                 "--batch-size", "8", "--steps", "2", "--out", str(out), "--device", "cpu", "--loggers", ""])
+    assert code == 0, capsys.readouterr().err
+    assert condgan.load_generator(out).config.class_names == ("vertical", "horizontal")
