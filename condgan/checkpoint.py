@@ -37,6 +37,7 @@ import os
 import pickle
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -198,6 +199,9 @@ def read_file(path: str | Path, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): its write was cut short or the disk was full; use another "
                               "checkpoint of the run")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is damaged or foreign
+        raise CheckpointError(f"{path} cannot be read: truncated or corrupt (not a PyTorch zip archive: cut short, "
+                              "damaged, or another kind of file)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -442,6 +442,10 @@ class Trainer:
         torch.distributed, at the next log step, where the processes agree to stop). Only
         process 0 runs loggers and writes files.
 
+        A run whose budget is already reached but whose ``generator.pt`` is missing or older than
+        its last checkpoint (a process stopped between the two writes) writes ``generator.pt`` and
+        returns.
+
         Raises:
             ValueError: the budget is already reached (nothing to train).
             NonFiniteLossError: a loss became NaN or inf (``nonfinite="stop"``); nothing
@@ -451,6 +455,17 @@ class Trainer:
             raise ValueError("the training config has no budget: set steps, epochs or minutes (condgan train: "
                              "--steps, --epochs or --minutes)")
         reached = self._reached()
+        if reached and distributed.agree_any([self._generator_behind()], self.device)[0]:
+            # a run killed between its last checkpoint and generator.pt: finish its output, nothing to train
+            lock = self._claim()
+            try:
+                self.export_generator()
+            finally:
+                self._claimed = False
+                if lock is not None:
+                    lock.release()
+            self.stop_reason = reached
+            return reached
         if reached:
             raise ValueError(f"nothing to train: the run is at step {self.step}, epoch {self.epoch} and its budget "
                              f"({self.budget_text()}) is reached; give a larger budget")
@@ -513,6 +528,17 @@ class Trainer:
                 for logger in loggers:
                     self.registry.unregister(logger)
         return self.stop_reason
+
+    def _generator_behind(self) -> bool:
+        """True (process 0) when ``out_dir/generator.pt`` is missing, unreadable or of another step
+        than this trainer, whose budget is reached: the run was stopped after its last checkpoint."""
+        if self.out_dir is None or not self.process.is_main or self.last_checkpoint is None:
+            return False
+        path = self.out_dir / ckpt.GENERATOR_FILE
+        try:
+            return ckpt.read_file(path, formats=(ckpt.GENERATOR_FORMAT,)).get("step") != self.step
+        except ckpt.CheckpointError:
+            return True
 
     def _claim(self, *, agree: bool = True) -> rundir.RunLock | None:
         """Lock ``out_dir`` for this process (process 0 under torch.distributed) and check that it

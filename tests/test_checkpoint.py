@@ -229,3 +229,13 @@ def test_a_binary_latest_pointer_gives_one_clear_error(tmp_path):
     for load in (ckpt.latest_checkpoint, condgan.load_generator, lambda p: Trainer.from_checkpoint(p, data=small_data())):
         with pytest.raises(CheckpointError, match=r"latest does not name a checkpoint \(it holds binary data"):
             load(tmp_path)
+
+
+def test_a_run_stopped_between_its_last_checkpoint_and_generator_pt_writes_it_on_resume(tmp_path):
+    trained(tmp_path, steps=4)
+    (tmp_path / "generator.pt").unlink()  # the process died after the final checkpoint
+    resumed = Trainer.from_checkpoint(tmp_path, data=small_data())
+    assert resumed.train() == "steps" and resumed.step == 4  # nothing trained ...
+    assert ckpt.read_file(tmp_path / "generator.pt")["step"] == 4  # ... and generator.pt written
+    with pytest.raises(ValueError, match="nothing to train: the run is at step 4"):
+        Trainer.from_checkpoint(tmp_path, data=small_data()).train()  # a complete run: nothing to do
