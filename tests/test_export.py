@@ -291,7 +291,7 @@ def test_bad_safetensors_files_are_one_line(run_dir, tmp_path, monkeypatch):
     wrong = dict(tensors)
     wrong.pop(next(iter(wrong)))
     save_file(wrong, str(tmp_path / "short.safetensors"), metadata=meta)
-    with pytest.raises(CheckpointError, match="the stored generator weights do not fit its config"):
+    with pytest.raises(CheckpointError, match="its generator weights do not fit the model its config builds"):
         condgan.load_generator(tmp_path / "short.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     code, _, err = cli(["sample", tmp_path / "junk.safetensors", "--per-class", 1, "--grid", tmp_path / "x.png", "--device", "cpu"])
