@@ -383,8 +383,10 @@ def gan_config_from_plain(data: Mapping[str, Any], source: str | Path = "checkpo
         raise CheckpointError(f"{source} is damaged: its model config must be a dict, got {type(data).__name__}")
     try:
         return GANConfig.from_dict(data)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except KeyError as exc:
         raise CheckpointError(f"{source}: its model config does not fit this condgan version: {checks.first_line(exc)}") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{source}: its model config holds a bad value: {checks.first_line(exc)}") from None
 
 
 # -- RNG states ---------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_a_zero_length_checkpoint_gives_one_clear_error_in_every_entry_point(tmp
     (lambda s: s["rng"]["numpy"].update(keys=torch.zeros(3, dtype=torch.int64)), r"its stored random states cannot be restored"),
     (lambda s: s.update(data_rng=torch.zeros(9, dtype=torch.uint8)), r"its stored random states cannot be restored"),
     (lambda s: s["trainer_config"].update(log_every=0), r"its stored TrainerConfig is invalid: log_every must be an int >= 1"),
-    (lambda s: s["gan_config"].update(latent_dim="x"), r"its model config does not fit this condgan version: latent_dim must be an int in \[1, 65536\], got .x."),
+    (lambda s: s["gan_config"].update(latent_dim="x"), r"its model config holds a bad value: latent_dim must be an int in \[1, 65536\], got .x."),
 ])
 def test_damaged_entries_give_one_clear_error(tmp_path, change, message):
     trained(tmp_path, steps=2)

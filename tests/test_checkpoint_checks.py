@@ -167,7 +167,7 @@ def test_a_stored_config_of_absurd_size_is_refused_before_allocation(run, tmp_pa
         torch.save(state, path)
         with pytest.raises(CheckpointError, match=r"its config asks for a (model|generator) of [\d,]+ parameters and "
                                                   r"buffers \([\d,.]+ GB as float32\), above condgan's limit of 1,000,000,000"
-                                                  r"|its model config does not fit this condgan version: (latent_dim|image_shape) must be"):
+                                                  r"|its model config holds a bad value: (latent_dim|image_shape) must be"):
             load(path)
 
 
