@@ -27,11 +27,13 @@ DEFAULT_PLUGINS = (
     "condgan.backbones",
     "condgan.presets",
     "condgan.loggers",
+    "condgan.metrics.training_eval",
     "condgan.data.sources",
     "condgan.commands.listing",
     "condgan.commands.train",
     "condgan.commands.sample",
     "condgan.commands.evaluate",
+    "condgan.commands.report",
 )
 
 # component kind -> the hook that provides it

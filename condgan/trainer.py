@@ -43,6 +43,7 @@ from .training import COMPILE_MODES, FastStep, fast_optimizer_options
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 NONFINITE_POLICIES = ("stop", "skip")
+BEST_METRICS = ("fid", "label_accuracy", "attribute_accuracy", "condition_rmse")
 GRID_ROWS = 10
 GRID_MAX_COLUMNS = 32
 
@@ -90,6 +91,13 @@ class TrainerConfig:
             metrics).
         sync_batchnorm: under torch.distributed, convert the networks' ``nn.BatchNorm*`` layers to
             ``nn.SyncBatchNorm`` (CUDA only) so that their statistics span all processes' batches.
+        eval_every: every this many steps (a multiple of ``log_every``) and at the end, compute FID
+            and label accuracy of ``eval_samples`` samples with the ``judge`` (the ``metrics``
+            logger, added when this is set: :mod:`condgan.metrics.training_eval`); None: off.
+        eval_samples: samples per evaluation (fixed noise; more than the judge's feature dimensions).
+        judge: path of a judge file (``condgan train-classifier``) for ``eval_every``.
+        best_metric: the metric that picks ``best.pt`` in the run directory: ``"fid"`` (lowest),
+            ``"label_accuracy"`` or ``"attribute_accuracy"`` (highest), ``"condition_rmse"`` (lowest).
     """
 
     steps: int | None = None
@@ -112,6 +120,10 @@ class TrainerConfig:
     loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
     nonfinite: str = "stop"
     sync_batchnorm: bool = False
+    eval_every: int | None = None
+    eval_samples: int = 1000
+    judge: str | None = None
+    best_metric: str = "fid"
 
     def __post_init__(self):
         for name in ("steps", "epochs", "sample_every", "checkpoint_every"):
@@ -142,9 +154,25 @@ class TrainerConfig:
         if isinstance(self.loggers, str):
             self.loggers = (self.loggers,)
         self.loggers = tuple(self.loggers)
+        self._check_eval()
         if self.out_dir is not None:
             self.out_dir = str(self.out_dir)
         self.data_root = str(self.data_root)
+
+    def _check_eval(self) -> None:
+        if self.eval_every is not None:
+            if not _is_int(self.eval_every) or self.eval_every < 1 or self.eval_every % self.log_every:
+                raise ValueError(f"eval_every must be None or a multiple of log_every ({self.log_every}), got {self.eval_every!r}")
+            if not isinstance(self.judge, (str, os.PathLike)):
+                raise ValueError("eval_every needs judge=PATH, a judge file (condgan train-classifier --dataset NAME --out PATH)")
+            if "metrics" not in self.loggers:
+                self.loggers = (*self.loggers, "metrics")
+        if not _is_int(self.eval_samples) or self.eval_samples < 2:
+            raise ValueError(f"eval_samples must be an int >= 2, got {self.eval_samples!r}")
+        if self.judge is not None:
+            self.judge = str(self.judge)
+        if self.best_metric not in BEST_METRICS:
+            raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -42,13 +42,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="never download a missing dataset")
     parser.add_argument("--nonfinite", choices=["stop", "skip"],
                         help="a NaN/inf loss stops training (default; nothing non-finite is saved) or its updates are skipped and counted")
+    parser.add_argument("--eval-every", type=positive_int, metavar="N",
+                        help="every N steps (a multiple of --log-every) FID and label accuracy with --judge into "
+                             "RUN/metrics.jsonl; the best checkpoint is kept as RUN/best.pt")
+    parser.add_argument("--eval-samples", type=positive_int, help="samples per evaluation (default 1000)")
+    parser.add_argument("--judge", help="judge file for --eval-every (condgan train-classifier --dataset NAME --out FILE)")
+    parser.add_argument("--best-metric", choices=["fid", "label_accuracy", "attribute_accuracy", "condition_rmse"],
+                        help="what picks best.pt (default fid)")
     parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
                         help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
 
 
 TRAINER_FLAGS = ("steps", "epochs", "minutes", "device", "seed", "log_every", "sample_every", "checkpoint_every",
                  "keep_last", "ema_decay", "clip_grad_norm", "autocast", "compile", "cuda_graph", "loggers", "download",
-                 "nonfinite", "sync_batchnorm")
+                 "nonfinite", "sync_batchnorm", "eval_every", "eval_samples", "judge", "best_metric")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -333,11 +333,18 @@ def save_judge(judge: Judge, path: str | Path) -> str:
 def load_judge(path: str | Path, *, expected_sha256: str | None = None, map_location: str | torch.device = "cpu") -> Judge:
     """Load a judge file (or an original MNIST classifier file) in eval mode, verifying its hash.
 
+    The global random state is left as it was (building the network would draw its initial
+    weights from it), so loading a judge during training changes nothing of the training.
+
     Raises:
         JudgeError: missing, unreadable or foreign file, unknown architecture.
         ClassifierHashError: weights that differ from the recorded hash, or from ``expected_sha256``.
     """
-    path = Path(path)
+    with torch.random.fork_rng(devices=[]):
+        return _load_judge(Path(path), expected_sha256, map_location)
+
+
+def _load_judge(path: Path, expected_sha256: str | None, map_location: str | torch.device) -> Judge:
     if not path.is_file():
         raise JudgeError(f"judge file {str(path)!r} does not exist; train one with: "
                          f"condgan train-classifier --dataset NAME --data-root DIR --out {path}")
