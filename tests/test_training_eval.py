@@ -76,7 +76,7 @@ def test_the_report_has_curves_grids_metrics_and_config(shapes_run, tmp_path):
     page = (run / "report.html").read_text()
     assert page.count("<figure>") == 2  # the grids of steps 20 and 40 (the final grid is step 40)
     assert "data:image/png;base64," in page and "training losses" in page and "FID (judge features)" in page
-    assert "best by fid (best.pt)" in page and '"judge":' in page and "shapes at [3, 16, 16]" in page
+    assert "best by fid (best.pt)" in page and "&quot;judge&quot;:" in page and "shapes at [3, 16, 16]" in page
     svg = build_report(run, svg=True)
     assert svg.count("<polyline") >= 3 and "src=\"data:image/png" in svg  # curves as SVG, grids still PNG
 
