@@ -109,7 +109,10 @@ def _series(entries: Sequence[dict[str, Any]], kind: str, keys: Sequence[str] | 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = "".join(f'<th class="{"l" if i == 0 else ""}">{_esc(h)}</th>' for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i == 0 else ""}">{_esc(c)}</td>' for i, c in enumerate(r)) + "</tr>"
+    def cls(i: int, c: Any) -> str:  # numbers right, words left
+        return "" if i and re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?", str(c)) else "l"
+
+    body = "".join("<tr>" + "".join(f'<td class="{cls(i, c)}">{_esc(c)}</td>' for i, c in enumerate(r)) + "</tr>"
                    for r in rows)
     return f"<table><tr>{cells}</tr>{body}</table>"
 
