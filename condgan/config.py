@@ -32,6 +32,7 @@ from .conditions import ConditionSpec
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 AUTOCAST_NAMES = ("bfloat16", "float16")
 NONFINITE_POLICIES = ("stop", "skip")
+BEST_METRICS = ("fid", "label_accuracy", "attribute_accuracy", "condition_rmse")
 NOISE_KINDS = ("normal", "uniform")
 FIT_MODES = ("crop", "pad", "stretch")
 STORAGES = ("auto", "memory", "stream")
@@ -293,6 +294,13 @@ class TrainerConfig:
             collective (default 600) before a stalled or dead peer ends every process with one line
             (checkpoints are atomic, so ``latest`` stays valid); it must cover process 0's longest
             pause between steps (a checkpoint write).
+        eval_every: every this many steps (a multiple of ``log_every``) and at the end, compute FID
+            and label accuracy of ``eval_samples`` samples with the ``judge`` (the ``metrics``
+            logger, added when this is set: :mod:`condgan.metrics.training_eval`); None: off.
+        eval_samples: samples per evaluation (fixed noise; more than the judge's feature dimensions).
+        judge: path of a judge file (``condgan train-classifier``) for ``eval_every``.
+        best_metric: the metric that picks ``best.pt`` in the run directory: ``"fid"`` (lowest),
+            ``"label_accuracy"`` or ``"attribute_accuracy"`` (highest), ``"condition_rmse"`` (lowest).
     """
 
     steps: int | None = None
@@ -317,6 +325,10 @@ class TrainerConfig:
     max_skipped_intervals: int = 3
     sync_batchnorm: bool = False
     process_group_timeout: float = 600.0
+    eval_every: int | None = None
+    eval_samples: int = 1000
+    judge: str | None = None
+    best_metric: str = "fid"
 
     def __post_init__(self):
         self.check()
@@ -347,6 +359,20 @@ class TrainerConfig:
         if not isinstance(self.loggers, (tuple, list)) or not all(isinstance(n, str) for n in self.loggers):
             raise ValueError(f"loggers must be a list of logger names, got {self.loggers!r}")
         self.loggers = tuple(self.loggers)
+        check_int("eval_samples", self.eval_samples, 2)
+        check_choice("best_metric", self.best_metric, BEST_METRICS)
+        if self.judge is not None:
+            if not isinstance(self.judge, (str, Path)):
+                raise ValueError(f"judge must be None or the path of a judge file, got {self.judge!r}")
+            self.judge = str(self.judge)
+        if self.eval_every is not None:
+            check_int("eval_every", self.eval_every, 1)
+            if self.eval_every % self.log_every:
+                raise ValueError(f"eval_every must be None or a multiple of log_every ({self.log_every}), got {self.eval_every!r}")
+            if self.judge is None:
+                raise ValueError("eval_every needs judge=PATH, a judge file (condgan train-classifier --dataset NAME --out PATH)")
+            if "metrics" not in self.loggers:
+                self.loggers = (*self.loggers, "metrics")
         if self.out_dir is not None:
             if not isinstance(self.out_dir, (str, Path)):
                 raise ValueError(f"out_dir must be None or a path, got {self.out_dir!r}")

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "condgan.augment",
     "condgan.presets",
     "condgan.loggers",
+    "condgan.metrics.training_eval",
     "condgan.data.sources",
     "condgan.commands.listing",
     "condgan.commands.train",
@@ -46,6 +47,7 @@ DEFAULT_PLUGINS = (
     "condgan.commands.sample",
     "condgan.commands.evaluate",
     "condgan.commands.export",
+    "condgan.commands.report",
 )
 
 # component kind -> the hook that provides it

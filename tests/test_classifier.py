@@ -145,14 +145,17 @@ def test_learns_real_mnist_from_a_small_subset():
 
 
 @needs_mnist
-def test_train_classifier_command_writes_a_loadable_file(tmp_path, capsys):
+def test_train_classifier_command_writes_a_loadable_judge(tmp_path, capsys):
     from condgan.cli import main
+    from condgan.metrics.judge import load_judge
 
     out = tmp_path / "clf.pt"
     assert main(["train-classifier", "--data-root", str(mnist_root()), "--out", str(out), "--epochs", "0.05"]) == 0
     printed = capsys.readouterr()
-    loaded = load_classifier(out)
-    assert loaded.sha256 in printed.out
-    training = loaded.protocol["training"]
-    assert training["test_images"] == 10000 and 0.3 < training["test_accuracy"] <= 1.0
+    judge = load_judge(out)
+    assert judge.sha256 in printed.out and not judge.legacy
+    assert judge.protocol["architecture"] == "condgan-mnist-cnn-v1" and judge.image_shape == (1, 28, 28)
+    held = judge.protocol["held_out"]
+    assert held["split"] == "test" and held["images"] == 10000 and 0.3 < held["accuracy"] <= 1.0
+    assert judge.protocol["dataset"]["name"] == "mnist" and judge.class_names == tuple("0123456789")
     assert "below 0.99" in printed.err  # 0.05 epochs is far too short, and the command says so

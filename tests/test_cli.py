@@ -162,7 +162,7 @@ def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
         (["train", "--out", tmp_path / "a", "--data-root", tmp_path / "nodata", "--no-download", "--device", "cpu"],
          "and --no-download is set: point --data-root at the folder that holds MNIST/raw, or drop --no-download"),
         (["train-classifier", "--data-root", tmp_path / "nodata", "--out", tmp_path / "a" / "c.pt"],
-         "; condgan train-classifier never downloads: point --data-root at the folder that holds MNIST/raw"),
+         "; condgan train-classifier never downloads: point --data-root at the folder that holds the dataset"),
         (train_args(tmp_path / "a", "--ema", "1.5"), "ema_decay must be None or a finite number > 0 and < 1"),
         (["sample", tmp_path / "missing.pt", "--per-class", 1, "--out", tmp_path / "s.npz"], "missing.pt does not exist"),
         (["sample", broken, "--per-class", 1, "--out", tmp_path / "s.npz"], "broken.pt cannot be read: truncated or corrupt"),

@@ -1,8 +1,10 @@
 """``condgan eval`` and ``condgan train-classifier``: judge samples with condgan's metrics.
 
-Each subcommand is an ``add_*_arguments(parser)`` and a ``run_*(args) -> int`` pair, as
-:mod:`condgan.cli` expects; errors are raised as ValueError/OSError subclasses and printed there
-as one line.
+``train-classifier`` trains a judge on a registered dataset (:mod:`condgan.metrics.judge_training`);
+``eval`` reads one or more sample files or runs through a judge, one table row each under the same
+protocol, with the dataset's real images as a reference row, and optionally the Inception metrics
+(:mod:`condgan.metrics.inception`). Errors are raised as ValueError/OSError subclasses and printed
+by :mod:`condgan.cli` as one line.
 """
 
 from __future__ import annotations
@@ -16,109 +18,148 @@ from pathlib import Path
 from typing import Any
 
 from ..hookspecs import hookimpl
-from . import Command, non_negative_int, positive_float, positive_int
+from . import Command, non_negative_int, parse_override, positive_float, positive_int
 
-MISSING_CLASSIFIER_ADVICE = "train one with: condgan train-classifier --data-root DIR --out FILE (a few minutes on a CPU)"
+MISSING_CLASSIFIER_ADVICE = ("train one with: condgan train-classifier --dataset NAME --data-root DIR --out FILE "
+                             "(a few minutes on a CPU)")
 
 
 # -- condgan train-classifier -------------------------------------------------------------------------
 def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", required=True, help="folder holding MNIST in torchvision's layout (DIR/MNIST/raw)")
-    parser.add_argument("--out", required=True, help="the classifier file to write (e.g. runs/classifier.pt)")
-    parser.add_argument("--epochs", type=positive_float, default=3.0, help="passes over the 60,000 training images (default 3)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, dropout, augmentation and batch order (default 0)")
+    parser.add_argument("--dataset", default="mnist", help="a registered dataset (condgan list dataset); default mnist")
+    parser.add_argument("--data-root", help="folder holding the dataset (MNIST: DIR/MNIST/raw); nothing is downloaded")
+    parser.add_argument("--out", required=True, help="the judge file to write (e.g. runs/judge_mnist28.pt)")
+    parser.add_argument("--image-size", type=positive_int, help="train at SxS (the size of the samples it will judge); "
+                                                                "default the dataset's own size")
+    parser.add_argument("--channels", type=positive_int, help="convert the images to this many channels (default: the dataset's)")
+    parser.add_argument("--options", nargs="*", default=[], type=parse_override, metavar="KEY=VALUE",
+                        help="the dataset's options, e.g. --options num_classes=4")
+    parser.add_argument("--arch", choices=["mnist-cnn", "judge-cnn"],
+                        help="network: the MNIST CNN (default for MNIST) or a CNN sized to the data (default otherwise)")
+    parser.add_argument("--epochs", type=positive_float, default=3.0, help="passes over the training images (default 3)")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="images per training step (default 128)")
+    parser.add_argument("--hflip", action="store_true", help="also augment with horizontal flips (not for digits or text)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the weights, augmentation, held-out split and batch order (default 0)")
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
-    from ..classifier import train_classifier
+    from ..metrics.judge_training import train_judge
 
     start = time.perf_counter()
-    with _mnist_never_downloaded("train-classifier", args.data_root):
-        details = train_classifier(args.data_root, args.out, epochs=args.epochs, seed=args.seed)
-    print(f"test accuracy {details['test_accuracy']:.4f} on {details['test_images']} MNIST test images; "
-          f"trained {details['steps']} steps in {details['train_seconds']:.0f} s "
-          f"({time.perf_counter() - start:.0f} s in all)")
+    from ..data import DatasetNotFoundError
+
+    try:
+        details = train_judge(args.dataset, args.data_root, args.out, image_size=args.image_size, channels=args.channels,
+                              options=dict(args.options), arch=args.arch, epochs=args.epochs, seed=args.seed,
+                              batch_size=args.batch_size, hflip=args.hflip)
+    except DatasetNotFoundError as exc:
+        raise DatasetNotFoundError(f"{str(exc).split(' and --no-download')[0]}; condgan train-classifier never downloads: "
+                                   "point --data-root at the folder that holds the dataset (for MNIST: the folder that "
+                                   "holds MNIST/raw)") from None
+    held = details["held_out"]
+    score = (f"accuracy {held['accuracy']:.4f}" if "accuracy" in held else f"RMSE {held['rmse']:.4f}, R^2 {held['r2']:.3f}")
+    where = held["split"] if held["split"] != "train" else held["rule"]
+    print(f"held-out {score} on {held['images']} {args.dataset} images ({where}); trained {details['steps']} steps in "
+          f"{details['train_seconds']:.0f} s ({time.perf_counter() - start:.0f} s in all)")
     print(f"wrote {args.out} (sha256 {details['sha256']})")
-    if details["test_accuracy"] < 0.99:
-        print(f"warning: test accuracy {details['test_accuracy']:.4f} is below 0.99; train longer (--epochs)", file=sys.stderr)
+    floor = 0.99 if args.dataset == "mnist" else 0.9
+    if "accuracy" in held and held["accuracy"] < floor:
+        print(f"warning: held-out accuracy {held['accuracy']:.4f} is below {floor}; train longer (--epochs)", file=sys.stderr)
     return 0
 
 
 # -- condgan eval -------------------------------------------------------------------------------------
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", nargs="?",
-                        help="a checkpoint, run directory or generator.pt (sampled N per class), or an .npz of "
-                             "images (N, C, H, W) float32 in [0, 1] and labels (N,) int64; omit to evaluate only real MNIST")
-    parser.add_argument("--data-root", required=True, help="folder holding MNIST in torchvision's layout (DIR/MNIST/raw)")
-    parser.add_argument("--classifier", required=True, help=f"the metrics' classifier file ({MISSING_CLASSIFIER_ADVICE})")
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="checkpoints, run directories or generator.pt files (sampled), or .npz files of images "
+                             "(N, C, H, W) float32 in [0, 1] and labels (N,) int64: one table row each; none: only the real row")
+    parser.add_argument("--classifier", "--judge", dest="classifier", required=True,
+                        help=f"the judge file ({MISSING_CLASSIFIER_ADVICE})")
+    parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw)")
     parser.add_argument("--json", dest="json_out", help="also write every figure with its protocol to this JSON file")
     parser.add_argument("--per-class", type=positive_int, default=1000, help="samples per class from a checkpoint (default 1000)")
+    parser.add_argument("--samples", type=positive_int, default=10000,
+                        help="samples from a checkpoint with tag or vector conditions (the reference's first N conditions)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the samples and of the held-out split")
-    parser.add_argument("--device", default="cpu", help="device of the generator and classifier: cpu (default), auto, cuda")
-    parser.add_argument("--no-real", dest="real", action="store_false",
-                        help="skip the real-MNIST reference row (10,000 training images)")
-    parser.add_argument("--no-parzen", dest="parzen", action="store_false", help="skip the Parzen log-likelihood (the slowest metric)")
+    parser.add_argument("--device", default="cpu", help="device of the generators and the judge: cpu (default), auto, cuda")
+    parser.add_argument("--no-real", dest="real", action="store_false", help="skip the real reference row (training images)")
+    parser.add_argument("--no-parzen", dest="parzen", action="store_false", help="skip the Parzen log-likelihood (MNIST; the slowest metric)")
+    parser.add_argument("--no-knn", dest="knn", action="store_false", help="skip precision/recall and density/coverage")
+    parser.add_argument("--inception", action="store_true",
+                        help="also FID, Inception Score and KID from Inception-v3 (torch-fidelity, local weights)")
+    parser.add_argument("--inception-weights", metavar="PATH",
+                        help="torch-fidelity's weights-inception-2015-12-05-6726825d.pth (default: torch hub's cache); implies --inception")
 
 
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from ..classifier import ClassifierError, load_classifier
-    from ..metrics.evaluate import PAPER_PARZEN, evaluate_images, load_mnist_reference, load_npz, sample_generator
+    from ..metrics.evaluate import PAPER_PARZEN, evaluate_images, load_reference
+    from ..metrics.judge import load_judge
 
-    if args.source is None and not args.real:
-        raise ValueError("nothing to evaluate: give a checkpoint or .npz, or drop --no-real")
-    if not Path(args.classifier).is_file():
-        raise ClassifierError(f"classifier file {args.classifier!r} does not exist; {MISSING_CLASSIFIER_ADVICE}")
+    if not args.sources and not args.real:
+        raise ValueError("nothing to evaluate: give checkpoints or .npz files, or drop --no-real")
     device = _device(args.device)
-    classifier = load_classifier(args.classifier).to(device)
-    with _mnist_never_downloaded("eval", args.data_root):
-        reference = load_mnist_reference(args.data_root, seed=args.seed)
+    inception = None
+    if args.inception or args.inception_weights:
+        from ..metrics.inception import InceptionMetrics
+
+        inception = InceptionMetrics(args.inception_weights, device=device)  # a missing file fails before any work
+    judge = load_judge(args.classifier).to(device)
+    reference = load_reference(judge, args.data_root, seed=args.seed)
     rows: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
-    if args.source is not None:
+    for source in args.sources:
         start = time.perf_counter()
-        images, labels, pixel_range, source = _load_source(args.source, args.per_class, args.seed, device)
-        rows["generated"] = evaluate_images(images, labels, classifier, reference, pixel_range=pixel_range,
-                                            source=source, parzen=args.parzen)
-        seconds["generated"] = time.perf_counter() - start
+        images, labels, pixel_range, described = _load_source(source, args.per_class, args.seed, device, judge=judge,
+                                                                 reference=reference, samples=args.samples)
+        name = "generated" if len(args.sources) == 1 else _row_name(source, rows)
+        rows[name] = evaluate_images(images, labels, judge, reference, pixel_range=pixel_range, source=described,
+                                     parzen=args.parzen, knn=args.knn)
+        if inception is not None:
+            rows[name].update(inception.evaluate(images, reference.test_images, pixel_range=pixel_range))
+        seconds[name] = time.perf_counter() - start
     if args.real:
         start = time.perf_counter()
-        rows["real MNIST train"] = evaluate_images(reference.train_images, reference.train_labels, classifier, reference,
-                                                   source=reference.description["real_row"], parzen=args.parzen)
-        seconds["real MNIST train"] = time.perf_counter() - start
-    print(format_table(rows, seconds))
-    if args.parzen:
+        name = f"real {judge.dataset} train"
+        rows[name] = evaluate_images(reference.train_images, reference.train_labels, judge, reference,
+                                     source=reference.description["real_row"], parzen=args.parzen, knn=args.knn)
+        if inception is not None:
+            rows[name].update(inception.evaluate(reference.train_images, reference.test_images))
+        seconds[name] = time.perf_counter() - start
+    print(format_table(rows, seconds, class_names=judge.class_names))
+    if any("parzen_log_likelihood" in r for r in rows.values()):
         print("paper, Table 1 (Parzen LL, same protocol): " + "; ".join(f"{k} {v:.0f} +/- {s}" for k, (v, s) in PAPER_PARZEN.items()))
-    ident = classifier.protocol
-    print(f"classifier {args.classifier} sha256 {classifier.sha256[:16]}... test accuracy "
-          f"{ident.get('training', {}).get('test_accuracy', float('nan')):.4f}; reference: {reference.description['reference']}")
+    held = judge.protocol.get("held_out") or {}
+    score = held.get("accuracy", held.get("rmse"))
+    print(f"judge {args.classifier}: {judge.protocol.get('architecture')} on {judge.dataset} at "
+          f"{'x'.join(map(str, judge.image_shape))}, sha256 {judge.sha256[:16]}..., held-out "
+          f"{'accuracy' if 'accuracy' in held else 'RMSE'} {score if score is None else round(score, 4)}; "
+          f"features: {judge.describe_features()}; reference: {reference.description['reference']}")
+    if inception is not None:
+        print(f"Inception: {inception.describe()}")
     if args.json_out:
         payload = {
-            "arguments": {k: v for k, v in vars(args).items() if k not in ("command", "command_name")},
-            "data_root": str(args.data_root), "classifier": {"path": str(args.classifier), "sha256": classifier.sha256},
+            "arguments": {k: v for k, v in vars(args).items() if k not in ("command", "command_name", "options")},
+            "data_root": args.data_root, "classifier": {"path": str(args.classifier), "sha256": judge.sha256,
+                                                        "protocol": judge.identity()},
             "reference": reference.description, "seconds": {k: round(v, 1) for k, v in seconds.items()},
             "rows": {name: {key: r.to_dict() for key, r in results.items()} for name, results in rows.items()},
             "paper_parzen": {k: {"value": v, "stderr": s} for k, (v, s) in PAPER_PARZEN.items()},
             "torch": torch.__version__,
         }
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(payload, indent=1) + "\n")
+        Path(args.json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
         print(f"wrote {args.json_out}")
     return 0
 
 
-@contextlib.contextmanager
-def _mnist_never_downloaded(command: str, root: str):
-    """Missing MNIST, in the words of a command that never downloads (it has no --no-download to drop)."""
-    from ..data import DatasetNotFoundError
-
-    try:
-        yield
-    except DatasetNotFoundError:
-        raise DatasetNotFoundError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw); condgan {command} never "
-                                   "downloads: point --data-root at the folder that holds MNIST/raw (condgan train "
-                                   "downloads it into its --data-root)") from None
+def _row_name(source: str, rows: dict) -> str:
+    name, k = source, 2
+    while name in rows:
+        name, k = f"{source} ({k})", k + 1
+    return name
 
 
 def _device(name: str):
@@ -127,9 +168,15 @@ def _device(name: str):
     return resolve_device(name)
 
 
-def _load_source(source: str, per_class: int, seed: int, device) -> tuple[Any, Any, tuple[float, float] | None, str]:
-    """(images, labels, pixel_range, description) from an .npz or from a generator's samples."""
+def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, reference=None,
+                 samples: int = 10000) -> tuple[Any, Any, Any, str]:
+    """(images, conditions, pixel_range, description) from an .npz or from a generator's samples.
+
+    Class-conditional generators give ``per_class`` samples per class; others one per condition of
+    the reference set (its first ``samples``). With a judge, a model trained on another dataset is refused.
+    """
     from ..metrics.evaluate import load_npz, sample_generator
+    from ..metrics.judge import JudgeMismatchError
 
     path = Path(source)
     if path.suffix == ".npz":
@@ -140,42 +187,94 @@ def _load_source(source: str, per_class: int, seed: int, device) -> tuple[Any, A
     import condgan
 
     generator = condgan.load_generator(source, device=device)
-    num_classes = getattr(getattr(generator, "config", None), "num_classes", None) or 10
-    images, labels, pixel_range = sample_generator(generator, per_class=per_class, num_classes=num_classes, seed=seed)
-    return images, labels, pixel_range, f"{source} ({per_class} samples per class, seed {seed})"
+    config = generator.config
+    if judge is not None:
+        check_same_data(source, config, judge)
+    if config.spec.kind == "class":
+        images, labels, pixel_range = sample_generator(generator, per_class=per_class, num_classes=config.num_classes, seed=seed)
+        return images, labels, pixel_range, f"{source} ({per_class} samples per class, seed {seed})"
+    if reference is None:
+        raise ValueError(f"{source} has {config.spec.kind} conditions: sampling it needs the reference set's conditions")
+    conditions = reference.test_labels[:samples]
+    images, labels, pixel_range = sample_generator(generator, conditions=conditions, seed=seed)
+    return images, labels, pixel_range, f"{source} (one sample per reference condition, first {len(conditions)}, seed {seed})"
 
 
-def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | None = None) -> str:
-    """A plain-text table of the headline figures, one line per evaluated set, then per-class label accuracy."""
-    head = ["set", "n", "label acc", "FID", "intra-FID", "Parzen LL (sigma)", "precision", "recall", "density", "coverage", "s"]
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+COLUMNS = [  # (header, result key, how to read it)
+    ("label acc", "label_accuracy", lambda r: _fmt(r.value, 4)),
+    ("attr acc", "attribute_accuracy", lambda r: _fmt(r.value, 4)),
+    ("cond RMSE", "condition_rmse", lambda r: _fmt(r.value, 4)),
+    ("FID", "fid", lambda r: _fmt(r.value)),
+    ("intra-FID", "intra_class_fid", lambda r: _fmt(r.value)),
+    ("Parzen LL (sigma)", "parzen_log_likelihood",
+     lambda r: f"{r.value:.1f} +/- {r.details['stderr']:.1f} ({r.details['sigma']:.3f})"),
+    ("precision", "precision_recall", lambda r: _fmt(r.value["precision"])),
+    ("recall", "precision_recall", lambda r: _fmt(r.value["recall"])),
+    ("density", "density_coverage", lambda r: _fmt(r.value["density"])),
+    ("coverage", "density_coverage", lambda r: _fmt(r.value["coverage"])),
+    ("Incep. FID", "inception_fid", lambda r: _fmt(r.value, 2)),
+    ("IS", "inception_score", lambda r: f"{r.value:.2f} +/- {r.details['std']:.2f}"),
+    ("KID", "kid", lambda r: f"{r.value:.4f} +/- {r.details['std']:.4f}"),
+]
+
+
+def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | None = None, *,
+                 class_names: tuple[str, ...] | None = None) -> str:
+    """A plain-text table of the headline figures, one line per evaluated set, then per-class label accuracy.
+
+    Columns that no row has are left out; a row without a figure shows ``-``.
+    """
+    used = [c for c in COLUMNS if any(c[1] in r for r in rows.values())]
+    head = ["set", "n", *(c[0] for c in used), "s"]
     lines = []
     for name, r in rows.items():
-        parzen = r.get("parzen_log_likelihood")
-        pr, dc = r.get("precision_recall"), r.get("density_coverage")
-        lines.append([
-            name, str(r["label_accuracy"].protocol["samples"]), f"{r['label_accuracy'].value:.4f}", f"{r['fid'].value:.3f}",
-            f"{r['intra_class_fid'].value:.3f}",
-            f"{parzen.value:.1f} +/- {parzen.details['stderr']:.1f} ({parzen.details['sigma']:.3f})" if parzen else "-",
-            f"{pr.value['precision']:.3f}" if pr else "-", f"{pr.value['recall']:.3f}" if pr else "-",
-            f"{dc.value['density']:.3f}" if dc else "-", f"{dc.value['coverage']:.3f}" if dc else "-",
-            f"{(seconds or {}).get(name, float('nan')):.0f}",
-        ])
+        n = next(iter(r.values())).protocol.get("samples")
+        lines.append([name, str(n), *(fmt(r[key]) if key in r else "-" for _, key, fmt in used),
+                      f"{(seconds or {}).get(name, float('nan')):.0f}"])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
-    out.append("")
-    out.append("per-class label accuracy: " + "  ".join(f"{k}" .rjust(5) for k in range(10)))
-    for name, r in rows.items():
-        per = r["label_accuracy"].details["per_class"]
-        out.append(f"  {name:<23} " + "  ".join("  -  " if p is None else f"{p:.3f}" for p in per))
+    per_class = {name: r["label_accuracy"].details["per_class"] for name, r in rows.items() if "label_accuracy" in r}
+    if per_class:
+        k = len(next(iter(per_class.values())))
+        names = class_names or tuple(str(c) for c in range(k))
+        out += ["", "per-class label accuracy: " + "  ".join(n[:5].rjust(5) for n in names)]
+        for name, per in per_class.items():
+            out.append(f"  {name[:23]:<23} " + "  ".join("  -  " if p is None else f"{p:.3f}" for p in per))
     return "\n".join(out)
 
 
 @hookimpl
 def register_commands():
     return [
-        Command("eval", "label accuracy, FID, intra-class FID, Parzen LL, precision/recall of samples vs MNIST",
-                add_eval_arguments, run_eval),
-        Command("train-classifier", "train the MNIST classifier that condgan's metrics use",
+        Command("eval", "label accuracy, FID, intra-class FID, precision/recall (Parzen LL for MNIST; Inception "
+                        "metrics on request) of samples, one row per source", add_eval_arguments, run_eval),
+        Command("train-classifier", "train a judge (classifier or regressor) for condgan's metrics on a dataset",
                 add_train_classifier_arguments, run_train_classifier),
     ]
+
+
+def check_same_data(source: str, config, judge) -> None:
+    """Refuse a model whose condition or images differ from the judge's data (another dataset), in one line."""
+    from ..metrics.judge import JudgeMismatchError
+
+    differences = []
+    judge_kind = "vector" if judge.kind == "vector" else judge.kind
+    if config.condition_kind != judge_kind:
+        differences.append(f"the model has {config.condition_kind!r} conditions, the judge {judge_kind!r}")
+    elif judge.num_classes is not None and config.num_classes != judge.num_classes:
+        differences.append(f"the model has {config.num_classes} classes, the judge {judge.num_classes}")
+    elif config.class_names and judge.class_names and tuple(config.class_names) != tuple(judge.class_names):
+        differences.append(f"the model's classes are {', '.join(config.class_names[:4])}..., the judge's "
+                           f"{', '.join(judge.class_names[:4])}...")
+    if config.image_shape[0] != judge.image_shape[0]:
+        differences.append(f"the model makes {config.image_shape[0]}-channel images, the judge reads {judge.image_shape[0]}")
+    if differences:
+        raise JudgeMismatchError(f"{source}: the samples and the judge come from different datasets ({'; '.join(differences)}); "
+                                 f"the judge was trained on {judge.dataset}: train one on the model's data "
+                                 "(condgan train-classifier --dataset NAME)")
+

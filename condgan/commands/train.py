@@ -57,6 +57,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process-group-timeout", type=positive_float, metavar="SECONDS",
                         help="under torchrun: how long a process waits for the others before it stops with an error "
                              "(default 600)")
+    parser.add_argument("--eval-every", type=positive_int, metavar="N",
+                        help="every N steps (a multiple of --log-every) FID and label accuracy with --judge into "
+                             "RUN/metrics.jsonl; the best checkpoint is kept as RUN/best.pt")
+    parser.add_argument("--eval-samples", type=positive_int, help="samples per evaluation (default 1000)")
+    parser.add_argument("--judge", help="judge file for --eval-every (condgan train-classifier --dataset NAME --out FILE)")
+    parser.add_argument("--best-metric", choices=["fid", "label_accuracy", "attribute_accuracy", "condition_rmse"],
+                        help="what picks best.pt (default fid)")
     parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
                         help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
 
@@ -74,7 +81,8 @@ def _image_size(text: str) -> int | tuple[int, int]:
 
 TRAINING_FLAGS = ("steps", "epochs", "minutes", "batch_size", "device", "seed", "log_every", "sample_every",
                   "checkpoint_every", "keep_last", "ema_decay", "ema_start", "clip_grad_norm", "autocast", "compile", "cuda_graph",
-                  "loggers", "nonfinite", "sync_batchnorm", "process_group_timeout")
+                  "loggers", "nonfinite", "sync_batchnorm", "process_group_timeout", "eval_every", "eval_samples",
+                  "judge", "best_metric")
 DATA_FLAGS = {"dataset": "name", "data_root": "root", "image_size": "image_size", "download": "download"}
 
 

@@ -1,0 +1,29 @@
+"""``condgan report RUN``: one self-contained HTML page of a run (curves, sample grids, metrics, config)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..hookspecs import hookimpl
+from . import Command, positive_int
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a run directory (condgan train --out DIR)")
+    parser.add_argument("--out", help="the HTML file to write (default RUN/report.html)")
+    parser.add_argument("--max-grids", type=positive_int, default=8, help="sample grids shown, evenly spaced over training")
+    parser.add_argument("--svg", action="store_true", help="draw curves as inline SVG even when matplotlib is installed")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ..reporting import write_report
+
+    path = write_report(args.run, args.out, max_grids=args.max_grids, svg=args.svg)
+    print(f"wrote {path} (open it in a browser; images are inlined)")
+    return 0
+
+
+@hookimpl
+def register_commands():
+    return [Command("report", "write a run's HTML report: loss and metric curves, sample grids, metrics, config",
+                    add_report_arguments, run_report)]

@@ -1,0 +1,257 @@
+"""A run report: one self-contained HTML page (images inlined) from what a run directory holds.
+
+Sources: ``RUN/metrics.jsonl`` (losses, in-training metrics and their protocol:
+:mod:`condgan.metrics.training_eval`), ``RUN/samples/step_*.png`` (the ``grid`` logger),
+``RUN/*.json`` written by ``condgan eval --json``, and the config in the latest checkpoint. Curves
+are drawn with matplotlib when it is installed (``pip install condgan[report]``), otherwise as
+inline SVG polylines.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+GRID_FILE = re.compile(r"^step_(\d+)\.png$")
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;max-width:1150px;color:#222}
+h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f2f2f2}td.l,th.l{text-align:left}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:420px}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.grids{display:flex;flex-wrap:wrap;gap:10px}
+figure{margin:0}figcaption{font-size:12px;text-align:center;color:#555}.grids img{width:260px;image-rendering:pixelated}
+.note{color:#666;font-size:13px}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _png_data(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def _plot_matplotlib(title: str, series: dict[str, tuple[list[float], list[float]]], ylabel: str) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(5.4, 3.2), dpi=100)
+    for (name, (xs, ys)), colour in zip(series.items(), PALETTE):
+        ax.plot(xs, ys, label=name, color=colour, linewidth=1.4, marker="o" if len(xs) < 30 else None, markersize=3)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return f'<img alt="{_esc(title)}" src="{_png_data(buf.getvalue())}">'
+
+
+def plot_svg(title: str, series: dict[str, tuple[list[float], list[float]]], ylabel: str, *,
+             width: int = 540, height: int = 320) -> str:
+    """An inline SVG line plot (the fallback without matplotlib): axes, min/max labels, one polyline per series."""
+    points = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
+    left, right, top, bottom = 56, 12, 28, 36
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{_esc(title)}</text>']
+    if points:
+        x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+        y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+        sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
+        sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+        parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+                     'fill="none" stroke="#999"/>')
+        for value, y in ((y0, height - bottom), (y1, top)):
+            parts.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" font-size="11">{value:.3g}</text>')
+        for value, x in ((x0, left), (x1, width - right)):
+            parts.append(f'<text x="{x}" y="{height - bottom + 14}" text-anchor="middle" font-size="11">{value:.0f}</text>')
+        parts.append(f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" font-size="11">step</text>')
+        parts.append(f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
+                     f'text-anchor="middle">{_esc(ylabel)}</text>')
+        for i, ((name, (xs, ys)), colour) in enumerate(zip(series.items(), PALETTE)):
+            pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys) if y is not None and math.isfinite(y))
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{pts}"/>')
+            parts.append(f'<text x="{left + 8}" y="{top + 14 + 13 * i}" font-size="11" fill="{colour}">{_esc(name)}</text>')
+    else:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12">no data</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def plot(title: str, series: dict[str, tuple[list[float], list[float]]], ylabel: str, *, svg: bool = False) -> str:
+    """A plot as inline HTML: matplotlib's PNG, or SVG when ``svg`` or matplotlib is absent."""
+    return (None if svg else _plot_matplotlib(title, series, ylabel)) or plot_svg(title, series, ylabel)
+
+
+def _series(entries: Sequence[dict[str, Any]], kind: str, keys: Sequence[str] | None = None) -> dict[str, tuple[list, list]]:
+    rows = [e for e in entries if e.get("kind") == kind]
+    skip = {"kind", "step", "elapsed_s", "seconds", "best", "error"}
+    names = keys or sorted({k for e in rows for k, v in e.items() if k not in skip and isinstance(v, (int, float))})
+    return {k: ([e["step"] for e in rows if e.get(k) is not None], [e[k] for e in rows if e.get(k) is not None]) for k in names}
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = "".join(f'<th class="{"l" if i == 0 else ""}">{_esc(h)}</th>' for i, h in enumerate(head))
+    def cls(i: int, c: Any) -> str:  # numbers right, words left
+        return "" if i and re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?", str(c)) else "l"
+
+    body = "".join("<tr>" + "".join(f'<td class="{cls(i, c)}">{_esc(c)}</td>' for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+    return "-" if v is None else str(v)
+
+
+def _grids(run: Path, max_grids: int) -> list[tuple[int, Path]]:
+    folder = run / "samples"
+    found = sorted((int(m.group(1)), p) for p in folder.glob("step_*.png") if (m := GRID_FILE.match(p.name))) if folder.is_dir() else []
+    if len(found) <= max_grids:
+        return found
+    picks = sorted({round(i * (len(found) - 1) / (max_grids - 1)) for i in range(max_grids)})
+    return [found[i] for i in picks]
+
+
+def _config(run: Path) -> dict[str, Any] | None:
+    from . import checkpoint as ckpt
+
+    path = ckpt.latest_checkpoint(run)
+    if path is None and (run / "best.pt").is_file():
+        path = run / "best.pt"
+    if path is None:
+        return None
+    state = ckpt.read_file(path, formats=(ckpt.CHECKPOINT_FORMAT,))
+    return {"checkpoint": str(path), "step": state.get("step"), "model": state["gan_config"], "trainer": state["trainer_config"]}
+
+
+def _eval_tables(run: Path) -> list[str]:
+    """Tables of ``condgan eval --json`` files found in the run directory."""
+    out = []
+    for path in sorted(run.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(data, dict) or "rows" not in data or "classifier" not in data:
+            continue
+        keys = [("label_accuracy", None), ("attribute_accuracy", None), ("condition_rmse", None), ("fid", None),
+                ("intra_class_fid", None), ("precision_recall", "precision"), ("precision_recall", "recall"),
+                ("density_coverage", "density"), ("density_coverage", "coverage"), ("inception_fid", None),
+                ("inception_score", None), ("kid", None), ("parzen_log_likelihood", None)]
+        used = [k for k in keys if any(k[0] in r for r in data["rows"].values())]
+        rows = []
+        for name, results in data["rows"].items():
+            n = next(iter(results.values()))["protocol"].get("samples")
+            rows.append([name, n, *(_fmt(results[a]["value"][b] if b else results[a]["value"]) if a in results else "-"
+                                    for a, b in used)])
+        judge = data["classifier"].get("protocol", {})
+        out.append(f"<h3>{_esc(path.name)} (condgan eval)</h3>"
+                   + _table(["set", "n", *(b or a for a, b in used)], rows)
+                   + f'<p class="note">judge {_esc(data["classifier"].get("path"))}, sha256 {_esc(str(data["classifier"].get("sha256"))[:16])}…, '
+                   f'dataset {_esc((judge.get("dataset") or {}).get("name"))} at {_esc(judge.get("image_shape"))}; '
+                   f'reference: {_esc(data.get("reference", {}).get("reference"))}</p>')
+    return out
+
+
+def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) -> str:
+    """The report page of a run directory as one HTML string (every image inlined as base64).
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a directory.
+    """
+    from .metrics.training_eval import METRICS_FILE, read_metrics
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run} is not a run directory (condgan train --out DIR makes one)")
+    entries = read_metrics(run / METRICS_FILE) if (run / METRICS_FILE).is_file() else []
+    config = _config(run)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>condgan report: {_esc(run.name)}</title>"
+             f"<style>{STYLE}</style></head><body>",
+             f"<h1>condgan run report: {_esc(run)}</h1>",
+             f'<p class="note">written {time.strftime("%Y-%m-%d %H:%M:%S")}; '
+             f'{"step " + str(config["step"]) + " (" + _esc(config["checkpoint"]) + ")" if config else "no checkpoint found"}</p>']
+
+    evals = [e for e in entries if e.get("kind") == "eval"]
+    protocol = next((e for e in reversed(entries) if e.get("kind") == "protocol"), None)
+    parts.append("<h2>Final metrics</h2>")
+    if evals:
+        last, keys = evals[-1], [k for k in ("fid", "label_accuracy", "attribute_accuracy", "condition_rmse") if k in evals[-1]]
+        best_key = protocol.get("best_metric", "fid") if protocol else "fid"
+        best = next((e for e in reversed(evals) if e.get("best")), None)
+        rows = [["last", last["step"], *(_fmt(last.get(k)) for k in keys), _fmt(last.get("seconds"))]]
+        if best is not None:
+            rows.append([f"best by {best_key} (best.pt)", best["step"], *(_fmt(best.get(k)) for k in keys), _fmt(best.get("seconds"))])
+        parts.append(_table(["evaluation", "step", *keys, "seconds"], rows))
+        if protocol:
+            judge = protocol.get("judge", {})
+            held = judge.get("held_out") or {}
+            parts.append(_table(["protocol", "value"], [
+                ["judge", f'{judge.get("path")} ({judge.get("architecture")}, sha256 {str(judge.get("sha256"))[:16]}…)'],
+                ["judge data", f'{(judge.get("dataset") or {}).get("name")} at {judge.get("image_shape")}, held-out '
+                               f'{held.get("split")} accuracy {_fmt(held.get("accuracy"))}'],
+                ["features", judge.get("features")], ["samples", protocol.get("samples")],
+                ["reference", protocol.get("reference")], ["noise", protocol.get("noise")],
+                ["conditions", protocol.get("conditions")], ["generator", protocol.get("generator")]]))
+    else:
+        parts.append('<p class="note">no in-training evaluations (train with --eval-every N --judge FILE)</p>')
+    parts.extend(_eval_tables(run))
+
+    parts.append("<h2>Curves</h2><div class='plots'>")
+    losses = _series(entries, "losses")
+    if any(xs for xs, _ in losses.values()):
+        parts.append(plot("training losses", losses, "loss", svg=svg))
+    for key, label in (("fid", "FID (judge features)"), ("label_accuracy", "label accuracy"),
+                       ("attribute_accuracy", "attribute accuracy"), ("condition_rmse", "condition RMSE")):
+        s = _series(entries, "eval", [key])
+        if s[key][0]:
+            parts.append(plot(label, s, key, svg=svg))
+    if not entries:
+        parts.append(f'<p class="note">no {METRICS_FILE} in this run (it is written by the metrics logger: '
+                     "--eval-every N, or --loggers with metrics)</p>")
+    parts.append("</div>")
+
+    parts.append("<h2>Samples over training</h2><div class='grids'>")
+    grids = _grids(run, max_grids)
+    for step, path in grids:
+        parts.append(f'<figure><img alt="samples at step {step}" src="{_png_data(path.read_bytes())}">'
+                     f"<figcaption>step {step}</figcaption></figure>")
+    if not grids:
+        parts.append('<p class="note">no sample grids (the grid logger writes RUN/samples/step_*.png)</p>')
+    parts.append("</div>")
+
+    parts.append("<h2>Config</h2>")
+    parts.append(f"<pre>{_esc(json.dumps(config, indent=1, default=str))}</pre>" if config
+                 else '<p class="note">no checkpoint to read the config from</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, **options: Any) -> Path:
+    """Write :func:`build_report`'s page to ``out`` (default ``RUN/report.html``) atomically; returns the path."""
+    from .checkpoint import atomic_write
+
+    page = build_report(run_dir, **options)
+    out = Path(out) if out is not None else Path(run_dir) / "report.html"
+    atomic_write(out, lambda f: f.write(page.encode()))
+    return out
