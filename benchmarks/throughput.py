@@ -66,7 +66,8 @@ from condgan.config import GANConfig, apply_overrides
 from condgan.data import TensorBatches
 from condgan.gan import GAN, build
 from condgan.plugins import get_component
-from condgan.training import FastStep, fast_optimizer_options, train_step
+from condgan.training import FastStep, train_step
+from condgan.optim import fast_optimizer_options
 
 aten = torch.ops.aten
 REFERENCE_LOOP = Path(__file__).resolve().parent / "reference_loop.py"

@@ -248,6 +248,23 @@ def upgrade(obj: dict[str, Any], source: str | Path = "checkpoint") -> dict[str,
     return obj
 
 
+def resume_batch(state: Mapping[str, Any], world_size: int, batch_size: int, batches_per_epoch: int) -> tuple[int, str]:
+    """The batch of the epoch to resume at, and a note when the layout changed ("" otherwise).
+
+    A checkpoint written by N processes at batch B resumes with M processes at batch B' at the same
+    image of the same epoch order: ``batch_in_epoch * N * B`` images were seen.
+    """
+    batch_in_epoch = int(state["batch_in_epoch"])
+    saved = (int(state.get("world_size", 1)), int(state.get("batch_size", batch_size)))
+    if saved == (world_size, batch_size):
+        return batch_in_epoch, ""
+    seen = batch_in_epoch * saved[0] * saved[1]
+    note = (f"was written by {saved[0]} process(es) with batch {saved[1]}, this run has {world_size} x {batch_size}: "
+            f"it continues from image {seen} of the epoch's order (the same weights, optimizers and data order; "
+            "not bit-identical)")
+    return min(seen // (world_size * batch_size), batches_per_epoch - 1), note
+
+
 def read_safetensors(path: str | Path) -> dict[str, Any]:
     """A generator file's content from a ``.safetensors`` file, without pickle, its metadata checked.
 

@@ -67,7 +67,7 @@ class NetworkConfig:
 @dataclass
 class OptimizerConfig:
     """An optimizer: a ``torch.optim`` class name (or class), its learning rate, other options, and
-    a per-step schedule (see :mod:`condgan.schedules`; empty: constant)."""
+    a per-step schedule (see :mod:`condgan.optim`; empty: constant)."""
 
     name: Any = field(default="Adam", metadata=_component("options"))
     lr: float = 2e-4
@@ -77,7 +77,7 @@ class OptimizerConfig:
     def check(self) -> None:
         import torch
 
-        from .schedules import check_schedule
+        from .optim import check_schedule
 
         name = self.name
         cls = getattr(torch.optim, name, None) if isinstance(name, str) else name

@@ -13,7 +13,7 @@ from .config import GANConfig, OptimizerConfig, apply_overrides
 from .losses import Loss
 from .models import ConditionalDiscriminator, ConditionalGenerator, construct, options
 from .plugins import get_component
-from .schedules import apply_schedule, check_schedule
+from .optim import make_optimizer
 
 
 class GAN(nn.Module):
@@ -62,28 +62,6 @@ class GAN(nn.Module):
             make_optimizer(self.generator.parameters(), self.config.g_optimizer, **extra),
             make_optimizer(self.discriminator.parameters(), self.config.d_optimizer, **extra),
         )
-
-
-def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim.Optimizer:
-    """The optimizer of ``config``, at its step-0 schedule values."""
-    check_schedule(config.schedule)
-    if not isinstance(config.lr, numbers.Real) or isinstance(config.lr, bool) or not 0 <= config.lr < math.inf:
-        raise ValueError(f"optimizer lr must be a finite number >= 0, got {config.lr!r}")
-    if not isinstance(config.options, Mapping) or not all(isinstance(key, str) for key in config.options):
-        raise ValueError(f"optimizer options must be a dict of keyword options, got {config.options!r}")
-    cls = config.name
-    if isinstance(cls, str):
-        cls = getattr(torch.optim, cls, None)
-        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
-    elif not callable(cls):
-        raise ValueError(f"unknown optimizer {config.name!r}: give a torch.optim class name (e.g. 'Adam', 'SGD') or class")
-    try:
-        optimizer = construct(cls, params, lr=config.lr, **{**config.options, **extra})
-    except TypeError as exc:  # e.g. betas=0.5: the class accepts the name but not the value
-        raise ValueError(f"optimizer {getattr(cls, '__name__', cls)!r} cannot be made with options {dict(config.options)}: {exc}") from None
-    apply_schedule(optimizer, config.lr, config.schedule, 0)
-    return optimizer
 
 
 def build(

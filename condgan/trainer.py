@@ -40,11 +40,12 @@ from .config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerCon
 from .data import ImageSet, TensorBatches, to_unit
 from .data.loading import FileSet, check_dataset, fit_to_data, load_data
 from .data.stream import StreamBatches
-from .gan import GAN, make_optimizer
+from .ema import EMA
+from .gan import GAN
 from .rundir import RunDirectoryError
 from .plugins import Registry, UnknownComponentError, get_registry
-from .schedules import apply_schedule
-from .training import FastStep, fast_optimizer_options
+from .optim import apply_schedule, load_optimizer_state, make_optimizers, use_cuda_graph
+from .training import FastStep
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 assert tuple(AUTOCAST_DTYPES) == AUTOCAST_NAMES
@@ -81,44 +82,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-class EMA:
-    """An exponential moving average of a module's parameters; buffers are copied as they are.
-
-    ``update(step)`` does ``ema = decay * ema + (1 - decay) * param`` with foreach ops on the device
-    (no host sync). BigGAN's warm-up (Brock et al. 2019, ``--ema_start``): while ``step < start`` the
-    average copies the parameters instead (decay 0), so that it does not carry the untrained
-    weights of the first steps; from step ``start`` on it averages.
-
-    Args:
-        model: the module followed (its parameters are read at each update).
-        decay: weight of the old average, in (0, 1).
-        start: the first step that averages (0: every step averages).
-
-    Example:
-        >>> ema = EMA(gan.generator, 0.999, start=1000)
-        >>> ema.update(step)  # after each optimizer step; step counts from 0
-        >>> ema.module.sample(torch.arange(10))
-    """
-
-    def __init__(self, model: nn.Module, decay: float, start: int = 0):
-        self.decay, self.start = float(decay), int(start)
-        self.module = copy.deepcopy(model).requires_grad_(False)
-        self._src_params = list(model.parameters())
-        self._dst_params = list(self.module.parameters())
-        self._src_buffers = list(model.buffers())
-        self._dst_buffers = list(self.module.buffers())
-
-    @torch.no_grad()
-    def update(self, step: int | None = None) -> None:
-        """Average in the current parameters after step ``step`` (None: a step past the warm-up)."""
-        if step is not None and step < self.start:
-            torch._foreach_copy_(self._dst_params, self._src_params)
-        else:
-            torch._foreach_lerp_(self._dst_params, self._src_params, 1.0 - self.decay)
-        if self._dst_buffers:
-            torch._foreach_copy_(self._dst_buffers, self._src_buffers)
 
 
 class Trainer:
@@ -337,22 +300,17 @@ class Trainer:
             checks.check_state_dict(self.ema.module, state["ema"], "EMA generator", source)
         self.gan.generator.load_state_dict(state["generator"])
         self.gan.discriminator.load_state_dict(state["discriminator"])
-        _load_optimizer(self.opt_g, state["opt_g"])
-        _load_optimizer(self.opt_d, state["opt_d"])
+        load_optimizer_state(self.opt_g, state["opt_g"])
+        load_optimizer_state(self.opt_d, state["opt_d"])
         if self.ema is not None:
             # EMA turned on at resume: it starts from the current weights
             self.ema.module.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
         self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         self.elapsed_s = float(state["elapsed_s"])
-        saved_layout = (int(state.get("world_size", 1)), int(state.get("batch_size", self.config.batch_size)))
-        layout = (self.process.world_size, self.config.batch_size)
-        if saved_layout != layout:  # N processes -> M: keep the epoch's order, continue at the same image
-            seen = self.batch_in_epoch * saved_layout[0] * saved_layout[1]
-            self.batch_in_epoch = min(seen // (layout[0] * layout[1]), self.batches_per_epoch - 1)
-            if self.process.is_main:
-                warnings.warn(f"{source} was written by {saved_layout[0]} process(es) with batch {saved_layout[1]}, this "
-                              f"run has {layout[0]} x {layout[1]}: it continues from image {seen} of the epoch's order "
-                              "(the same weights, optimizers and data order; not bit-identical)", RuntimeWarning, stacklevel=2)
+        self.batch_in_epoch, moved = ckpt.resume_batch(state, self.process.world_size, self.config.batch_size,
+                                                       self.batches_per_epoch)
+        if moved and self.process.is_main:
+            warnings.warn(f"{source} {moved}", RuntimeWarning, stacklevel=2)
         saved_type = state.get("device_type", self.device.type)
         if saved_type == self.device.type:
             self._epoch_rng = state["data_rng"].clone()
@@ -666,34 +624,12 @@ class Trainer:
                 f"({self._last_good()}). Lower the learning rates or set clip_grad_norm.")
 
     def _use_cuda_graph(self) -> bool:
-        cfg, gcfg = self.config, self.gan.config
-        if self.process.world_size > 1:
-            if cfg.cuda_graph:
-                raise ValueError("cuda_graph=True cannot be used with several processes: the distributed step runs "
-                                 "eagerly under DistributedDataParallel; leave cuda_graph unset")
-            return False
-        follows = all(graph_follows_schedule(c) for c in (gcfg.g_optimizer, gcfg.d_optimizer))
-        if cfg.cuda_graph is not None:
-            if cfg.cuda_graph and not follows:
-                raise ValueError("cuda_graph=True cannot follow this optimizer schedule: a graph reads a changing "
-                                 "learning rate only from a capturable optimizer (Adam, AdamW), and no other changing "
-                                 "setting (a momentum ramp); set cuda_graph=False or change the schedule")
-            return cfg.cuda_graph
-        capturable = all("capturable" in _accepted_options(c) for c in (gcfg.g_optimizer, gcfg.d_optimizer))
-        return self.device.type == "cuda" and not cfg.compile and capturable and follows
+        cfg = self.config
+        return use_cuda_graph(cfg.cuda_graph, self.gan.config, self.device, compile=cfg.compile,
+                              world_size=self.process.world_size)
 
     def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        """G's and D's optimizers from the config, with the fastest implementation that each accepts
-        (``training.fast_optimizer_options``: fused kernels; capturable for a CUDA graph)."""
-        fast = fast_optimizer_options(self.device, cuda_graph=self._use_cuda_graph())
-        made = []
-        for params, opt_config in ((self.gan.generator.parameters(), self.gan.config.g_optimizer),
-                                   (self.gan.discriminator.parameters(), self.gan.config.d_optimizer)):
-            accepted, given = _accepted_options(opt_config), opt_config.options
-            extra = {k: v for k, v in fast.items() if k in accepted and k not in given
-                     and not (k == "fused" and given.get("foreach"))}
-            made.append(make_optimizer(params, opt_config, **extra))
-        return made[0], made[1]
+        return make_optimizers(self.gan, self.device, cuda_graph=self._use_cuda_graph())
 
     def _build_step(self) -> Callable[[Tensor, Tensor], dict[str, Tensor]]:
         """``step(real, y) -> losses``: one G update then one D update (``training.FastStep``: the
@@ -858,41 +794,6 @@ class Trainer:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, request_stop)
         return previous
-
-
-_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
-    """``optimizer.load_state_dict(state)``, keeping this run's implementation (fused, capturable, ...):
-    a checkpoint from another device may have saved flags that this device cannot run."""
-    flags = [{k: group[k] for k in _IMPLEMENTATION_FLAGS if k in group} for group in optimizer.param_groups]
-    optimizer.load_state_dict(state)
-    for group, own in zip(optimizer.param_groups, flags):
-        group.update(own)
-        on_device = bool(group.get("fused") or group.get("capturable"))  # these keep `step` with the parameters
-        for param in group["params"]:
-            slots = optimizer.state.get(param, {})
-            if torch.is_tensor(slots.get("step")):
-                slots["step"] = slots["step"].to(param.device if on_device else "cpu", torch.float32)
-
-
-def graph_follows_schedule(opt_config) -> bool:
-    """True when a captured CUDA graph can follow ``opt_config``'s schedule: none, or a learning-rate
-    schedule alone on an optimizer that can be captured (it reads its lr from a device tensor)."""
-    schedule = opt_config.schedule or {}
-    if not schedule:
-        return True
-    return "capturable" in _accepted_options(opt_config) and not any(k.startswith("momentum") for k in schedule)
-
-
-def _accepted_options(opt_config) -> set[str]:
-    """Keyword arguments the optimizer class of ``opt_config`` takes (empty if it is not a class)."""
-    cls = getattr(torch.optim, opt_config.name, None) if isinstance(opt_config.name, str) else opt_config.name
-    try:
-        return set(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):
-        return set()
 
 
 class _RunningMeans:

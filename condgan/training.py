@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .distributed import DistributedForwards, is_distributed
 from .gan import GAN
+from .optim import fast_optimizer_options
 from .models import check_images, check_matches, check_matches_device
 
 #: torch.compile modes accepted by :class:`FastStep` (``compile=``).
@@ -228,24 +229,6 @@ def _d_steps(gan: GAN, d_steps: int | None) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"d_steps must be an int >= 1 (D updates per G update), got {value!r}")
     return value
-
-
-def fast_optimizer_options(device: torch.device | str, *, cuda_graph: bool | None = None) -> dict[str, Any]:
-    """Options for ``gan.optimizers(**options)``: the fastest Adam implementation for ``device``.
-
-    ``fused=True`` on CPU and CUDA: one kernel updates every parameter. On the CPU here it took
-    Adam's share of a batch-64 step from about 10 ms (the default for-loop Adam) to about 2 ms
-    (see benchmarks/README.md). ``capturable=True`` is added when the step will be captured as a CUDA
-    graph (``cuda_graph``; default: whenever ``device`` is CUDA), as graph capture requires.
-    Other devices get ``{}`` (PyTorch's default).
-    """
-    device = torch.device(device)
-    if device.type not in ("cpu", "cuda"):
-        return {}
-    options: dict[str, Any] = {"fused": True}
-    if device.type == "cuda" and (cuda_graph is None or cuda_graph):
-        options["capturable"] = True
-    return options
 
 
 class FastStep:

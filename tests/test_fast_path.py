@@ -19,7 +19,8 @@ import torch
 
 import condgan
 from condgan.data import load_mnist, to_float
-from condgan.training import FastStep, fast_optimizer_options, make_step, train_step
+from condgan.training import FastStep, make_step, train_step
+from condgan.optim import fast_optimizer_options
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark code lives outside the package

@@ -9,7 +9,7 @@ from torch import nn
 
 import condgan
 from condgan.layers import Maxout
-from condgan.schedules import apply_schedule, check_schedule, scheduled
+from condgan.optim import apply_schedule, check_schedule, scheduled
 
 
 def n_params(module: nn.Module) -> int:

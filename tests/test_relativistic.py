@@ -17,7 +17,8 @@ from torch import nn
 
 import condgan
 from condgan.losses import Loss, RelativisticAverageHingeLoss, RelativisticAverageLSGANLoss
-from condgan.training import FastStep, fast_optimizer_options, train_step
+from condgan.training import FastStep, train_step
+from condgan.optim import fast_optimizer_options
 
 RELATIVISTIC = ("ralsgan", "rahinge")
 
