@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -229,28 +230,9 @@ def dcgan_projection(image_shape: tuple[int, int, int] | None = None, num_classe
     are left to the data (None: the trainer takes them from the dataset; any (C, H, W) whose sides
     halve down to 4..7 pixels: 16, 28, 32, 64, ...).
     """
-    return _run(GANConfig(
-        condition_kind="class",
-        num_classes=num_classes,
-        image_shape=tuple(image_shape) if image_shape is not None else None,
-        latent_dim=128,
-        noise="normal",
-        generator=NetworkConfig(
-            conditioner="cbn",
-            conditioner_options={"embedding_dim": 64},
-            backbone="dcgan",
-            backbone_options={"width": width, "norm": "batch", "activation": "relu", "output_activation": "tanh"},
-        ),
-        discriminator=NetworkConfig(
-            conditioner="projection",
-            conditioner_options={"spectral_norm": True},
-            backbone="dcgan",
-            backbone_options={"width": width, "norm": None, "activation": "leaky_relu", "spectral_norm": True},
-        ),
-        loss="hinge",
-        g_optimizer=_adam(),
-        d_optimizer=_adam(),
-    ), **MODERN_TRAINING)
+    model = mnist_dcgan_projection(width).model  # the same networks, loss and optimizers
+    shape = tuple(image_shape) if image_shape is not None else None
+    return _run(dataclasses.replace(model, image_shape=shape, num_classes=num_classes), **MODERN_TRAINING)
 
 
 def resnet_projection(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, width: int = 16,
