@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import copy
 import importlib.util
 import itertools
 import json
@@ -64,7 +63,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from condgan.config import GANConfig, apply_overrides
 from condgan.data import TensorBatches
-from condgan.gan import GAN, build
+from condgan.gan import GAN
 from condgan.plugins import get_component
 from condgan.training import FastStep, train_step
 from condgan.optim import fast_optimizer_options

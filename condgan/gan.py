@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from .config import GANConfig, OptimizerConfig, apply_overrides
+from .config import GANConfig, apply_overrides
 from .losses import Loss
 from .models import ConditionalDiscriminator, ConditionalGenerator, construct, options
 from .plugins import get_component

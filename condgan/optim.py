@@ -20,11 +20,14 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from .models import construct
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import OptimizerConfig
 
 KEYS = ("lr_decay", "min_lr", "momentum_start", "momentum_end", "momentum_steps")
 

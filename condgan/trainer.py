@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import errno
-import inspect
 import math
 import os
 import random
@@ -23,7 +22,6 @@ import tempfile
 import threading
 import warnings
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,7 +33,6 @@ from . import checkpoint as ckpt
 from . import checkpoint_checks as checks
 from . import distributed
 from . import rundir
-from .checks import is_int
 from .config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig, run_config
 from .data import ImageSet, TensorBatches, to_unit
 from .data.loading import FileSet, check_dataset, fit_to_data, load_data
@@ -47,11 +44,9 @@ from .plugins import Registry, UnknownComponentError, get_registry
 from .optim import apply_schedule, load_optimizer_state, make_optimizers, use_cuda_graph
 from .training import FastStep
 
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-assert tuple(AUTOCAST_DTYPES) == AUTOCAST_NAMES
+AUTOCAST_DTYPES = {name: getattr(torch, name) for name in AUTOCAST_NAMES}  # "bfloat16" -> torch.bfloat16
 GRID_ROWS = 10
 GRID_MAX_COLUMNS = 32
-PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
 
 
 class NonFiniteLossError(RuntimeError):

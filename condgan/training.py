@@ -7,7 +7,7 @@ Three entry points:
   ``step(real, y_real) -> losses`` with the same mathematics and the same random draws as
   :func:`train_step`. On CUDA it captures the whole step (both forward and backward passes and both
   optimizer steps) as one CUDA graph; ``compile=`` runs the forward passes through ``torch.compile``.
-- :func:`fast_optimizer_options`: the optimizer implementation measured fastest for a device, to
+- :func:`~condgan.optim.fast_optimizer_options`: the optimizer implementation measured fastest for a device, to
   pass to ``gan.optimizers(**options)``.
 
 Example:
@@ -29,7 +29,6 @@ from torch import Tensor
 
 from .distributed import DistributedForwards, is_distributed
 from .gan import GAN
-from .optim import fast_optimizer_options
 from .models import check_images, check_matches, check_matches_device
 
 #: torch.compile modes accepted by :class:`FastStep` (``compile=``).
@@ -241,7 +240,7 @@ class FastStep:
       stream (real training steps), the next call captures the whole step as a CUDA graph and every
       later call with the same batch shape replays it: one launch instead of hundreds of kernels.
       Batches of another shape (a smaller last batch) run eagerly. Needs capturable optimizers
-      (:func:`fast_optimizer_options`). Settings changed in ``param_groups`` between steps (a
+      (:func:`~condgan.optim.fast_optimizer_options`). Settings changed in ``param_groups`` between steps (a
       learning-rate schedule, a momentum ramp) are followed: a capturable Adam's learning rate is
       read from a device tensor, any other change makes the next call capture anew. Call
       :meth:`reset` after ``load_state_dict`` on an optimizer (it replaces the state tensors the

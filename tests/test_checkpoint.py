@@ -10,7 +10,7 @@ import torch
 from training_helpers import tiny_training, small_data, tiny_config
 
 import condgan
-from condgan import CheckpointError, Trainer, TrainerConfig, hookimpl
+from condgan import CheckpointError, Trainer, hookimpl
 from condgan import checkpoint as ckpt
 from condgan.conditioners import OneHotConditioner
 from condgan.plugins import Registry, set_registry

@@ -16,7 +16,6 @@ from condgan.classifier import (
     load_classifier,
     predict,
     save_classifier,
-    train_classifier,
     weights_sha256,
 )
 from condgan.metrics import label_accuracy

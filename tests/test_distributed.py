@@ -15,7 +15,7 @@ import condgan
 from condgan import checkpoint as ckpt
 from condgan.data import TensorBatches
 from condgan.distributed import ProcessInfo, init_from_env, process_info, rank_seed
-from condgan.trainer import Trainer, TrainerConfig
+from condgan.trainer import Trainer
 from condgan.training import FastStep
 
 from distributed_worker import BATCH, equivalence_config, train

@@ -14,10 +14,8 @@ import copy
 import functools
 import re
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings

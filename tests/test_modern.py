@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import math
 import os
 import subprocess
 import sys

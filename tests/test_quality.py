@@ -7,7 +7,6 @@ Models are tiny (widths of 2 to 8, a few steps) so that the file runs in seconds
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch

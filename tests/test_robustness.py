@@ -10,7 +10,7 @@ import torch
 import condgan
 from condgan import checkpoint as ckpt
 from condgan.config import ConfigKeyError
-from condgan.trainer import NonFiniteLossError, RunDirectoryError, Trainer, TrainerConfig
+from condgan.trainer import NonFiniteLossError, RunDirectoryError, Trainer
 
 from training_helpers import tiny_training, small_data, tiny_config
 from test_trainer import tiny_trainer

@@ -10,7 +10,6 @@ by :mod:`condgan.cli` as one line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -176,7 +175,6 @@ def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, 
     the reference set (its first ``samples``). With a judge, a model trained on another dataset is refused.
     """
     from ..metrics.evaluate import load_npz, sample_generator
-    from ..metrics.judge import JudgeMismatchError
 
     path = Path(source)
     if path.suffix == ".npz":

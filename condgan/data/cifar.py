@@ -11,7 +11,6 @@ the file. Shapes, dtypes and label ranges are checked before use.
 
 from __future__ import annotations
 
-import io
 import pickle
 from pathlib import Path
 from typing import Any

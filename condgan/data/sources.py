@@ -35,7 +35,7 @@ from .mnist import KMNIST, MNIST, FashionMNIST
 def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num_classes: int | None,
                  train: bool = True, download: bool = True, fit: str = "crop",
                  options: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
-    """``(images, labels)`` of the registered dataset ``name`` at the model's ``image_shape``.
+    """``(images, labels)`` of the registered dataset ``name`` at ``image_shape`` (:func:`load_data` in memory).
 
     ``fit`` (crop, pad, stretch) says how images of another size are brought to it; ``options``
     are the dataset's own keyword options (e.g. ``{"attributes": ["Smiling"]}`` for ``celeba``).
@@ -45,14 +45,13 @@ def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num
         ValueError: images/labels that do not fit ``image_shape``/``num_classes``.
         DatasetNotFoundError: the files are missing (from the loader).
     """
-    from ..plugins import get_component
+    from ..config import DataConfig
+    from .loading import load_data
 
-    dataset_cls = get_component("dataset", name)
     image_shape = tuple(int(s) for s in image_shape)
-    data = dataset_cls(root, split="train" if train else "test", download=download, **dict(options or {})).load(
-        channels=image_shape[0], size=image_shape[1:], fit=fit)
-    if data.image_shape != image_shape:
-        raise ValueError(f"dataset {name!r} gave images {tuple(data.images.shape)}; expected (N, {', '.join(map(str, image_shape))})")
+    config = DataConfig(name=name, root=str(root), split="train" if train else "test", download=download, fit=fit,
+                        options=dict(options or {}), storage="memory")
+    data = load_data(config, image_shape)
     if data.spec.kind == "class" and num_classes is not None and data.spec.num_classes != num_classes:
         raise ValueError(f"dataset {name!r} has {data.spec.num_classes} classes, but the model has num_classes={num_classes}")
     return data.images, data.conditions
