@@ -2,8 +2,9 @@
 
     PYTHONPATH=. python benchmarks/eval_end_to_end.py --out runs/e2e [--steps 600] [--size 32]
 
-Registers the test suite's ``shapes`` dataset (coloured squares, discs and bars made on the fly;
-``tests/metrics_helpers.py``) as a plugin, then runs ``condgan train-classifier --dataset shapes``,
+Writes the test suite's coloured shapes (squares, discs and bars; ``tests/metrics_helpers.py``) as an
+image folder (``OUT/shapes/train|test/<class>/*.png``), then runs ``condgan train-classifier --dataset
+imagefolder``,
 ``condgan train`` with in-training metrics (``--eval-every``), ``condgan eval`` of the run and its
 ``best.pt`` in one table, ``condgan report`` and, when Chromium is installed,
 ``benchmarks/report_screenshot.sh`` on the page. Prints the seconds per in-training evaluation.
@@ -30,22 +31,30 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     args = parser.parse_args()
 
-    from condgan import register_plugin
-    from condgan.cli import main as condgan
-    from metrics_helpers import shapes_plugin
+    from PIL import Image
 
-    register_plugin(shapes_plugin("class", n_train=4000, n_test=1000, size=args.size))
+    from condgan.cli import main as condgan
+    from metrics_helpers import shapes
+
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
+    folder = out / "shapes"
+    names = ("square", "disc", "horizontal_bar", "vertical_bar")
+    for split, n, seed in (("train", 4000, 0), ("test", 1000, 1)):
+        images, labels = shapes(n, args.size, kind="class", seed=seed)
+        for i, (image, label) in enumerate(zip(images, labels.tolist())):
+            (folder / split / names[label]).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / split / names[label] / f"{i:05d}.png")
     judge, run = out / "judge_shapes.pt", out / "run"
+    data = ["--dataset", "imagefolder", "--data-root", str(folder)]
     steps = [
-        ["train-classifier", "--dataset", "shapes", "--out", str(judge), "--arch", "judge-cnn", "--epochs", "3"],
-        ["train", "--preset", "mnist_dcgan_projection", "--set", f"image_shape=(3,{args.size},{args.size})", "--set", "num_classes=4",
-         "--set", "dataset=shapes", "--out", str(run), "--steps", str(args.steps), "--device", "cpu",
-         "--eval-every", str(args.eval_every), "--judge", str(judge), "--sample-every", str(args.eval_every),
-         "--loggers", "console,grid", "--no-download"],
-        ["eval", str(run), str(run / "best.pt"), "--judge", str(judge), "--per-class", "300", "--json", str(run / "eval.json")],
+        ["train-classifier", *data, "--out", str(judge), "--arch", "judge-cnn", "--epochs", "3"],
+        ["train", "--preset", "dcgan_projection", *data, "--image-size", str(args.size), "--out", str(run),
+         "--steps", str(args.steps), "--device", "cpu", "--eval-every", str(args.eval_every), "--judge", str(judge),
+         "--sample-every", str(args.eval_every), "--loggers", "console,grid"],
+        ["eval", str(run), str(run / "best.pt"), "--judge", str(judge), "--data-root", str(folder), "--per-class", "300",
+         "--json", str(run / "eval.json")],
         ["report", str(run)],
     ]
     for argv in steps:
