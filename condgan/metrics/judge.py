@@ -29,8 +29,6 @@ figures stay what they were.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -317,15 +315,9 @@ def save_judge(judge: Judge, path: str | Path) -> str:
     protocol = {**judge.protocol, "kind": judge.kind, "image_shape": list(judge.image_shape),
                 "feature_layers": list(judge.feature_layers), "sha256": sha}
     payload = {"format": JUDGE_FORMAT, "version": JUDGE_VERSION, "sha256": sha, "protocol": protocol, "state_dict": state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..checkpoint import atomic_write
+
+    atomic_write(path, lambda f: torch.save(payload, f))  # temporary file, fsync, rename
     judge.protocol = protocol
     return sha
 

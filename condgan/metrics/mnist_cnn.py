@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -189,15 +187,9 @@ def save_classifier(model: MnistClassifier, path: str | Path, *, training: Mappi
     sha = weights_sha256(state)
     payload = {"format": FILE_FORMAT, "version": FILE_VERSION, "sha256": sha,
                "protocol": classifier_protocol(model, training), "state_dict": state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..checkpoint import atomic_write
+
+    atomic_write(path, lambda f: torch.save(payload, f))  # temporary file, fsync, rename
     return sha
 
 
