@@ -50,7 +50,7 @@ THRESHOLDS = {"label_accuracy": ("above", (0.95, 0.98, 0.99)), "fid": ("below", 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", required=True, help="folder holding MNIST (torchvision layout: DIR/MNIST/raw)")
-    p.add_argument("--classifier", required=True, help="the metrics' classifier file (condgan train-classifier)")
+    p.add_argument("--classifier", required=True, help="the judge file (condgan train-classifier --dataset mnist --image-size S, S the contenders' image size)")
     p.add_argument("--train-classifier", type=float, metavar="EPOCHS",
                    help="train the classifier for EPOCHS epochs into --classifier first when the file is missing")
     p.add_argument("--preset", action="append", dest="presets", help="a preset to time (repeatable; default resnet_projection)")
@@ -92,12 +92,12 @@ class Judge:
     """The fixed metric: label accuracy, FID and recall of ``per_class`` samples per class against MNIST test."""
 
     def __init__(self, data_root: str, classifier_path: str, per_class: int, seed: int, device: torch.device):
-        from condgan.classifier import classifier_identity, load_classifier
-        from condgan.metrics import load_mnist_reference
+        from condgan.metrics.evaluate import load_reference
+        from condgan.metrics.judge import load_judge
 
-        self.classifier = load_classifier(classifier_path).to(device)
-        self.identity = classifier_identity(self.classifier)
-        self.reference = load_mnist_reference(data_root, seed=seed)
+        self.classifier = load_judge(classifier_path).to(device)  # a judge file, or a legacy classifier file
+        self.identity = self.classifier.identity()
+        self.reference = load_reference(self.classifier, data_root, seed=seed)
         self.per_class, self.seed, self.device = per_class, seed, device
         self.protocol: dict[str, Any] | None = None
 
