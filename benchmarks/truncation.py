@@ -14,7 +14,7 @@ prints, for each, with the protocol:
 
 Train the run first, e.g. (a couple of minutes on two CPU cores)::
 
-    condgan train --set dataset=synthetic --set "image_shape=(1,16,16)" --set latent_dim=32 \\
+    condgan train --dataset synthetic --set "image_shape=(1,16,16)" --set latent_dim=32 \\
         --set "generator.backbone_options.widths=(64,128,256,256)" \\
         --set "discriminator.backbone_options.widths=(256,128,64)" --steps 3000 --out runs/trunc --device cpu
 """

@@ -83,11 +83,14 @@ class Trainer:
     """Trains a conditional GAN: the reference's step (G update, then D update), iteration based.
 
     Args:
-        gan: a built :class:`GAN`, or a :class:`GANConfig` / preset name to build (seeded with
-            ``config.seed`` first, so the weights are reproducible).
-        config: the :class:`TrainerConfig`.
-        data: ``(images, labels)`` to train on instead of loading ``gan.config.dataset``: images
-            uint8 (N, C, H, W) in [0, 255] or float in ``pixel_range``; labels as the condition spec.
+        gan: a built :class:`GAN`; a :class:`GANConfig` to build (seeded with ``config.seed`` first,
+            so the weights are reproducible; fields left to the data are filled in from it); or a
+            :class:`RunConfig` / preset name, whose training and data sections are used unless
+            ``config`` / ``data`` are given.
+        config: the :class:`TrainerConfig` (the training section).
+        data: a :class:`DataConfig` (loaded, in memory or streamed), an :class:`ImageSet`, or
+            ``(images, labels)`` tensors: images uint8 (N, C, H, W) in [0, 255] or float32 in
+            ``pixel_range``; labels as the condition spec.
 
     Attributes:
         step, epoch, batch_in_epoch: the position (``batch_in_epoch`` batches of ``epoch`` done).
@@ -95,7 +98,7 @@ class Trainer:
         last_checkpoint: path of the newest checkpoint written or loaded.
 
     Example:
-        >>> trainer = Trainer("mnist_mlp", TrainerConfig(steps=1000, out_dir="runs/a", data_root="data"))
+        >>> trainer = Trainer(run_config("mnist_mlp", {"steps": 1000, "out_dir": "runs/a", "data.root": "data"}))
         >>> trainer.train()
         >>> trainer = Trainer.from_checkpoint("runs/a", steps=2000)  # continue the same run
         >>> trainer.train()
