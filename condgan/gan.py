@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import GANConfig, apply_overrides
+from .config import GANConfig, apply_overrides, run_config
 from .losses import Loss
 from .models import ConditionalDiscriminator, ConditionalGenerator, construct, options
 from .plugins import get_component
@@ -84,13 +84,7 @@ def build(
         >>> gan.generator.sample(torch.arange(10)).shape
         torch.Size([10, 1, 32, 32])
     """
-    if isinstance(preset, GANConfig):
-        config = preset
-    else:
-        found = get_component("preset", preset)
-        if not callable(getattr(found, "config", None)):
-            raise TypeError(f"preset must be a registered preset name, a Preset or a GANConfig, got {preset!r}")
-        config = found.config()
+    config = preset if isinstance(preset, GANConfig) else run_config(preset).model
     dotted: dict[str, Any] = dict(fields)
     for net in ("generator", "discriminator"):
         if conditioner is not None:
