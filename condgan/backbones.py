@@ -15,12 +15,14 @@ import numbers
 from abc import abstractmethod
 from typing import Callable, ClassVar, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conditioners import ConditionalLayer, ConditionalNorm, Conditioner
 from .hookspecs import hookimpl
-from .layers import apply_spectral_norm, check_int, check_number, dense, init_normal_, make_activation, own_layers
+from .layers import (Dropout, apply_spectral_norm, check_int, check_number, current_dropout_draws, dense, init_normal_,
+                     make_activation, own_layers)
 
 NORMS: dict[str, Callable[..., nn.Module]] = {
     "batch": lambda n, eps, momentum: nn.BatchNorm1d(n, eps=eps, momentum=momentum),
@@ -132,7 +134,7 @@ class MLP(Backbone):
             if norm_name not in (None, "none"):
                 layers.append(self._norm(conditioner, width, norm_name, norm_eps, norm_momentum))
             if p > 0:
-                layers.append(nn.Dropout(p))
+                layers.append(Dropout(p))
             if k == 1:  # a maxout unit is its own nonlinearity
                 layers.append(make_activation(activation))
             width_in = width
@@ -140,6 +142,7 @@ class MLP(Backbone):
         self.out = nn.Linear(width_in, math.prod(self.out_shape))
         self.out_activation = make_activation(output_activation)
         self.feature_dim = width_in
+        self._dropout_width = sum(layer_width for layer_width, p in zip(widths, dropouts) if p > 0)
         # batch norm of (B, F) features in training mode needs B >= 2 (checked in features)
         self._batch_norm = any(isinstance(m, nn.BatchNorm1d) or (isinstance(m, ConditionalNorm) and m.norm == "batch")
                                for m in self.layers)
@@ -158,8 +161,17 @@ class MLP(Backbone):
             raise ValueError("batch norm in training mode needs a batch of at least 2, got a batch of 1: "
                              "use a larger batch, or call .eval() to normalise with the running statistics")
         h = x.flatten(1)  # (B, prod(in_shape))
+        noise, start = None, 0
+        if self.training and self._dropout_width and current_dropout_draws() == "uniform":
+            # the masks of the whole pass in one draw, a row per sample (see layers.dropout_draws)
+            noise = torch.rand(h.shape[0], self._dropout_width, device=h.device)  # (B, sum of dropout widths)
         for layer in self.layers:
-            h = layer(h, y) if isinstance(layer, ConditionalLayer) else layer(h)
+            if isinstance(layer, ConditionalLayer):
+                h = layer(h, y)
+            elif noise is not None and isinstance(layer, Dropout):
+                h, start = layer(h, noise[:, start:start + h.shape[1]]), start + h.shape[1]
+            else:
+                h = layer(h)
         return h  # (B, feature_dim)
 
     def head(self, h: Tensor) -> Tensor:

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from .conditions import ConditionSpec
 from .hookspecs import hookimpl
-from .layers import apply_spectral_norm, check_int, check_number, dense, make_activation
+from .layers import Dropout, apply_spectral_norm, check_int, check_number, dense, make_activation
 
 ROLES = ("generator", "discriminator")
 
@@ -223,7 +223,7 @@ class BranchConditioner(Conditioner):
         check_number(input_dropout, "input_dropout", 0.0, 1.0, closed_high=False)
         check_number(dropout, "dropout", 0.0, 1.0, closed_high=False)
         self._branch_options = dict(pieces=check_int(pieces, "pieces"), activation=activation, dropout=float(dropout))
-        self.input_dropout = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
+        self.input_dropout = Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.y_branch = _branch(spec.width, self.y_width, **self._branch_options)
         self.x_branch: nn.Module | None = None  # built by setup_input, once x's width is known
 
@@ -246,7 +246,7 @@ def _branch(in_features: int, width: int, *, pieces: int, activation: str, dropo
     if pieces == 1:
         layers.append(make_activation(activation))
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 

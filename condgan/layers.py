@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import Any, Callable, Iterable, Iterator
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
@@ -57,6 +60,83 @@ def make_activation(activation: str | type[nn.Module] | Callable[[], nn.Module] 
     if not callable(activation):
         raise ValueError(f"activation must be a name ({', '.join(sorted(ACTIVATIONS))}), a module class or a factory, got {activation!r}")
     return activation()
+
+
+#: how :class:`Dropout` layers draw their masks; set with :func:`dropout_draws`
+DROPOUT_DRAWS = ("bernoulli", "uniform")
+_draws = "bernoulli"
+
+
+@contextlib.contextmanager
+def dropout_draws(draws: str):
+    """Within the block, :class:`Dropout` layers draw their masks as ``draws`` says.
+
+    ``"bernoulli"`` (the default): ``torch.nn.functional.dropout``, PyTorch's own draws, one
+    Bernoulli variable per element (the reference model's draws). ``"uniform"``: keep an element
+    where a uniform draw in [0, 1) is below 1 - p: the same distribution from a cheaper generator
+    (on the CPU ``bernoulli_`` draws a 64-bit number per element, ``rand`` a 32-bit one). A network
+    that draws its masks itself (:class:`~condgan.backbones.MLP`) draws the masks of one forward
+    pass in one ``rand`` call, a row per sample, so that a sample's masks depend on its position in
+    the batch only: D on the real and fake batches joined draws what D on each batch draws, in turn.
+
+    Example:
+        >>> with dropout_draws("uniform"):
+        ...     out = nn.Sequential(Dropout(0.4)).train()(torch.ones(2, 3))
+    """
+    global _draws
+    if draws not in DROPOUT_DRAWS:
+        raise ValueError(f"dropout draws must be one of {DROPOUT_DRAWS}, got {draws!r}")
+    before, _draws = _draws, draws
+    try:
+        yield
+    finally:
+        _draws = before
+
+
+def current_dropout_draws() -> str:
+    """How :class:`Dropout` layers draw their masks now (see :func:`dropout_draws`)."""
+    return _draws
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose masks follow :func:`dropout_draws` (or come from the caller).
+
+    ``forward(x, noise)``: with ``noise`` (uniform draws in [0, 1) of ``x``'s shape), an element is
+    kept where its draw is below 1 - p; without, the layer draws as :func:`dropout_draws` says.
+    Kept elements are scaled by 1 / (1 - p), as ``nn.Dropout`` does. The identity in eval mode.
+
+    Shape:
+        - x: any; noise: as x; output: as x
+    """
+
+    def forward(self, x: Tensor, noise: Tensor | None = None) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if noise is None:
+            if _draws == "bernoulli":
+                return F.dropout(x, self.p, True, self.inplace)
+            noise = torch.rand(x.shape, device=x.device)
+        keep = 1.0 - self.p
+        return x * (noise < keep).to(x.dtype).div_(keep)
+
+
+def batch_independent(module: nn.Module) -> bool:
+    """True when ``module``'s output for a sample cannot depend on the other samples of its batch.
+
+    Checked against a list of layer types known to treat samples apart (linear layers, embeddings,
+    activations, dropout, condgan's MLP and concatenating conditioners); any other layer (batch
+    norm, a spectral-norm parametrization, whose power iteration runs once per forward, an
+    augmentation, a third-party layer) makes it False. What holds for such a network: one pass over
+    two batches joined computes what two passes compute.
+    """
+    from .backbones import MLP
+    from .conditioners import EmbeddingConditioner, OneHotConditioner
+    from .models import ConditionalDiscriminator
+
+    allowed = (nn.Linear, nn.Embedding, nn.Identity, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU,
+               nn.Flatten, nn.ModuleList, nn.Sequential, nn.Dropout, Dropout, Maxout, MLP, EmbeddingConditioner,
+               OneHotConditioner, ConditionalDiscriminator)
+    return all(type(m) in allowed for m in module.modules())  # exact types: a subclass may add batch statistics
 
 
 class Maxout(nn.Module):

@@ -4,8 +4,8 @@ Three entry points:
 
 - :func:`train_step`: one eager step, a plain function (what a hand-written loop calls).
 - :class:`FastStep` (built by :func:`make_step`): the fast path, a callable object
-  ``step(real, y_real) -> losses`` with the same mathematics and the same random draws as
-  :func:`train_step`. On CUDA it captures the whole step (both forward and backward passes and both
+  ``step(real, y_real) -> losses`` with the same mathematics as :func:`train_step` (and its random
+  draws, where ``train_step`` is asked to draw dropout masks the same way). On CUDA it captures the whole step (both forward and backward passes and both
   optimizer steps) as one CUDA graph; ``compile=`` runs the forward passes through ``torch.compile``.
 - :func:`~condgan.optim.fast_optimizer_options`: the optimizer implementation measured fastest for a device, to
   pass to ``gan.optimizers(**options)``.
@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .distributed import DistributedForwards, is_distributed
 from .gan import GAN
+from .layers import DROPOUT_DRAWS, batch_independent, dropout_draws as _dropout_draws
 from .models import check_images, check_matches, check_matches_device
 
 #: torch.compile modes accepted by :class:`FastStep` (``compile=``).
@@ -53,12 +54,15 @@ class _Forwards:
     D on the real batch and passes those scores to G's loss. It runs while D's parameters are
     frozen, so neither D pass records a weight gradient; the real batch needs no gradient at all.
     ``discriminator_pass`` runs D on the real batch and on the detached fakes: D's loss (and shows
-    D's real scores to its augmentation, which may adapt to them); ``fakes`` runs G alone, without
-    gradients (the fresh fakes of a second or later D update, ``d_steps`` > 1).
+    D's real scores to its augmentation, which may adapt to them); with ``joined`` (for a D that
+    treats samples apart, :func:`~condgan.layers.batch_independent`) in one pass over the two
+    batches joined: one matrix product of 2B rows per layer instead of two of B, and each weight
+    gradient in one product instead of two and a sum. ``fakes`` runs G alone, without gradients
+    (the fresh fakes of a second or later D update, ``d_steps`` > 1).
     """
 
-    def __init__(self, gan: GAN):
-        self.gan = gan
+    def __init__(self, gan: GAN, joined: bool = False):
+        self.gan, self.joined = gan, joined
 
     def generator_pass(self, z: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor) -> tuple[Tensor, Tensor]:
         gan = self.gan
@@ -75,6 +79,11 @@ class _Forwards:
     def discriminator_pass(self, real: Tensor, y_real: Tensor, fake: Tensor, y_fake: Tensor) -> Tensor:
         gan = self.gan
         D, loss = gan.discriminator, gan.loss
+        if self.joined:  # a batch-independent D has no augmentation and no auxiliary loss
+            scores, _ = D.judge(torch.cat([real, fake]), torch.cat([y_real, y_fake]), check=False)  # (2B, 1)
+            real_score, fake_score = scores.split(real.shape[0])
+            d_loss = _add(loss.discriminator_loss(real_score, fake_score), loss.score_penalty(real_score, fake_score))
+            return _add(d_loss, loss.penalty(D, real, fake, y_real, y_fake))
         real_score, real_aux = D.judge(real, y_real, check=False)
         fake_score, fake_aux = D.judge(fake, y_fake, check=False)
         augment = getattr(D, "augment", None)
@@ -180,7 +189,8 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
 
 def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                *, generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
-               autocast_dtype: torch.dtype | None = None, check: bool = True, d_steps: int | None = None) -> dict[str, Tensor]:
+               autocast_dtype: torch.dtype | None = None, check: bool = True, d_steps: int | None = None,
+               dropout_draws: str = "bernoulli") -> dict[str, Tensor]:
     """One step on a real batch; returns the detached losses.
 
     Noise and fake conditions are drawn on ``real``'s device. G is updated against D's scores on
@@ -204,6 +214,9 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
         autocast_dtype: run the forward passes under ``torch.autocast`` with this dtype (e.g.
             ``torch.bfloat16``); losses are computed in float32.
         d_steps: D updates per G update; None: ``gan.config.d_steps``.
+        dropout_draws: how dropout masks are drawn (:func:`~condgan.layers.dropout_draws`):
+            ``"bernoulli"`` (PyTorch's, the reference's draws) or ``"uniform"`` (what
+            :class:`FastStep` draws on the CPU).
 
     Shape:
         - real: (B, C, H, W) float; y_real: as ``gan.spec``; returns ``{"g_loss": (), "d_loss": ()}``
@@ -217,8 +230,9 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
         gan.spec.check(y_real, real.shape[0])
         check_matches_device(y_real, gan.discriminator)
     d_trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
-    g_loss, d_loss = _step(gan, _Forwards(gan), real, y_real, opt_g, opt_d, d_trainable, generator,
-                           clip_grad_norm, _autocast(real.device, autocast_dtype), d_steps=_d_steps(gan, d_steps))
+    with _dropout_draws(dropout_draws):
+        g_loss, d_loss = _step(gan, _Forwards(gan), real, y_real, opt_g, opt_d, d_trainable, generator,
+                               clip_grad_norm, _autocast(real.device, autocast_dtype), d_steps=_d_steps(gan, d_steps))
     return {"g_loss": g_loss, "d_loss": d_loss}
 
 
@@ -233,8 +247,18 @@ def _d_steps(gan: GAN, d_steps: int | None) -> int:
 class FastStep:
     """The fast training step: ``step(real, y_real) -> {"g_loss", "d_loss"}`` (detached, on the device).
 
-    Same mathematics and random draws as :func:`train_step` (z, fake labels, then dropout masks in
-    the same order), with no host sync. What it adds:
+    Same mathematics as :func:`train_step` and the same random draws as
+    ``train_step(..., dropout_draws=self.dropout_draws)`` (z, fake labels, then dropout masks in the
+    same order), with no host sync. What it adds:
+
+    - ``dropout_draws`` (default: ``"uniform"`` on the CPU): dropout masks from uniform draws, the
+      same distribution as PyTorch's Bernoulli draws at about half the cost on the CPU
+      (:func:`~condgan.layers.dropout_draws`); ``"bernoulli"`` draws what the reference draws.
+    - ``joined_d_pass`` (default: on the CPU, for a D that treats samples apart,
+      :func:`~condgan.layers.batch_independent`: the reference's MLP D): D's update judges the real
+      and fake batches in one pass over both (larger matrix products, no sum of two weight
+      gradients). With ``"uniform"`` draws it draws the masks that two passes draw; the results
+      differ from two passes by float rounding only.
 
     - ``cuda_graph`` (default: on for CUDA): the first ``warmup_steps`` calls run eagerly on a side
       stream (real training steps), the next call captures the whole step as a CUDA graph and every
@@ -266,6 +290,10 @@ class FastStep:
             over the processes of the initialised process group); None: when one of more than one
             process is initialised (:mod:`condgan.distributed`).
         d_steps: D updates per G update (see :func:`train_step`); None: ``gan.config.d_steps``.
+        dropout_draws: ``"bernoulli"`` or ``"uniform"`` (:func:`~condgan.layers.dropout_draws`);
+            None: ``"uniform"`` on the CPU, else ``"bernoulli"`` (CUDA's fused dropout is faster).
+        joined_d_pass: judge the real and fake batches in one D pass in D's update; None: on the
+            CPU when D is batch-independent and the step is not distributed.
 
     Example:
         >>> opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cuda"))
@@ -277,7 +305,8 @@ class FastStep:
                  generator: torch.Generator | None = None, clip_grad_norm: float | None = None,
                  autocast_dtype: torch.dtype | None = None, cuda_graph: bool | None = None,
                  compile: str | None = None, compile_backend: str = "inductor", warmup_steps: int = 3,
-                 skip_nonfinite: bool = False, distributed: bool | None = None, d_steps: int | None = None):
+                 skip_nonfinite: bool = False, distributed: bool | None = None, d_steps: int | None = None,
+                 dropout_draws: str | None = None, joined_d_pass: bool | None = None):
         device = next(gan.parameters()).device
         self.d_steps = _d_steps(gan, d_steps)
         _check_optimizer(opt_g, gan.generator, "opt_g", "generator")
@@ -313,12 +342,25 @@ class FastStep:
             raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps!r}")
         if generator is not None and generator.device.type != device.type:
             raise ValueError(f"generator is on {generator.device}, the model on {device}: they must match")
+        if dropout_draws is None:
+            dropout_draws = "uniform" if device.type == "cpu" else "bernoulli"
+        if dropout_draws not in DROPOUT_DRAWS:
+            raise ValueError(f"dropout_draws must be None or one of {DROPOUT_DRAWS}, got {dropout_draws!r}")
+        if joined_d_pass is None:
+            joined_d_pass = device.type == "cpu" and not distributed and batch_independent(gan.discriminator)
+        elif joined_d_pass and not batch_independent(gan.discriminator):
+            raise ValueError("joined_d_pass=True needs a discriminator that treats samples apart (no batch norm, "
+                             "spectral norm, augmentation or other layer that could mix them: see "
+                             "condgan.layers.batch_independent); pass joined_d_pass=None or False")
+        elif joined_d_pass and distributed:
+            raise ValueError("joined_d_pass=True cannot be used with a distributed step")
 
         self.gan, self.opt_g, self.opt_d = gan, opt_g, opt_d
         self.generator, self.clip_grad_norm, self.autocast_dtype = generator, clip_grad_norm, autocast_dtype
         self.device, self.cuda_graph, self.compile, self.warmup_steps = device, bool(cuda_graph), compile, int(warmup_steps)
         self.skip_nonfinite, self.distributed = bool(skip_nonfinite), bool(distributed)
-        self.forwards = _Forwards(gan)
+        self.dropout_draws, self.joined_d_pass = dropout_draws, bool(joined_d_pass)
+        self.forwards = _Forwards(gan, joined=self.joined_d_pass)
         if compile is not None:
             self.forwards.generator_pass = torch.compile(self.forwards.generator_pass, mode=compile,
                                                          backend=compile_backend, dynamic=False)
@@ -376,9 +418,10 @@ class FastStep:
 
     def _run(self, real: Tensor, y_real: Tensor, *, cache_enabled: bool) -> tuple[Tensor, ...]:
         d_trainable = [p for p in self.gan.discriminator.parameters() if p.requires_grad]
-        return _step(self.gan, self.forwards, real, y_real, self.opt_g, self.opt_d, d_trainable, self.generator,
-                     self.clip_grad_norm, _autocast(self.device, self.autocast_dtype, cache_enabled=cache_enabled),
-                     self.skip_nonfinite, self.d_steps)
+        with _dropout_draws(self.dropout_draws):
+            return _step(self.gan, self.forwards, real, y_real, self.opt_g, self.opt_d, d_trainable, self.generator,
+                         self.clip_grad_norm, _autocast(self.device, self.autocast_dtype, cache_enabled=cache_enabled),
+                         self.skip_nonfinite, self.d_steps)
 
     def _warmup(self, real: Tensor, y_real: Tensor) -> Tensor:
         """An eager step on a side stream (PyTorch's recipe before capturing a graph)."""

@@ -19,6 +19,7 @@ import torch
 
 import condgan
 from condgan.data import load_mnist, to_float
+from condgan.layers import Dropout, batch_independent, dropout_draws
 from condgan.training import FastStep, make_step, train_step
 from condgan.optim import fast_optimizer_options
 
@@ -87,8 +88,12 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module, *, rtol: float, at
         torch.testing.assert_close(sa[key], sb[key], rtol=rtol, atol=atol, msg=lambda m: f"{key}: {m}")
 
 
-def run_both(dtype, steps=4, *, clip=None, generator_seed=None, fast_options=None):
-    """(plain, fast) GANs after ``steps`` steps from the same weights and the same seed."""
+def run_both(dtype, steps=4, *, clip=None, generator_seed=None, fast_options=None, draws="uniform"):
+    """(plain, fast) GANs after ``steps`` steps from the same weights and the same seed.
+
+    The plain step draws its dropout masks as ``draws`` says (the fast step's default on the CPU:
+    "uniform", with D's update in one joined pass), the fast step too unless ``fast_options`` say otherwise.
+    """
     plain = small_gan(dtype)
     fast = copy.deepcopy(plain)
     data = batches(steps, dtype=dtype)
@@ -99,11 +104,55 @@ def run_both(dtype, steps=4, *, clip=None, generator_seed=None, fast_options=Non
         torch.manual_seed(7)
         gen = torch.Generator().manual_seed(generator_seed) if generator_seed is not None else None
         if name == "plain":
-            one = lambda r, y: plain_eager_step(gan, r, y, opt_g, opt_d, generator=gen, clip=clip)  # noqa: E731
+            def one(r, y, gan=gan, opt_g=opt_g, opt_d=opt_d, gen=gen):
+                with dropout_draws(draws):
+                    return plain_eager_step(gan, r, y, opt_g, opt_d, generator=gen, clip=clip)
         else:
-            one = FastStep(gan, opt_g, opt_d, generator=gen, clip_grad_norm=clip, **(fast_options or {}))
+            one = FastStep(gan, opt_g, opt_d, generator=gen, clip_grad_norm=clip, **{"dropout_draws": draws, **(fast_options or {})})
         losses[name] = [one(r, y) for r, y in data]
     return plain, fast, losses
+
+
+def test_fast_step_on_the_cpu_draws_uniform_masks_and_joins_the_d_passes():
+    gan = small_gan()
+    step = FastStep(gan, *gan.optimizers())
+    assert step.dropout_draws == "uniform" and step.joined_d_pass
+    for overrides in ({"discriminator.backbone_options.spectral_norm": True},  # a power iteration per pass
+                      {"discriminator.backbone_options.norm": "batch"}, {"augment": "diffaugment"}):
+        other = small_gan(**overrides)
+        assert not batch_independent(other.discriminator), overrides
+        assert not FastStep(other, *other.optimizers()).joined_d_pass
+        with pytest.raises(ValueError, match="joined_d_pass=True needs a discriminator that treats samples apart"):
+            FastStep(other, *other.optimizers(), joined_d_pass=True)
+    with pytest.raises(ValueError, match="dropout_draws must be None or one of"):
+        FastStep(gan, *gan.optimizers(), dropout_draws="philox")
+
+
+def test_uniform_dropout_draws_keep_one_minus_p_and_a_pass_draws_a_row_per_sample():
+    layer = Dropout(0.4).train()
+    with dropout_draws("uniform"):
+        out = layer(torch.ones(400, 500))
+    assert out.unique().tolist() == [0.0, (torch.ones(()) / 0.6).item()]  # kept elements scaled as nn.Dropout scales
+    assert abs((out > 0).float().mean().item() - 0.6) < 0.005  # 200,000 draws: 5 standard errors is 0.0055
+    D = small_gan().discriminator.train()
+    a, b = torch.rand(5, 1, 12, 12), torch.rand(7, 1, 12, 12)
+    ya, yb = torch.randint(0, 10, (5,)), torch.randint(0, 10, (7,))
+    with dropout_draws("uniform"):
+        torch.manual_seed(3)
+        apart = torch.cat([D(a, ya), D(b, yb)])
+        torch.manual_seed(3)
+        joined = D(torch.cat([a, b]), torch.cat([ya, yb]))
+        torch.manual_seed(4)
+        other = D(torch.cat([a, b]), torch.cat([ya, yb]))
+    torch.testing.assert_close(joined, apart, rtol=1e-5, atol=1e-6)  # the same masks: only rounding differs
+    assert not torch.allclose(joined, other)  # dropout is on: other draws, other scores
+
+
+def test_fast_step_with_bernoulli_draws_and_two_d_passes_draws_what_the_reference_draws(float64):
+    plain, fast, _ = run_both(float64, steps=3, draws="bernoulli", fast_options={"joined_d_pass": False})
+    assert_same_state(plain, fast, rtol=1e-6, atol=1e-8)
+    _, other, _ = run_both(float64, steps=3, draws="bernoulli")  # joined: the same distribution, other draws
+    assert max((p - q).abs().max().item() for p, q in zip(plain.parameters(), other.parameters())) > 1e-6
 
 
 # -- the fast step trains as the plain step does ---------------------------------------------------------
@@ -158,12 +207,12 @@ def test_train_step_and_fast_step_agree_and_keep_frozen_parameters_frozen():
     opt_b = b.optimizers(**fast_optimizer_options("cpu"))
     torch.manual_seed(1)
     for r, y in data:
-        train_step(a, r, y, *opt_a)
+        train_step(a, r, y, *opt_a, dropout_draws="uniform")
     torch.manual_seed(1)
-    step = FastStep(b, *opt_b)
+    step = FastStep(b, *opt_b, joined_d_pass=False)
     for r, y in data:
         step(r, y)
-    assert_same_state(a, b, rtol=0, atol=0)  # the same code: bitwise equal
+    assert_same_state(a, b, rtol=0, atol=0)  # the same code and draws: bitwise equal
     for gan in (a, b):
         emb = gan.discriminator.conditioner.embedding.weight
         assert emb.requires_grad is False
@@ -174,9 +223,11 @@ def test_fast_step_leaves_no_gradient_on_d_from_the_generator_update():
     gan = small_gan()
     opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cpu"))
     (real, y), = batches(1)
-    calls = record_matmuls(lambda: FastStep(gan, opt_g, opt_d)(real, y))
+    calls = record_matmuls(lambda: FastStep(gan, opt_g, opt_d, joined_d_pass=False)(real, y))
     # 5 G Linears (fwd, wgrad, igrad) + 4 D Linears in G's pass (fwd, igrad) + 2 D passes x 4 Linears x 3
     assert len(calls) == 5 * 3 + 4 * 2 + 2 * 4 * 3
+    calls = record_matmuls(lambda: FastStep(gan, opt_g, opt_d)(real, y))
+    assert len(calls) == 5 * 3 + 4 * 2 + 1 * 4 * 3  # D's update in one pass over the real and fake batches
 
 
 def test_compiled_forward_passes_match_eager():

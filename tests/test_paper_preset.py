@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import condgan
-from condgan.layers import Maxout
+from condgan.layers import Dropout, Maxout
 from condgan.optim import apply_schedule, check_schedule, scheduled
 
 
@@ -22,18 +22,18 @@ def test_paper_preset_sizes_and_structure():
     # G: z(100)->200 and y(10)->1000, joint 1200, out 784; D: x(784)->maxout 240x5, y->maxout 50x5, joint maxout 240x4, 1
     # (+ 2 * 1200 for the batch norm of G's joint layer, the preset's one deviation from the paper)
     assert n_params(G) == (100 * 200 + 200) + (10 * 1000 + 1000) + (1200 * 1200 + 1200) + 2 * 1200 + (1200 * 784 + 784) == 2_416_384
-    assert [type(m) for m in G.backbone.layers] == [nn.Linear, nn.BatchNorm1d, nn.Dropout, nn.ReLU]
+    assert [type(m) for m in G.backbone.layers] == [nn.Linear, nn.BatchNorm1d, Dropout, nn.ReLU]
     assert n_params(D) == (784 * 1200 + 1200) + (10 * 250 + 250) + (290 * 960 + 960) + (240 + 1) == 1_224_351
     assert G.noise == "normal" and gan.config.image_shape == (1, 28, 28) and gan.config.pixel_range == (0.0, 1.0)
     assert isinstance(G.backbone.out_activation, nn.Sigmoid)
-    assert [type(m) for m in G.conditioner.x_branch] == [nn.Linear, nn.ReLU, nn.Dropout]
-    assert [type(m) for m in G.conditioner.y_branch] == [nn.Linear, nn.ReLU, nn.Dropout]
-    assert [m.p for m in G.modules() if isinstance(m, nn.Dropout)] == [0.5] * 3  # both branches, the joint layer
+    assert [type(m) for m in G.conditioner.x_branch] == [nn.Linear, nn.ReLU, Dropout]
+    assert [type(m) for m in G.conditioner.y_branch] == [nn.Linear, nn.ReLU, Dropout]
+    assert [m.p for m in G.modules() if isinstance(m, Dropout)] == [0.5] * 3  # both branches, the joint layer
     x_maxout, y_maxout, joint = D.conditioner.x_branch[0], D.conditioner.y_branch[0], D.backbone.layers[0]
     assert (x_maxout.out_features, x_maxout.pieces) == (240, 5)
     assert (y_maxout.out_features, y_maxout.pieces) == (50, 5)
     assert isinstance(joint, Maxout) and (joint.out_features, joint.pieces) == (240, 4)
-    dropouts = [m.p for m in D.modules() if isinstance(m, nn.Dropout)]
+    dropouts = [m.p for m in D.modules() if isinstance(m, Dropout)]
     assert dropouts == [0.5] * 4  # D's input, both branches, the joint layer
     assert isinstance(gan.loss, condgan.BCELoss)
     opt_g, _ = gan.optimizers()

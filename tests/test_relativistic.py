@@ -108,8 +108,11 @@ def test_only_losses_that_ask_pay_an_extra_d_forward(loss, expected):
     opts = gan.optimizers(**fast_optimizer_options("cpu"))
     count = _count_d_forwards(gan)
     (real, y), = batches(1)
-    FastStep(gan, *opts)(real, y)
+    FastStep(gan, *opts, joined_d_pass=False)(real, y)
     assert count[0] == expected  # D on the fakes (G's update), [D on the real batch (G's update)], D on real + fakes
+    count[0] = 0
+    FastStep(gan, *opts)(real, y)
+    assert count[0] == expected - 1  # the default on the CPU: D's update judges real and fakes in one pass
     count[0] = 0
     train_step(gan, real, y, *opts)
     assert count[0] == expected
@@ -119,7 +122,7 @@ def test_relativistic_step_computes_no_d_weight_gradients_in_g_update():
     gan = small_gan(loss="ralsgan")
     opt_g, opt_d = gan.optimizers(**fast_optimizer_options("cpu"))
     (real, y), = batches(1)
-    calls = record_matmuls(lambda: FastStep(gan, opt_g, opt_d)(real, y))
+    calls = record_matmuls(lambda: FastStep(gan, opt_g, opt_d, joined_d_pass=False)(real, y))
     # as for lsgan (tests/test_fast_path.py), plus D's 4 Linears forward only on the real batch in G's
     # update: no weight gradient (D frozen) and no input gradient (the real batch needs none)
     assert len(calls) == 5 * 3 + 4 * 2 + 4 * 1 + 2 * 4 * 3
@@ -168,7 +171,7 @@ def test_fast_step_matches_plain_step_from_the_formulas_float64(float64, loss):
     torch.manual_seed(7)
     plain_losses = [plain_relativistic_step(plain, r, y, *opt_plain, loss) for r, y in data]
     torch.manual_seed(7)
-    step = FastStep(fast, *opt_fast)
+    step = FastStep(fast, *opt_fast, dropout_draws="bernoulli", joined_d_pass=False)  # the plain step's draws
     fast_losses = [step(r, y) for r, y in data]
     # A relativistic loss does not change when every score moves by the same amount, so the gradient
     # of D's output bias is zero up to rounding, which Adam scales up to steps of about lr: that
