@@ -334,8 +334,12 @@ def plain_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     g_loss.backward()
     opt_g.step()
     opt_d.zero_grad()
-    real_score, real_aux = D.judge(real, y_real, check=False)
-    fake_score, fake_aux = D.judge(fake.detach(), y_fake, check=False)
+    # The reference's autograd computes the input gradient of D's whole first-layer input (the joined
+    # input needs one for the embedding's columns); condgan's D.judge computes only the columns that
+    # need it, unless the images themselves ask for a gradient, as these throwaway leaves do.
+    real_in, fake_in = real.detach().requires_grad_(), fake.detach().requires_grad_()
+    real_score, real_aux = D.judge(real_in, y_real, check=False)
+    fake_score, fake_aux = D.judge(fake_in, y_fake, check=False)
     d_loss = loss.discriminator_loss(real_score, fake_score)
     for extra in (real_aux, fake_aux, loss.penalty(D, real, fake.detach(), y_real, y_fake)):
         if extra is not None:

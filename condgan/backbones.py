@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .conditioners import ConditionalLayer, ConditionalNorm, Conditioner
 from .hookspecs import hookimpl
 from .layers import (Dropout, apply_spectral_norm, check_int, check_number, current_dropout_draws, dense, init_normal_,
-                     make_activation, own_layers)
+                     linear_some_input_grad, make_activation, own_layers)
 
 NORMS: dict[str, Callable[..., nn.Module]] = {
     "batch": lambda n, eps, momentum: nn.BatchNorm1d(n, eps=eps, momentum=momentum),
@@ -52,6 +52,8 @@ class Backbone(nn.Module):
     #: True: the backbone takes flat (B, F) inputs, and the model flattens images before the
     #: conditioner joins y; False: it takes (B, C, H, W) and y is joined as extra channels.
     flat_input: ClassVar[bool] = True
+    #: True: ``features`` takes ``input_grad_columns=`` (the columns of x that need a gradient)
+    partial_input_grad: ClassVar[bool] = False
     #: why :mod:`condgan.export` must refuse this backbone (None: it traces to TorchScript and ONNX).
     not_exportable: ClassVar[str | None] = None
     feature_dim: int
@@ -99,6 +101,7 @@ class MLP(Backbone):
     """
 
     name = "mlp"
+    partial_input_grad = True
 
     def __init__(
         self,
@@ -156,7 +159,9 @@ class MLP(Backbone):
         layer = conditioner.make_norm(width, norm_name, eps=eps, momentum=momentum) if conditioner else None
         return layer if layer is not None else NORMS[norm_name](width, eps, momentum)
 
-    def features(self, x: Tensor, y: Tensor) -> Tensor:
+    def features(self, x: Tensor, y: Tensor, *, input_grad_columns: slice | None = None) -> Tensor:
+        """The last hidden features; ``input_grad_columns``: the columns of x that need a gradient
+        (None: all of them), which lets the first layer skip the rest's input gradient."""
         if self._batch_norm and self.training and x.shape[0] == 1:
             raise ValueError("batch norm in training mode needs a batch of at least 2, got a batch of 1: "
                              "use a larger batch, or call .eval() to normalise with the running statistics")
@@ -165,8 +170,11 @@ class MLP(Backbone):
         if self.training and self._dropout_width and current_dropout_draws() == "uniform":
             # the masks of the whole pass in one draw, a row per sample (see layers.dropout_draws)
             noise = torch.rand(h.shape[0], self._dropout_width, device=h.device)  # (B, sum of dropout widths)
-        for layer in self.layers:
-            if isinstance(layer, ConditionalLayer):
+        for i, layer in enumerate(self.layers):
+            if i == 0 and input_grad_columns is not None and type(layer) is nn.Linear and h.requires_grad \
+                    and not torch.is_autocast_enabled(h.device.type):
+                h = linear_some_input_grad(layer, h, input_grad_columns)
+            elif isinstance(layer, ConditionalLayer):
                 h = layer(h, y)
             elif noise is not None and isinstance(layer, Dropout):
                 h, start = layer(h, noise[:, start:start + h.shape[1]]), start + h.shape[1]

@@ -104,6 +104,11 @@ class Conditioner(nn.Module, ABC):
         """Shape (without batch) of :meth:`join`'s output for an input of ``shape``."""
         return (shape[0] + self.input_features, *shape[1:])
 
+    def code_columns(self, x: Tensor) -> slice | None:
+        """Where :meth:`join` puts the code among the columns of a flat x's joined input; None:
+        not known (the default; the backbone then computes the whole input gradient)."""
+        return None
+
     @staticmethod
     def concat(x: Tensor, code: Tensor, *, first: bool = False) -> Tensor:
         """Concatenate a (B, K) code to a flat (B, F) or conv (B, C, H, W) input along dim 1.
@@ -169,6 +174,12 @@ class EmbeddingConditioner(Conditioner):
 
     def join(self, x: Tensor, y: Tensor) -> Tensor:
         return self.concat(x, class_code(self.embedding, y), first=self.position == "first")
+
+    def code_columns(self, x: Tensor) -> slice | None:
+        if x.dim() != 2:
+            return None
+        k = self.input_features
+        return slice(0, k) if self.position == "first" else slice(x.shape[1], x.shape[1] + k)
 
 
 class OneHotConditioner(Conditioner):

@@ -250,7 +250,13 @@ class ConditionalDiscriminator(nn.Module):
         if self.backbone.flat_input:
             x = x.flatten(1)  # (B, C*H*W)
         joined = self.conditioner.join(x, y)
-        h = self.backbone.features(joined, y)  # (B, feature_dim)
+        columns = None
+        if self.backbone.partial_input_grad and joined.requires_grad and not x.requires_grad:
+            columns = self.conditioner.code_columns(x)  # D's update: only the learned code needs a gradient
+        if columns is None:
+            h = self.backbone.features(joined, y)  # (B, feature_dim)
+        else:
+            h = self.backbone.features(joined, y, input_grad_columns=columns)
         score = self.conditioner.output(h, self.backbone.head(h), y)  # (B, 1)
         return score, self.conditioner.auxiliary_loss(h, y)
 

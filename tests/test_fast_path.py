@@ -389,7 +389,8 @@ def test_flop_count_reproduces_the_reference_figures():
 
 
 def test_recorded_matmuls_agree_with_the_analytic_count():
-    """The plain step runs exactly the counted matmuls; the fast step skips D's weight gradients in G's update."""
+    """The plain step runs exactly the counted matmuls; the fast step skips D's weight gradients in G's update
+    and the image columns' input gradient of D's first layer in D's update."""
     config = condgan.apply_overrides(condgan.get_component("preset", "mnist_mlp").config(), SMALL)
     work = Workload(config, 8, torch.device("cpu"), dataset_size=64)
     full = sum(c.flops for c in work.matmuls("plain"))
@@ -397,7 +398,10 @@ def test_recorded_matmuls_agree_with_the_analytic_count():
     flops = linear_flops(work.new_gan(), 8)
     d_forward = flops.discriminator_step / 6
     assert full == flops.total
-    assert executed == flops.total - d_forward
+    # and the input gradient of D's first layer in D's update for the image columns (only the
+    # embedding's need one): 2 * B * 48 * (12 * 12) per judged batch, real and fakes
+    image_input_grad = 2 * (2 * 8 * 48 * 12 * 12)
+    assert executed == flops.total - d_forward - image_input_grad
     replay = MatmulReplay(work.matmuls("plain"), torch.device("cpu"))
     assert replay.flops == full
     replay.run(1)
@@ -496,3 +500,21 @@ def test_cuda_graph_skips_non_finite_updates_on_the_device():
     scale.fill_(1.0)
     assert float(step(*data[2])["skipped"]) == 0
     assert not all(torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))
+
+
+def test_d_update_skips_only_the_image_columns_input_gradient(float64):
+    """D.judge on images that need no gradient: the same gradients for every D parameter, one product fewer."""
+    gan = small_gan(float64)
+    D = gan.discriminator.eval()  # no dropout: the two passes must compute the same function
+    x, y = torch.rand(6, 1, 12, 12), torch.randint(0, 10, (6,))
+    grads = []
+    for leaf in (False, True):  # an image leaf that asks for a gradient takes the full path
+        D.zero_grad(set_to_none=True)
+        images = x.clone().requires_grad_(leaf)
+        calls = record_matmuls(lambda: (D.judge(images, y, check=False)[0] ** 2).sum().backward())
+        grads.append(([p.grad.clone() for p in D.parameters()], sum(c.flops for c in calls)))
+    (short, flops_short), (full, flops_full) = grads
+    assert flops_short == flops_full - 2 * 6 * 48 * 144  # the image columns' input-gradient product is gone
+    for a, b in zip(short, full):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert D.conditioner.embedding.weight.grad.abs().sum() > 0  # the code's gradient still reaches the embedding
