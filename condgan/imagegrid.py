@@ -73,11 +73,29 @@ def _fit(draw, text: str, font, width: int) -> str:
     return text + ".."
 
 
+def tile(images: Tensor, columns: int, padding: int = PADDING) -> Tensor:
+    """``images`` tiled ``columns`` per row on black, ``padding`` pixels between and around the tiles
+    (torchvision's ``make_grid`` layout; grey images become 3 equal channels).
+
+    Shape:
+        - images: (N, C, H, W), C = 1 or 3 -> (3, rows * (H + padding) + padding, columns * (W + padding) + padding)
+    """
+    n, c, h, w = images.shape
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    grid = images.new_zeros(3, rows * (h + padding) + padding, columns * (w + padding) + padding)
+    for k in range(n):
+        r, col = divmod(k, columns)
+        top, left = r * (h + padding) + padding, col * (w + padding) + padding
+        grid[:, top:top + h, left:left + w] = images[k].expand(3, h, w)
+    return grid
+
+
 def grid_image(images: Tensor, columns: int, *, row_labels: Sequence[str] | None = None,
                column_labels: Sequence[str] | None = None):
     """A PIL image of ``images`` tiled ``columns`` per row, with optional label strips.
 
-    Without labels the result is torchvision's ``make_grid`` (padding 2, black). With labels the
+    Without labels the result is :func:`tile`'s (torchvision's ``make_grid`` layout). With labels the
     tiles are scaled up (nearest) to at least 48 pixels, a strip above names each column and a
     strip at the left names each row (dark text on white).
 
@@ -85,16 +103,15 @@ def grid_image(images: Tensor, columns: int, *, row_labels: Sequence[str] | None
         - images: (N, C, H, W) in [0, 1], C = 1 or 3, filled row by row.
     """
     from PIL import Image, ImageDraw
-    from torchvision.utils import make_grid
 
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"a PNG grid holds images of 1 or 3 channels, got shape {tuple(images.shape)}")
-    grid = make_grid(images.float().cpu(), nrow=columns, padding=PADDING)  # (3, H', W')
+    grid = tile(images.float().cpu(), columns)  # (3, H', W')
     picture = Image.fromarray(to_uint8(grid).permute(1, 2, 0).numpy(), mode="RGB")
     if not row_labels and not column_labels:
         return picture
-    tile = max(images.shape[2], images.shape[3])
-    scale = max(1, -(-MIN_LABELLED_TILE // tile))
+    tile_size = max(images.shape[2], images.shape[3])
+    scale = max(1, -(-MIN_LABELLED_TILE // tile_size))
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     cell_w, cell_h = (images.shape[3] + PADDING) * scale, (images.shape[2] + PADDING) * scale
     font = _font(12)

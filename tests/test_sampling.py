@@ -327,3 +327,13 @@ def test_cli_interpolation_grid_frames_and_npz(run_dir, tmp_path, G):
     assert code == 0, err
     names = sorted(p.name for p in (tmp_path / "zp").iterdir())
     assert len(names) == 30 and names[0] == "00000_0_zero_t=0.00.png" and names[-1] == "00029_9_nine_t=1.00.png"
+
+
+@pytest.mark.parametrize("n,channels,columns", [(100, 1, 10), (7, 3, 3), (12, 1, 5), (3, 1, 10)])
+def test_tile_lays_out_as_torchvision_make_grid(n, channels, columns):
+    from torchvision.utils import make_grid
+
+    from condgan.imagegrid import tile
+
+    x = torch.rand(n, channels, 6, 5)
+    assert torch.equal(tile(x, columns), make_grid(x, nrow=columns, padding=2))
