@@ -85,6 +85,53 @@ def fast_optimizer_options(device: torch.device | str, *, cuda_graph: bool | Non
     return options
 
 
+def fused_adam_step(opt: torch.optim.Optimizer) -> bool:
+    """``opt.step()`` for a fused Adam or AdamW on the CPU, by a direct call of its kernel; True when done.
+
+    What ``Adam.step`` runs, less its per-step Python bookkeeping (about 0.3 ms per call here,
+    3% of a batch-64 step): the same kernel on the same tensors, so the parameters and the
+    optimizer state are bitwise those of ``opt.step()``. Settings are read from ``param_groups``
+    at each call (schedules hold). Returns False, having done nothing, where it does not apply:
+    another optimizer class or implementation, amsgrad, a tensor learning rate, a CUDA
+    parameter, a parameter without state yet (the first step creates it), or step hooks.
+
+    Example:
+        >>> if not fused_adam_step(opt):
+        ...     opt.step()
+    """
+    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW) or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
+        return False
+    calls = []
+    for group in opt.param_groups:
+        if (not group.get("fused") or group.get("amsgrad") or group.get("capturable") or group.get("differentiable")
+                or isinstance(group["lr"], torch.Tensor)):
+            return False
+        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = opt.state.get(p)
+            if not state or p.device.type != "cpu" or p.grad.is_sparse:
+                return False
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+        if params:
+            calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
+    decoupled = type(opt) is torch.optim.AdamW or any(group.get("decoupled_weight_decay") for group in opt.param_groups)
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    with torch.no_grad():
+        for group, params, grads, exp_avgs, exp_avg_sqs, steps in calls:
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+                   beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+                   grad_scale=None, found_inf=None)
+    return True
+
+
 def make_optimizer(params, config: OptimizerConfig, **extra: Any) -> torch.optim.Optimizer:
     """The optimizer of ``config``, at its step-0 schedule values."""
     check_schedule(config.schedule)

@@ -31,6 +31,7 @@ from .distributed import DistributedForwards, is_distributed
 from .gan import GAN
 from .layers import DROPOUT_DRAWS, batch_independent, dropout_draws as _dropout_draws
 from .models import check_images, check_matches, check_matches_device
+from .optim import fused_adam_step
 
 #: torch.compile modes accepted by :class:`FastStep` (``compile=``).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -113,7 +114,8 @@ def _update(opt: torch.optim.Optimizer, params, skip_nonfinite: bool) -> Tensor 
     sync, CUDA-graph safe); others read the flag back and skip in Python (one sync per update).
     """
     if not skip_nonfinite:
-        opt.step()
+        if not fused_adam_step(opt):
+            opt.step()
         return None
     params = list(params)
     found = _nonfinite(params).to(params[0].device)

@@ -518,3 +518,45 @@ def test_d_update_skips_only_the_image_columns_input_gradient(float64):
     for a, b in zip(short, full):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert D.conditioner.embedding.weight.grad.abs().sum() > 0  # the code's gradient still reaches the embedding
+
+
+@pytest.mark.parametrize("cls,options", [(torch.optim.Adam, {}), (torch.optim.Adam, {"weight_decay": 0.01, "maximize": True}),
+                                         (torch.optim.AdamW, {"weight_decay": 0.01})])
+def test_fused_adam_step_is_bitwise_adam_step(cls, options):
+    from condgan.optim import fused_adam_step
+
+    torch.manual_seed(0)
+    params = [torch.randn(7, 5, requires_grad=True), torch.randn(5, requires_grad=True)]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    opts = [cls(ps, lr=1e-2, betas=(0.5, 0.999), fused=True, **options) for ps in (params, twins)]
+    for step in range(4):
+        grads = [torch.randn_like(p) for p in params]
+        for ps in (params, twins):
+            for p, g in zip(ps, grads):
+                p.grad = g.clone()
+        opts[0].step()
+        done = fused_adam_step(opts[1])
+        assert done == (step > 0)  # the first step creates the state: left to opt.step()
+        if not done:
+            opts[1].step()
+        opts[1].param_groups[0]["lr"] *= 0.5  # a schedule: read at each call
+        opts[0].param_groups[0]["lr"] *= 0.5
+    for a, b in zip(params, twins):
+        assert torch.equal(a, b)
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        assert all(torch.equal(opts[0].state[a][key], opts[1].state[b][key]) for a, b in zip(params, twins))
+
+
+def test_fused_adam_step_leaves_other_optimizers_to_their_step():
+    from condgan.optim import fused_adam_step
+
+    p = torch.randn(3, requires_grad=True)
+    for opt in (torch.optim.SGD([p], lr=0.1), torch.optim.Adam([p], foreach=True), torch.optim.Adam([p], fused=True, amsgrad=True)):
+        p.grad = torch.ones(3)
+        opt.step()  # the state exists
+        before = p.detach().clone()
+        assert fused_adam_step(opt) is False and torch.equal(p, before)
+    opt = torch.optim.Adam([p], fused=True)
+    opt.step()
+    opt.register_step_post_hook(lambda *args: None)
+    assert fused_adam_step(opt) is False
