@@ -18,8 +18,10 @@ What is timed
   sets: *full*, recorded from the plain autograd step, which does the reference's work (every
   Linear's forward, weight gradient and input gradient, D's weight gradients in G's update
   included); *executed*, recorded from condgan's step, which skips D's weight gradients in G's
-  update. "% of ceiling" is against the full set (the issue's definition); "% of executed" against
-  the matmuls condgan actually runs.
+  update and, where only D's learned code needs one, the image columns' input gradient of D's first
+  layer, and judges real and fake batches in one pass (products of 2B rows) where D allows it.
+  "% of ceiling" is against the full set (the issue's definition); "% of executed" against the
+  matmuls condgan actually runs (fewer and larger, so their bare replay runs at a higher rate).
 
 FLOP convention
 ---------------
@@ -800,7 +802,7 @@ def format_report(result: Mapping[str, Any]) -> str:
         f"load average before/after: {meta['load_avg_before']} / {meta.get('load_avg_after')}; "
         f"{meta['repeats']} interleaved rounds of >= {meta['min_time_s']} s per contender; median and (fastest-slowest) round",
         f"FLOPs: {meta['flop_convention']}. Ceiling: the full step's matmuls (the reference's work) replayed bare; "
-        "'% of executed': against the matmuls condgan's step runs (D's weight gradients in G's update skipped).",
+        "'% of executed': against the matmuls condgan's step runs (fewer: D's weight gradients in G's update and the image columns' input gradient in D's update skipped; larger: real and fakes in one D pass).",
     ]
     if "reference_note" in meta:
         parts.append(meta["reference_note"])
