@@ -99,7 +99,10 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> bool:
         >>> if not fused_adam_step(opt):
         ...     opt.step()
     """
-    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW) or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
+    from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+    if (type(opt) not in (torch.optim.Adam, torch.optim.AdamW) or opt._optimizer_step_pre_hooks
+            or opt._optimizer_step_post_hooks or _global_optimizer_pre_hooks or _global_optimizer_post_hooks):
         return False
     calls = []
     for group in opt.param_groups:
@@ -111,7 +114,8 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> bool:
             if p.grad is None:
                 continue
             state = opt.state.get(p)
-            if not state or p.device.type != "cpu" or p.grad.is_sparse:
+            if (not state or not isinstance(state.get("step"), torch.Tensor) or p.device.type != "cpu"
+                    or p.grad.is_sparse or p.dtype != group["params"][0].dtype):
                 return False
             params.append(p)
             grads.append(p.grad)
@@ -119,11 +123,11 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> bool:
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])
         if params:
-            calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
-    decoupled = type(opt) is torch.optim.AdamW or any(group.get("decoupled_weight_decay") for group in opt.param_groups)
-    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+            decoupled = type(opt) is torch.optim.AdamW or group.get("decoupled_weight_decay", False)
+            calls.append((torch._fused_adamw_ if decoupled else torch._fused_adam_, group, params, grads, exp_avgs,
+                          exp_avg_sqs, steps))
     with torch.no_grad():
-        for group, params, grads, exp_avgs, exp_avg_sqs, steps in calls:
+        for kernel, group, params, grads, exp_avgs, exp_avg_sqs, steps in calls:
             torch._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,

@@ -558,5 +558,11 @@ def test_fused_adam_step_leaves_other_optimizers_to_their_step():
         assert fused_adam_step(opt) is False and torch.equal(p, before)
     opt = torch.optim.Adam([p], fused=True)
     opt.step()
+    handle = torch.optim.optimizer.register_optimizer_step_pre_hook(lambda *args: None)  # a global hook
+    try:
+        assert fused_adam_step(opt) is False
+    finally:
+        handle.remove()
+    assert fused_adam_step(opt) is True
     opt.register_step_post_hook(lambda *args: None)
     assert fused_adam_step(opt) is False
