@@ -558,7 +558,9 @@ def test_fused_adam_step_leaves_other_optimizers_to_their_step():
         assert fused_adam_step(opt) is False and torch.equal(p, before)
     opt = torch.optim.Adam([p], fused=True)
     opt.step()
-    handle = torch.optim.optimizer.register_optimizer_step_pre_hook(lambda *args: None)  # a global hook
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(lambda *args: None)  # a global hook
     try:
         assert fused_adam_step(opt) is False
     finally:
