@@ -66,6 +66,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from condgan.config import GANConfig, apply_overrides
 from condgan.data import TensorBatches
 from condgan.gan import GAN
+from condgan.layers import batch_independent
 from condgan.plugins import get_component
 from condgan.training import FastStep, train_step
 from condgan.optim import fast_optimizer_options
@@ -661,10 +662,19 @@ class Benchmark:
         work = Workload(self.base, batch_size, self.device, self.cfg.dataset_size)
         runners = {
             "plain eager step, default Adam": work.runner("plain"),
-            "+ D frozen in G's update (train_step)": work.runner("train_step"),
+            # train_step: D frozen in G's update, and D.judge skips the input gradient of image
+            # columns that only a learned code's columns share (the plain step does the reference's work)
+            "+ D frozen in G's update, no image-column input gradient (train_step)": work.runner("train_step"),
             "+ foreach Adam": work.runner("train_step", adam={"foreach": True}),
-            "+ fused Adam": work.runner("fast", adam={"fused": True}, cuda_graph=False),
+            "+ fused Adam (called directly)": work.runner("fast", adam={"fused": True}, cuda_graph=False,
+                                                         dropout_draws="bernoulli", joined_d_pass=False),
         }
+        if self.device.type == "cpu":
+            runners["+ uniform dropout draws"] = work.runner("fast", adam={"fused": True}, dropout_draws="uniform",
+                                                             joined_d_pass=False)
+            if batch_independent(work.new_gan().discriminator):
+                runners["+ D's update in one joined pass (the fast path on CPU)"] = work.runner(
+                    "fast", adam={"fused": True}, dropout_draws="uniform", joined_d_pass=True)
         if self.device.type == "cuda":
             runners["+ CUDA graph (the fast path)"] = work.runner("fast")
             runners["fast path + TF32 matmuls"] = work.runner("fast", matmul_precision="high")
