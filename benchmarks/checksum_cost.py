@@ -20,7 +20,7 @@ import torch
 import condgan
 from condgan import Trainer, TrainerConfig
 from condgan import checkpoint as ckpt
-from condgan import checkpoint_checks as checks
+from condgan.checkpoint import integrity as checks
 from condgan.data import synthetic
 
 

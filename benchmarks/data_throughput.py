@@ -121,8 +121,8 @@ def step_ms(size: int, batch: int, device: torch.device, repeats: int) -> float:
 
     from condgan.gan import build
     from condgan.presets import mnist_dcgan_projection
-    from condgan.training import FastStep
-    from condgan.optim import fast_optimizer_options
+    from condgan.training.step import FastStep
+    from condgan.training.optim import fast_optimizer_options
 
     gan = build(dataclasses.replace(mnist_dcgan_projection(), image_shape=(3, size, size))).to(device)
     opt_g, opt_d = gan.optimizers(**fast_optimizer_options(device))

@@ -5,7 +5,7 @@
 
 What is timed
 -------------
-- **condgan**: :class:`~condgan.training.FastStep` with :func:`~condgan.training.fast_optimizer_options`
+- **condgan**: :class:`~condgan.training.step.FastStep` with :func:`~condgan.training.optim.fast_optimizer_options`
   (the path the Trainer uses), on batches drawn from a device-resident uint8 dataset of 60,000
   images of the model's shape (random pixels: a step's work does not depend on their values).
 - **reference**: ``benchmarks/reference_loop.py``, a faithful re-implementation of the reference
@@ -68,8 +68,8 @@ from condgan.data import TensorBatches
 from condgan.gan import GAN
 from condgan.layers import batch_independent
 from condgan.plugins import get_component
-from condgan.training import FastStep, train_step
-from condgan.optim import fast_optimizer_options
+from condgan.training.step import FastStep, train_step
+from condgan.training.optim import fast_optimizer_options
 
 aten = torch.ops.aten
 REFERENCE_LOOP = Path(__file__).resolve().parent / "reference_loop.py"
@@ -356,7 +356,7 @@ class Workload:
     """A model and a device-resident dataset; ``runner(kind)`` gives a ``run(n)`` that trains n steps.
 
     kinds: ``"fast"`` (FastStep, fast optimizers: the default path), ``"plain"`` (:func:`plain_step`,
-    default Adam), ``"train_step"`` (:func:`~condgan.training.train_step`, ``adam`` options).
+    default Adam), ``"train_step"`` (:func:`~condgan.training.step.train_step`, ``adam`` options).
     """
 
     config: GANConfig

@@ -24,7 +24,6 @@ from .config import (
     RunConfig,
     TrainerConfig,
     apply_overrides,
-    run_config,
 )
 from .data import Dataset, ImageSet
 from .gan import GAN, build
@@ -41,8 +40,9 @@ from .plugins import (
     unregister_plugin,
 )
 from .presets import Preset
-from .trainer import NonFiniteLossError, NonFiniteWeightsError, RunDirectoryError, Trainer
-from .training import FastStep, make_step, train_step
+from .resolve import load_dataset, run_config
+from .training.trainer import NonFiniteLossError, NonFiniteWeightsError, RunDirectoryError, Trainer
+from .training.step import FastStep, make_step, train_step
 
 __version__ = "0.1.0"
 
@@ -55,6 +55,6 @@ __all__ = [
     "OneHotConditioner",
     "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",
     "UnknownComponentError", "VectorConditioner", "WassersteinGPLoss", "apply_overrides", "build", "get_component",
-    "hookimpl", "list_components", "load_generator", "make_step", "register_plugin", "train_step",
+    "hookimpl", "list_components", "load_dataset", "load_generator", "make_step", "register_plugin", "train_step",
     "unregister_plugin",
 ]

@@ -100,6 +100,8 @@ class MLP(Backbone):
         ...         norm=(None, "batch", "batch", "batch"), norm_eps=0.8, output_activation="tanh")
     """
 
+    treats_samples_apart = True  # layers.batch_independent: no batch statistics of its own (its norm layers are checked apart)
+
     name = "mlp"
     partial_input_grad = True
 

@@ -161,6 +161,8 @@ class EmbeddingConditioner(Conditioner):
           (B, C + embedding_dim, H, W).
     """
 
+    treats_samples_apart = True  # layers.batch_independent: no batch statistics of its own
+
     name = "embedding"
     soft_conditions = True  # mixing weights mix the embedding vectors
 
@@ -189,6 +191,8 @@ class OneHotConditioner(Conditioner):
         - x: (B, F) or (B, C, H, W); y: (B,) int64 or (B, num_classes) 0/1 float;
           output: (B, F + num_classes) or (B, C + num_classes, H, W).
     """
+
+    treats_samples_apart = True  # layers.batch_independent: no batch statistics of its own
 
     name = "onehot"
     kinds = ("class", "multilabel")

@@ -7,11 +7,12 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import GANConfig, apply_overrides, run_config
+from .config import GANConfig, apply_overrides
+from .resolve import run_config
 from .losses import Loss
 from .models import ConditionalDiscriminator, ConditionalGenerator, construct, options
 from .plugins import get_component
-from .optim import make_optimizer
+from .training.optim import make_optimizer
 
 
 class GAN(nn.Module):

@@ -2,27 +2,16 @@
 
 A plugin is any object (a module, a class, an instance) with functions named like the hooks below
 and decorated with :data:`condgan.hookimpl`. Built-in components are plugins of exactly this kind.
+
+This module sits below everything it describes: it imports no condgan module, and the types in the
+signatures (``Conditioner``, ``Trainer``, ...) are names for the reader, resolved nowhere.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Iterable
 
 import pluggy
-
-if TYPE_CHECKING:  # pragma: no cover
-    from pathlib import Path
-
-    from torch import Tensor
-
-    from .augment import Augment
-    from .backbones import Backbone
-    from .commands import Command
-    from .conditioners import Conditioner
-    from .data import Dataset
-    from .losses import Loss
-    from .presets import Preset
-    from .trainer import Trainer
 
 PROJECT = "condgan"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -74,7 +63,7 @@ def register_commands() -> Iterable[Command]:
 
 
 # -- training events ------------------------------------------------------------------------------
-# Fired by :class:`condgan.trainer.Trainer` through ``get_registry().hook``. Implementations must not
+# Fired by :class:`condgan.training.trainer.Trainer` through ``get_registry().hook``. Implementations must not
 # change the trainer's models or optimizers; they read ``trainer.step``, ``trainer.epoch``,
 # ``trainer.config``, ``trainer.gan``, ``trainer.target_steps`` and so on.
 

@@ -120,25 +120,6 @@ class Dropout(nn.Dropout):
         return x * (noise < keep).to(x.dtype).div_(keep)
 
 
-def batch_independent(module: nn.Module) -> bool:
-    """True when ``module``'s output for a sample cannot depend on the other samples of its batch.
-
-    Checked against a list of layer types known to treat samples apart (linear layers, embeddings,
-    activations, dropout, condgan's MLP and concatenating conditioners); any other layer (batch
-    norm, a spectral-norm parametrization, whose power iteration runs once per forward, an
-    augmentation, a third-party layer) makes it False. What holds for such a network: one pass over
-    two batches joined computes what two passes compute.
-    """
-    from .backbones import MLP
-    from .conditioners import EmbeddingConditioner, OneHotConditioner
-    from .models import ConditionalDiscriminator
-
-    allowed = (nn.Linear, nn.Embedding, nn.Identity, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU,
-               nn.Flatten, nn.ModuleList, nn.Sequential, nn.Dropout, Dropout, Maxout, MLP, EmbeddingConditioner,
-               OneHotConditioner, ConditionalDiscriminator)
-    return all(type(m) in allowed for m in module.modules())  # exact types: a subclass may add batch statistics
-
-
 class _LinearSomeInputGrad(torch.autograd.Function):
     """``F.linear(x, weight, bias)`` whose backward computes x's gradient in some columns only (zeros elsewhere)."""
 
@@ -246,3 +227,21 @@ def init_normal_(layers: Iterable[nn.Module], std: float) -> None:
         nn.init.normal_(layer.weight, 0.0, std)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
+
+
+SAMPLE_WISE_LAYERS = (nn.Linear, nn.Embedding, nn.Identity, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU,
+                      nn.Flatten, nn.ModuleList, nn.Sequential, nn.Dropout, Dropout, Maxout)
+
+
+def batch_independent(module: nn.Module) -> bool:
+    """True when ``module``'s output for a sample cannot depend on the other samples of its batch.
+
+    Checked against a list of layer types known to treat samples apart (linear layers, embeddings,
+    activations, dropout) and the classes that declare ``treats_samples_apart = True`` in their own
+    body (condgan's MLP, concatenating conditioners, the discriminator wrapper); any other layer
+    (batch norm, a spectral-norm parametrization, whose power iteration runs once per forward, an
+    augmentation, a third-party layer) makes it False. What holds for such a network: one pass over
+    two batches joined computes what two passes compute.
+    """
+    return all(type(m) in SAMPLE_WISE_LAYERS or type(m).__dict__.get("treats_samples_apart", False)
+               for m in module.modules())  # declared by the exact type: a subclass may add batch statistics

@@ -27,14 +27,11 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from torch import Tensor
 
 from .hookspecs import hookimpl
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
 
 TENSORBOARD_HINT = "TensorBoard logging is off: the `tensorboard` package is not installed (pip install condgan[tensorboard])"
 

@@ -7,16 +7,13 @@ A loss computes numbers only; the trainer owns ``zero_grad``/``backward``/``step
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .hookspecs import hookimpl
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .models import ConditionalDiscriminator
 
 
 class Loss(ABC):
@@ -70,7 +67,7 @@ class Loss(ABC):
         ``needs_real_scores_for_generator``; other losses may keep the one-argument signature.
         """
 
-    def penalty(self, discriminator: ConditionalDiscriminator, real: Tensor, fake: Tensor, y_real: Tensor, y_fake: Tensor) -> Tensor | None:
+    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor, y_real: Tensor, y_fake: Tensor) -> Tensor | None:
         """An extra term of D's loss that needs D itself: here R1 when ``r1_gamma`` > 0, else None."""
         if self.r1_gamma == 0:
             return None

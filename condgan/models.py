@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .augment import check_augment_class
 from .conditioners import Conditioner
 from .conditions import ConditionSpec
+from .config.values import construct
 from .layers import check_int
 from .plugins import get_component
 
@@ -20,22 +21,6 @@ NOISES: dict[str, Callable[..., Tensor]] = {
     "normal": torch.randn,  # N(0, 1), the reference
     "uniform": torch.rand,  # U[0, 1), the paper's unit hypercube
 }
-
-
-def construct(cls: Any, *args: Any, **options: Any) -> Any:
-    """``cls(*args, **options)``, with an option the class does not take reported by name."""
-    signature = inspect.signature(cls)
-    try:
-        signature.bind(*args, **options)
-    except TypeError as exc:
-        name = getattr(cls, "name", getattr(cls, "__name__", cls))
-        params = list(signature.parameters.values())[len(args):]
-        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown and not any(p.kind == p.VAR_KEYWORD for p in params):
-            raise ValueError(f"{name!r} does not accept option(s) {unknown}; its options are: {', '.join(accepted) or '(none)'}") from None
-        raise ValueError(f"{name!r} cannot be built with options {sorted(options)}: {exc}") from None
-    return cls(*args, **options)
 
 
 def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, backbone, backbone_options):
@@ -206,6 +191,8 @@ class ConditionalDiscriminator(nn.Module):
     Shape:
         - x: (B, *image_shape); y: as ``spec``; output: (B, 1).
     """
+
+    treats_samples_apart = True  # layers.batch_independent: no batch statistics of its own
 
     def __init__(
         self,

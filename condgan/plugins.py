@@ -26,6 +26,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import UnknownComponentError
 
 ENTRY_POINT_GROUP = "condgan"
 DISABLE_AUTOLOAD_ENV = "CONDGAN_DISABLE_PLUGIN_AUTOLOAD"
@@ -39,7 +40,7 @@ DEFAULT_PLUGINS = (
     "condgan.augment",
     "condgan.presets",
     "condgan.loggers",
-    "condgan.metrics.training_eval",
+    "condgan.training.evaluation",
     "condgan.data.sources",
     "condgan.commands.listing",
     "condgan.commands.train",
@@ -61,13 +62,6 @@ KINDS = {
     "dataset": "register_datasets",
     "command": "register_commands",
 }
-
-
-class UnknownComponentError(KeyError):
-    """A component name that no plugin registered."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
 
 
 class DuplicateComponentError(ValueError):

@@ -1,7 +1,7 @@
 """A run report: one self-contained HTML page (images inlined) from what a run directory holds.
 
 Sources: ``RUN/metrics.jsonl`` (losses, in-training metrics and their protocol:
-:mod:`condgan.metrics.training_eval`), ``RUN/samples/step_*.png`` (the ``grid`` logger),
+:mod:`condgan.training.evaluation`), ``RUN/samples/step_*.png`` (the ``grid`` logger),
 ``RUN/*.json`` written by ``condgan eval --json``, and the config in the latest checkpoint. Curves
 are drawn with matplotlib when it is installed (``pip install condgan[report]``), otherwise as
 inline SVG polylines.
@@ -179,7 +179,7 @@ def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) 
     Raises:
         FileNotFoundError: ``run_dir`` is not a directory.
     """
-    from .metrics.training_eval import METRICS_FILE, read_metrics
+    from .training.evaluation import METRICS_FILE, read_metrics
 
     run = Path(run_dir)
     if not run.is_dir():

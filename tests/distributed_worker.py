@@ -21,8 +21,8 @@ from torch.nn.utils import parameters_to_vector
 
 import condgan
 from condgan.distributed import init_from_env, process_info, shutdown
-from condgan.training import FastStep
-from condgan.optim import fast_optimizer_options
+from condgan.training.step import FastStep
+from condgan.training.optim import fast_optimizer_options
 
 STEPS, BATCH = 4, 6  # BATCH: per process
 

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from training_helpers import tiny_set_args  # noqa: E402
 
-from condgan import trainer as trainer_module  # noqa: E402
+from condgan.training import trainer as trainer_module  # noqa: E402
 from condgan.cli import main  # noqa: E402
 
 

@@ -22,14 +22,14 @@ from typing import Any, Callable
 
 import pytest
 import torch
-from test_checkpoint_checks import CHECKPOINT_DAMAGE
+from test_checkpoint_integrity import CHECKPOINT_DAMAGE
 from test_cli import run as run_cli
 from training_helpers import small_data, tiny_config, tiny_set_args
 
 import condgan
 from condgan import Trainer, TrainerConfig
 from condgan import checkpoint as ckpt
-from condgan import checkpoint_checks as checks
+from condgan.checkpoint import integrity as checks
 from condgan.cli import user_errors
 
 TESTS = Path(__file__).resolve().parent

@@ -52,7 +52,7 @@ def test_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         f.truncate(f.tell() + 1000)  # half a file on disk ...
         raise OSError("disk full")  # ... and then the crash
 
-    monkeypatch.setattr(ckpt.torch, "save", crash_halfway)
+    monkeypatch.setattr(torch, "save", crash_halfway)
     trainer.config.steps = 8
     with pytest.raises(OSError, match="disk full"):
         trainer.train()

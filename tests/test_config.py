@@ -10,7 +10,8 @@ import torch
 
 import condgan
 from condgan.cli import main
-from condgan.config import SECTIONS, ConfigKeyError, RunConfig, read_config_file, run_config, to_toml
+from condgan.config import SECTIONS, ConfigKeyError, RunConfig, read_config_file, to_toml
+from condgan.resolve import run_config
 
 from training_helpers import TINY, tiny_set_args
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from condgan import DuplicateComponentError, UnknownComponentError, hookimpl, list_components
 from condgan.conditions import ConditionSpec
-from condgan.data import Dataset, DatasetError, DatasetNotFoundError, load_dataset, synthetic
+from condgan.data import Dataset, DatasetError, DatasetNotFoundError, synthetic
+from condgan.resolve import load_dataset
 from condgan.plugins import get_component
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import condgan
-from condgan.checkpoint_checks import content_sha256
+from condgan.checkpoint.integrity import content_sha256
 
 RECORDED = {
     "torch": "2.14.1",

@@ -15,8 +15,8 @@ import condgan
 from condgan import checkpoint as ckpt
 from condgan.data import TensorBatches
 from condgan.distributed import ProcessInfo, init_from_env, process_info, rank_seed
-from condgan.trainer import Trainer
-from condgan.training import FastStep
+from condgan.training.trainer import Trainer
+from condgan.training.step import FastStep
 
 from distributed_worker import BATCH, equivalence_config, train
 from training_helpers import tiny_training, small_data, tiny_config, tiny_set_args

@@ -1,4 +1,4 @@
-"""The fast training step (condgan.training.FastStep) and the step-throughput benchmark (benchmarks/throughput.py).
+"""The fast training step (condgan.training.step.FastStep) and the step-throughput benchmark (benchmarks/throughput.py).
 
 The fast step must train exactly as a plain eager step does (same parameters after a few steps from
 the same seed); the benchmark's FLOP count must reproduce the reference's figure; the benchmark
@@ -20,8 +20,8 @@ import torch
 import condgan
 from condgan.data import load_mnist, to_float
 from condgan.layers import Dropout, batch_independent, dropout_draws
-from condgan.training import FastStep, make_step, train_step
-from condgan.optim import fast_optimizer_options
+from condgan.training.step import FastStep, make_step, train_step
+from condgan.training.optim import fast_optimizer_options
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark code lives outside the package
@@ -523,7 +523,7 @@ def test_d_update_skips_only_the_image_columns_input_gradient(float64):
 @pytest.mark.parametrize("cls,options", [(torch.optim.Adam, {}), (torch.optim.Adam, {"weight_decay": 0.01, "maximize": True}),
                                          (torch.optim.AdamW, {"weight_decay": 0.01})])
 def test_fused_adam_step_is_bitwise_adam_step(cls, options):
-    from condgan.optim import fused_adam_step
+    from condgan.training.optim import fused_adam_step
 
     torch.manual_seed(0)
     params = [torch.randn(7, 5, requires_grad=True), torch.randn(5, requires_grad=True)]
@@ -548,7 +548,7 @@ def test_fused_adam_step_is_bitwise_adam_step(cls, options):
 
 
 def test_fused_adam_step_leaves_other_optimizers_to_their_step():
-    from condgan.optim import fused_adam_step
+    from condgan.training.optim import fused_adam_step
 
     p = torch.randn(3, requires_grad=True)
     for opt in (torch.optim.SGD([p], lr=0.1), torch.optim.Adam([p], foreach=True), torch.optim.Adam([p], fused=True, amsgrad=True)):

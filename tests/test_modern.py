@@ -461,7 +461,7 @@ def test_gradient_penalty_uses_the_real_conditions_and_random_points_between():
 def test_penalties_run_eagerly_inside_a_compiled_step():
     """torch.compile cannot differentiate twice; the penalty's D pass runs eagerly inside the compiled
     step (aot_eager backend: the same kernels, no C++ build) and trains as the eager step does."""
-    from condgan.training import FastStep
+    from condgan.training.step import FastStep
 
     eager = mlp_gan("embedding", "projection", "wgan_gp", loss_options={"r1_gamma": 1.0})
     compiled = copy.deepcopy(eager)

@@ -9,7 +9,7 @@ from torch import nn
 
 import condgan
 from condgan.layers import Dropout, Maxout
-from condgan.optim import apply_schedule, check_schedule, scheduled
+from condgan.training.optim import apply_schedule, check_schedule, scheduled
 
 
 def n_params(module: nn.Module) -> int:

@@ -22,8 +22,8 @@ from condgan.backbones import ResBlock, ResNet, upsamplings
 from condgan.conditioners import ConditionalNorm
 from condgan.data import synthetic
 from condgan.losses import HingeLoss, LeCamAnchors
-from condgan.ema import EMA
-from condgan.training import FastStep, train_step
+from condgan.training.ema import EMA
+from condgan.training.step import FastStep, train_step
 
 
 def small_gan(**fields) -> condgan.GAN:
@@ -501,7 +501,7 @@ def test_condgan_train_uses_the_presets_trainer_settings_unless_flagged(tmp_path
 def test_cuda_graph_step_with_every_method_matches_the_eager_step():
     """DiffAugment with ADA, LeCam and two D steps captured as one CUDA graph: the same training as eager
     steps (the augmentations' draws come from the CUDA generator in both)."""
-    from condgan.optim import fast_optimizer_options
+    from condgan.training.optim import fast_optimizer_options
 
     torch.manual_seed(0)
     eager = small_gan(augment="diffaugment", augment_options={"adaptive": True, "p": 0.5, "interval": 1},

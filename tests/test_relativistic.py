@@ -17,8 +17,8 @@ from torch import nn
 
 import condgan
 from condgan.losses import Loss, RelativisticAverageHingeLoss, RelativisticAverageLSGANLoss
-from condgan.training import FastStep, train_step
-from condgan.optim import fast_optimizer_options
+from condgan.training.step import FastStep, train_step
+from condgan.training.optim import fast_optimizer_options
 
 RELATIVISTIC = ("ralsgan", "rahinge")
 

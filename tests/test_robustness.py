@@ -10,7 +10,7 @@ import torch
 import condgan
 from condgan import checkpoint as ckpt
 from condgan.config import ConfigKeyError
-from condgan.trainer import NonFiniteLossError, RunDirectoryError, Trainer
+from condgan.training.trainer import NonFiniteLossError, RunDirectoryError, Trainer
 
 from training_helpers import tiny_training, small_data, tiny_config
 from test_trainer import tiny_trainer
@@ -75,7 +75,7 @@ def test_skip_mode_skips_non_finite_updates_and_counts_them(tmp_path):
 def test_skip_mode_without_fused_optimizers_skips_in_python():
     gan = condgan.GAN(tiny_config())
     opt_g, opt_d = gan.optimizers()  # plain Adam: no found_inf support
-    step = condgan.training.FastStep(gan, opt_g, opt_d, skip_nonfinite=True)
+    step = condgan.training.step.FastStep(gan, opt_g, opt_d, skip_nonfinite=True)
     real, y = torch.rand(16, 1, 8, 8) * 2 - 1, torch.arange(16) % 10
     assert float(step(real, y)["skipped"]) == 0
     before = [p.detach().clone() for p in gan.generator.parameters()]

@@ -15,8 +15,8 @@ from training_helpers import small_data, tiny_config, tiny_set_args
 
 from condgan import Trainer, TrainerConfig
 from condgan import checkpoint as ckpt
-from condgan import rundir
-from condgan.rundir import RunDirectoryError
+from condgan.training import rundir
+from condgan.training.rundir import RunDirectoryError
 
 
 def wait_for(condition, timeout=120.0, what="the condition"):

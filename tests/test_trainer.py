@@ -23,7 +23,7 @@ import condgan
 from condgan import Trainer, TrainerConfig, hookimpl
 from condgan import checkpoint as ckpt
 from condgan.loggers import TENSORBOARD_HINT, ConsoleProgress, TensorBoard
-from condgan.ema import EMA
+from condgan.training.ema import EMA
 
 
 def tiny_trainer(tmp_path=None, *, data=None, **fields) -> Trainer:
@@ -512,7 +512,7 @@ def test_mnist_example_runs_on_the_trainer(tmp_path, capsys):
 
 
 def test_a_cuda_graph_follows_learning_rate_schedules_of_capturable_optimizers_only():
-    from condgan.optim import graph_follows_schedule
+    from condgan.training.optim import graph_follows_schedule
 
     adam, sgd = condgan.OptimizerConfig("Adam", 2e-4), condgan.OptimizerConfig("SGD", 0.1, {"momentum": 0.5})
     assert graph_follows_schedule(adam) and graph_follows_schedule(sgd)  # no schedule

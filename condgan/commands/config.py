@@ -21,7 +21,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_config_command(args: argparse.Namespace) -> int:
     from .. import checkpoint as ckpt
-    from ..config import all_keys, run_config, to_toml
+    from ..config import all_keys, to_toml
+    from ..resolve import run_config
 
     if args.action == "keys":
         config = run_config()

@@ -162,7 +162,7 @@ def _row_name(source: str, rows: dict) -> str:
 
 
 def _device(name: str):
-    from ..trainer import resolve_device
+    from ..training.trainer import resolve_device
 
     return resolve_device(name)
 
@@ -182,9 +182,9 @@ def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, 
             raise FileNotFoundError(f"{source!r} does not exist")
         images, labels = load_npz(path)
         return images, labels, (0.0, 1.0), f"{source} (npz, {len(labels)} images)"
-    import condgan
+    from ..checkpoint import load_generator
 
-    generator = condgan.load_generator(source, device=device)
+    generator = load_generator(source, device=device)
     config = generator.config
     if judge is not None:
         check_same_data(source, config, judge)

@@ -95,8 +95,9 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     from .. import checkpoint as ckpt
-    from ..config import read_config_file, run_config
-    from ..trainer import Trainer
+    from ..config import read_config_file
+    from ..resolve import run_config
+    from ..training.trainer import Trainer
 
     out = Path(args.out)
     file_overrides = read_config_file(args.config_file) if args.config_file else {}

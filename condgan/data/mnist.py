@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..conditions import ConditionSpec
 from .base import Dataset, DatasetError, DatasetNotFoundError, ImageSet
-from .transforms import check_target, fit_images
+from .transforms import check_target, fit_images, resize_images
 
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -129,7 +129,7 @@ def read_idx_set(root: str | Path, folder: str, *, train: bool = True, num_class
 class MNIST(Dataset):
     """MNIST (torchvision's layout: ``ROOT/MNIST/raw/*-idx3-ubyte``): 10 digit classes, 28x28 grey.
 
-    Images are resized once. A square grey target uses :func:`~condgan.data.tensors.resize_images`
+    Images are resized once. A square grey target uses :func:`~condgan.data.transforms.resize_images`
     (the pixels of the reference's per-epoch ``transforms.Resize``); any other target goes through
     :func:`~condgan.data.transforms.fit_images`.
     """
@@ -140,8 +140,6 @@ class MNIST(Dataset):
     class_names: tuple[str, ...] = tuple(str(k) for k in range(10))
 
     def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
-        from .tensors import resize_images
-
         channels, size = check_target(channels, size, fit)
         if self.root is None:
             raise DatasetNotFoundError(f"dataset {self.name!r} needs a data root holding {self.folder}/raw")
@@ -170,3 +168,17 @@ class KMNIST(MNIST):
     description = "Kuzushiji-MNIST, 10 hiragana classes, 28x28 grey (ROOT/KMNIST/raw/*-idx3-ubyte[.gz])"
     folder = "KMNIST"
     class_names = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+
+
+def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, download: bool = True) -> tuple[Tensor, Tensor]:
+    """MNIST as ``(images, labels)``: uint8 (N, 1, S, S) and int64 (N,), on the CPU.
+
+    Images are resized once, to the pixels the reference's ``transforms.Resize`` (PIL bilinear)
+    gives per image and per epoch (:func:`resize_images`). ``root`` is torchvision's layout
+    (``root/MNIST/raw/*-idx3-ubyte``, read and checked by :func:`condgan.data.mnist.read_idx`);
+    when the files are missing they are downloaded (by torchvision) if ``download`` and the
+    network allow.
+    """
+    images, labels = read_idx_set(root, "MNIST", train=train, download_as="MNIST" if download else None)
+    images = resize_images(images, image_size)  # (N, S, S) uint8
+    return images[:, None].contiguous(), labels  # (N, 1, S, S), (N,)

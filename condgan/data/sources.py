@@ -32,31 +32,6 @@ from .folders import ImageFolder
 from .mnist import KMNIST, MNIST, FashionMNIST
 
 
-def load_dataset(name: str, root: str | Path, *, image_shape: Sequence[int], num_classes: int | None,
-                 train: bool = True, download: bool = True, fit: str = "crop",
-                 options: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
-    """``(images, labels)`` of the registered dataset ``name`` at ``image_shape`` (:func:`load_data` in memory).
-
-    ``fit`` (crop, pad, stretch) says how images of another size are brought to it; ``options``
-    are the dataset's own keyword options (e.g. ``{"attributes": ["Smiling"]}`` for ``celeba``).
-
-    Raises:
-        UnknownComponentError: no dataset of that name is registered.
-        ValueError: images/labels that do not fit ``image_shape``/``num_classes``.
-        DatasetNotFoundError: the files are missing (from the loader).
-    """
-    from ..config import DataConfig
-    from .loading import load_data
-
-    image_shape = tuple(int(s) for s in image_shape)
-    config = DataConfig(name=name, root=str(root), split="train" if train else "test", download=download, fit=fit,
-                        options=dict(options or {}), storage="memory")
-    data = load_data(config, image_shape)
-    if data.spec.kind == "class" and num_classes is not None and data.spec.num_classes != num_classes:
-        raise ValueError(f"dataset {name!r} has {data.spec.num_classes} classes, but the model has num_classes={num_classes}")
-    return data.images, data.conditions
-
-
 def synthetic(root: str | Path | None = None, *, image_shape: tuple[int, int, int], num_classes: int,
               train: bool = True, download: bool = True, per_class: int = 64, seed: int = 0) -> tuple[Tensor, Tensor]:
     """A conditional image set made on the fly: class k lights cell k of a g x g grid (g = ceil(sqrt(K))).

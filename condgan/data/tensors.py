@@ -2,54 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
-
-
-def load_mnist(root: str | Path, *, train: bool = True, image_size: int = 32, download: bool = True) -> tuple[Tensor, Tensor]:
-    """MNIST as ``(images, labels)``: uint8 (N, 1, S, S) and int64 (N,), on the CPU.
-
-    Images are resized once, to the pixels the reference's ``transforms.Resize`` (PIL bilinear)
-    gives per image and per epoch (:func:`resize_images`). ``root`` is torchvision's layout
-    (``root/MNIST/raw/*-idx3-ubyte``, read and checked by :func:`condgan.data.mnist.read_idx`);
-    when the files are missing they are downloaded (by torchvision) if ``download`` and the
-    network allow.
-    """
-    from .mnist import read_idx_set
-
-    images, labels = read_idx_set(root, "MNIST", train=train, download_as="MNIST" if download else None)
-    images = resize_images(images, image_size)  # (N, S, S) uint8
-    return images[:, None].contiguous(), labels  # (N, 1, S, S), (N,)
-
-
-def resize_images(images: Tensor, size: int) -> Tensor:
-    """Resize uint8 grey images as PIL's bilinear ``resize`` does (the reference's ``transforms.Resize``).
-
-    Enlarging runs as one tensor operation (torch's antialiased bilinear resize of uint8 tensors,
-    which torchvision's resize calls: PIL's pixels exactly for 28 -> 32 and 28 -> 64: checked on all of MNIST
-    and in the tests; at many other enlarging factors, e.g. 28 -> 49, the two differ by a grey
-    level or two); shrinking goes through PIL image by image. :func:`condgan.data.transforms.fit_images`
-    is PIL-exact at every size.
-
-    Shape:
-        - images: (N, H, W) uint8 -> (N, size, size) uint8.
-    """
-    from PIL import Image
-
-    if images.dtype != torch.uint8 or images.dim() != 3:
-        raise ValueError(f"resize_images takes (N, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
-    if tuple(images.shape[1:]) == (size, size):
-        return images
-    if size >= max(images.shape[1:]):  # torch's uint8 kernel, the one torchvision's resize calls (no torchvision import)
-        return torch.nn.functional.interpolate(images[:, None], size=(size, size), mode="bilinear", antialias=True,
-                                               align_corners=False)[:, 0]
-    return torch.from_numpy(np.stack([
-        np.asarray(Image.fromarray(img.numpy(), mode="L").resize((size, size), Image.BILINEAR)) for img in images
-    ]))
 
 
 def to_float(images: Tensor, pixel_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:

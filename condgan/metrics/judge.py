@@ -315,7 +315,7 @@ def save_judge(judge: Judge, path: str | Path) -> str:
     protocol = {**judge.protocol, "kind": judge.kind, "image_shape": list(judge.image_shape),
                 "feature_layers": list(judge.feature_layers), "sha256": sha}
     payload = {"format": JUDGE_FORMAT, "version": JUDGE_VERSION, "sha256": sha, "protocol": protocol, "state_dict": state}
-    from ..checkpoint import atomic_write
+    from ..checkpoint.files import atomic_write
 
     atomic_write(path, lambda f: torch.save(payload, f))  # temporary file, fsync, rename
     judge.protocol = protocol

@@ -187,7 +187,7 @@ def save_classifier(model: MnistClassifier, path: str | Path, *, training: Mappi
     sha = weights_sha256(state)
     payload = {"format": FILE_FORMAT, "version": FILE_VERSION, "sha256": sha,
                "protocol": classifier_protocol(model, training), "state_dict": state}
-    from ..checkpoint import atomic_write
+    from ..checkpoint.files import atomic_write
 
     atomic_write(path, lambda f: torch.save(payload, f))  # temporary file, fsync, rename
     return sha
@@ -232,7 +232,7 @@ def load_classifier(path: str | Path, *, expected_sha256: str | None = None, map
     if not isinstance(options, dict) or not set(options) <= {"channels", "feature_dim", "num_classes", "dropout"}:
         raise ClassifierError(f"{str(path)!r} is damaged: its protocol's architecture_options must be a dict of "
                               f"channels, feature_dim, num_classes, dropout; got {options!r:.80}")
-    from ..checkpoint_checks import CheckpointError, check_model_size, check_state_dict
+    from ..checkpoint.integrity import CheckpointError, check_model_size, check_state_dict
 
     try:
         check_model_size(lambda: MnistClassifier(**options), "classifier", repr(str(path)))  # before allocating it

@@ -34,6 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from ..errors import UnknownComponentError
+
 #: Parameters a model rebuilt from a file may have (G and D each); ``CONDGAN_MAX_PARAMETERS`` overrides it.
 MAX_PARAMETERS = 1_000_000_000
 
@@ -242,8 +244,6 @@ def count_parameters(build: Callable[[], nn.Module]) -> int | None:
         >>> count_parameters(lambda: torch.nn.Linear(10**6, 10**6))  # 4 TB as float32: nothing allocated
         1000001000000
     """
-    from .plugins import UnknownComponentError
-
     try:
         with torch.random.fork_rng(devices=[]), torch.device("meta"), _SkipInit():
             model = build()

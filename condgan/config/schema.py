@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .checks import check_bool, check_choice, check_int, check_number, check_options, is_int, is_number
-from .conditions import KINDS as CONDITION_KINDS
-from .conditions import ConditionSpec
+from ..conditions import KINDS as CONDITION_KINDS
+from ..conditions import ConditionSpec
+from .values import check_bool, check_choice, check_int, check_number, check_options, is_int, is_number
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 AUTOCAST_NAMES = ("bfloat16", "float16")
@@ -67,7 +65,7 @@ class NetworkConfig:
 @dataclass
 class OptimizerConfig:
     """An optimizer: a ``torch.optim`` class name (or class), its learning rate, other options, and
-    a per-step schedule (see :mod:`condgan.optim`; empty: constant)."""
+    a per-step schedule (see :mod:`condgan.training.optim`; empty: constant)."""
 
     name: Any = field(default="Adam", metadata=_component("options"))
     lr: float = 2e-4
@@ -77,7 +75,7 @@ class OptimizerConfig:
     def check(self) -> None:
         import torch
 
-        from .optim import check_schedule
+        from .schedule import check_schedule
 
         name = self.name
         cls = getattr(torch.optim, name, None) if isinstance(name, str) else name
@@ -102,7 +100,7 @@ class GANConfig:
 
     Training methods: ``augment`` names a registered augmentation of D's inputs (e.g.
     ``"diffaugment"``; None: off) and ``augment_options`` are its keyword options; ``d_steps`` is
-    the number of D updates per G update (n_critic; see :func:`condgan.training.train_step`).
+    the number of D updates per G update (n_critic; see :func:`condgan.training.step.train_step`).
     """
 
     condition_kind: str | None = "class"
@@ -280,7 +278,7 @@ class TrainerConfig:
         out_dir: the run directory (checkpoints, samples, TensorBoard); None: write nothing.
         loggers: names of registered loggers to run (``condgan list logger``).
         nonfinite: what a NaN or inf loss does: ``"stop"`` (default) stops training with
-            :class:`~condgan.trainer.NonFiniteLossError` at the next log or checkpoint step,
+            :class:`~condgan.training.trainer.NonFiniteLossError` at the next log or checkpoint step,
             before anything non-finite is saved; ``"skip"`` skips every update whose gradients
             are not finite and counts them (``skipped`` in the logged metrics). Under either policy,
             weights and optimizer states are checked before each checkpoint and ``generator.pt`` is
@@ -296,7 +294,7 @@ class TrainerConfig:
             pause between steps (a checkpoint write).
         eval_every: every this many steps (a multiple of ``log_every``) and at the end, compute FID
             and label accuracy of ``eval_samples`` samples with the ``judge`` (the ``metrics``
-            logger, added when this is set: :mod:`condgan.metrics.training_eval`); None: off.
+            logger, added when this is set: :mod:`condgan.training.evaluation`); None: off.
         eval_samples: samples per evaluation (fixed noise; more than the judge's feature dimensions).
         judge: path of a judge file (``condgan train-classifier``) for ``eval_every``.
         best_metric: the metric that picks ``best.pt`` in the run directory: ``"fid"`` (lowest),
@@ -542,109 +540,3 @@ def _field(obj: Any, name: str) -> Any:
     if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
         raise KeyError(name)
     return getattr(obj, name)
-
-
-# -- config files ---------------------------------------------------------------------------------
-def run_config(preset: str | RunConfig = "mnist_mlp", overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """The run config of a registered preset (or a RunConfig) with dotted-key overrides applied."""
-    if isinstance(preset, RunConfig):
-        config = preset
-    else:
-        from .plugins import get_component
-
-        found = get_component("preset", preset)
-        if not callable(getattr(found, "run_config", None)):
-            raise TypeError(f"preset must be a registered preset name or a Preset, got {preset!r}")
-        config = found.run_config()
-    return apply_overrides(config, dict(overrides or {}))
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The dotted overrides of a TOML or JSON config file (sections ``model``, ``data``, ``training``).
-
-    TOML has no null: the string ``"none"`` stands for None in a TOML file (as
-    :func:`to_toml` writes it).
-    """
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        elif path.suffix == ".toml":
-            import tomllib
-
-            data = _none_from_toml(tomllib.loads(text.decode("utf-8")))
-        else:
-            raise ValueError(f"config file {path} must end in .toml or .json")
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, ValueError) and str(exc).startswith("config file"):
-            raise
-        raise ValueError(f"config file {path} is not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
-    unknown = sorted(set(data) - set(SECTIONS))
-    if unknown:
-        raise ConfigKeyError(f"config file {path}: unknown section(s) {unknown}; sections are {', '.join(SECTIONS)}")
-    return {f"{section}.{key}": _tuples(value) for section, body in data.items() for key, value in _flatten(body).items()}
-
-
-def _tuples(value: Any) -> Any:
-    """Lists (TOML and JSON arrays) as tuples, as the presets write them."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    return value
-
-
-def _none_from_toml(value: Any) -> Any:
-    if value == "none":
-        return None
-    if isinstance(value, dict):
-        return {k: _none_from_toml(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_none_from_toml(v) for v in value]
-    return value
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """A RunConfig's plain dict as TOML (None written as ``"none"``; options as inline tables)."""
-    lines: list[str] = []
-
-    def emit(table: Mapping[str, Any], name: str) -> None:
-        scalars = {k: v for k, v in table.items() if not _is_section(k, v)}
-        sections = {k: v for k, v in table.items() if _is_section(k, v)}
-        if name:
-            lines.append(f"\n[{name}]")
-        for key, value in scalars.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-        for key, value in sections.items():
-            emit(value, f"{name}.{key}" if name else key)
-
-    emit(data, "")
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _is_section(key: str, value: Any) -> bool:
-    return isinstance(value, Mapping) and not key.endswith(("options", "schedule"))
-
-
-def _toml_value(value: Any) -> str:
-    if value is None:
-        return '"none"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise ValueError(f"cannot write {value!r} to a config file: plain data only")

@@ -1,4 +1,5 @@
-"""Shared argument checks: one place for "an int, not a bool" and its relatives.
+"""Config values: one place for "an int, not a bool" and its relatives, and for building a
+component from its options (:func:`construct`).
 
 Each check returns the value (normalised where that is useful) or raises ``ValueError`` with one
 line naming the setting, what was given and what is allowed.
@@ -6,6 +7,7 @@ line naming the setting, what was given and what is allowed.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from typing import Any
@@ -75,3 +77,19 @@ def check_options(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
         raise ValueError(f"{name} must be a dict of keyword options (or None), got {value!r}")
     return value
+
+
+def construct(cls: Any, *args: Any, **options: Any) -> Any:
+    """``cls(*args, **options)``, with an option the class does not take reported by name."""
+    signature = inspect.signature(cls)
+    try:
+        signature.bind(*args, **options)
+    except TypeError as exc:
+        name = getattr(cls, "name", getattr(cls, "__name__", cls))
+        params = list(signature.parameters.values())[len(args):]
+        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown and not any(p.kind == p.VAR_KEYWORD for p in params):
+            raise ValueError(f"{name!r} does not accept option(s) {unknown}; its options are: {', '.join(accepted) or '(none)'}") from None
+        raise ValueError(f"{name!r} cannot be built with options {sorted(options)}: {exc}") from None
+    return cls(*args, **options)

@@ -1,7 +1,6 @@
-"""From a :class:`~condgan.config.DataConfig` to checked training data, and the model fitted to it.
+"""The data a model trains on: files to stream (:class:`FileSet`), the model fitted to the data, and
+the checks before the loop (:func:`condgan.resolve.load_data` makes the data from a config).
 
-- :func:`load_data`: make the registered dataset, decode it at the size the model (or the config)
-  asks for, and check what it gave.
 - :func:`fit_to_data`: fill the model fields a preset leaves to the data (``image_shape``, the
   condition, ``class_names``) and refuse a model that disagrees with the data.
 - :func:`check_dataset`: the checks every training set passes once, before the first step.
@@ -13,27 +12,14 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .base import Dataset, DatasetError, ImageSet
-from .transforms import decode_image
 
 PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import DataConfig, GANConfig
-    from ..gan import GAN
-
-
-def make_dataset(config: DataConfig) -> Dataset:
-    """The dataset component that ``config`` names, made with its root, split and options."""
-    from ..models import construct
-    from ..plugins import get_component
-
-    cls = get_component("dataset", config.name)
-    if not (isinstance(cls, type) and issubclass(cls, Dataset)):
-        raise TypeError(f"dataset must be a registered name or a Dataset subclass, got {config.name!r}")
-    return construct(cls, config.root, split=config.split, download=config.download, **config.options)
+    from ..config import GANConfig
 
 
 @dataclasses.dataclass
@@ -53,57 +39,6 @@ class FileSet:
 
     def __len__(self) -> int:
         return len(self.paths)
-
-
-def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = None) -> ImageSet | FileSet:
-    """Load the dataset of ``config`` at the model's ``image_shape`` (or the config's size/channels).
-
-    The data section's ``image_size``/``channels`` win; otherwise the model's shape is used when
-    it has one, else the dataset's own.
-
-    Raises:
-        UnknownComponentError: no dataset of that name; ValueError/DatasetError: bad options or
-        files; DatasetNotFoundError: files missing.
-    """
-    size = config.size or (tuple(image_shape[1:]) if image_shape is not None else None)
-    channels = config.channels or (image_shape[0] if image_shape is not None else None)
-    dataset = make_dataset(config)
-    if config.storage != "memory":
-        files = _file_set(config, dataset, channels, size)
-        if files is not None:
-            return files
-    data = dataset.load(channels=channels, size=size, fit=config.fit)
-    if not isinstance(data, ImageSet):
-        raise DatasetError(f"dataset {config.name!r} returned {type(data).__name__}, not an ImageSet")
-    c, h, w = data.image_shape
-    if (channels is not None and c != channels) or (size is not None and (h, w) != tuple(size)):
-        raise DatasetError(f"dataset {config.name!r} gave images of shape ({c}, {h}, {w}); "
-                           f"asked for ({channels or c}, {(size or (h, w))[0]}, {(size or (h, w))[1]})")
-    return data
-
-
-def _file_set(config: DataConfig, dataset: Dataset, channels: int | None, size: tuple[int, int] | None) -> FileSet | None:
-    """The dataset as files to stream, when ``config.storage`` asks for it (``auto``: when the
-    decoded set exceeds the memory budget); None to decode it into memory."""
-    index = getattr(dataset, "index", None)
-    if index is None:
-        if config.storage == "stream":
-            raise DatasetError(f"dataset {config.name!r} cannot stream (it is not a set of image files); "
-                               "use data.storage='memory' or 'auto'")
-        return None
-    paths, conditions, spec, names = index()
-    if size is None:
-        if config.storage == "stream":
-            raise DatasetError("streaming needs an image size: give --image-size (data.image_size) or a model image_shape")
-        return None
-    if channels is None:
-        channels = decode_image(paths[0], None, size, config.fit).shape[0]  # the first image's channels
-    shape = (int(channels), int(size[0]), int(size[1]))
-    megabytes = len(paths) * shape[0] * shape[1] * shape[2] / 1e6
-    if config.storage == "auto" and megabytes <= config.memory_budget_mb:
-        return None
-    spec.check(conditions)
-    return FileSet(list(paths), conditions, spec, names, shape, config.fit)
 
 
 def fit_to_data(model: GANConfig, data: ImageSet, source: str = "the dataset") -> GANConfig:
@@ -139,7 +74,7 @@ def fit_to_data(model: GANConfig, data: ImageSet, source: str = "the dataset") -
     return dataclasses.replace(model, **changes)
 
 
-def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
+def check_dataset(gan: nn.Module, images: Tensor, labels: Tensor) -> None:
     """Raise ``ValueError`` unless ``images``/``labels`` can train ``gan``: checked once, before the loop.
 
     Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8, or float32 in the

@@ -7,7 +7,7 @@ Three entry points:
   ``step(real, y_real) -> losses`` with the same mathematics as :func:`train_step` (and its random
   draws, where ``train_step`` is asked to draw dropout masks the same way). On CUDA it captures the whole step (both forward and backward passes and both
   optimizer steps) as one CUDA graph; ``compile=`` runs the forward passes through ``torch.compile``.
-- :func:`~condgan.optim.fast_optimizer_options`: the optimizer implementation measured fastest for a device, to
+- :func:`~condgan.training.optim.fast_optimizer_options`: the optimizer implementation measured fastest for a device, to
   pass to ``gan.optimizers(**options)``.
 
 Example:
@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .distributed import DistributedForwards, is_distributed
-from .gan import GAN
-from .layers import DROPOUT_DRAWS, batch_independent, dropout_draws as _dropout_draws
-from .models import check_images, check_matches, check_matches_device
+from ..distributed import DistributedForwards, is_distributed
+from ..gan import GAN
+from ..layers import DROPOUT_DRAWS, batch_independent, dropout_draws as _dropout_draws
+from ..models import check_images, check_matches, check_matches_device
 from .optim import fused_adam_step
 
 #: torch.compile modes accepted by :class:`FastStep` (``compile=``).
@@ -266,7 +266,7 @@ class FastStep:
       stream (real training steps), the next call captures the whole step as a CUDA graph and every
       later call with the same batch shape replays it: one launch instead of hundreds of kernels.
       Batches of another shape (a smaller last batch) run eagerly. Needs capturable optimizers
-      (:func:`~condgan.optim.fast_optimizer_options`). Settings changed in ``param_groups`` between steps (a
+      (:func:`~condgan.training.optim.fast_optimizer_options`). Settings changed in ``param_groups`` between steps (a
       learning-rate schedule, a momentum ramp) are followed: a capturable Adam's learning rate is
       read from a device tensor, any other change makes the next call capture anew. Call
       :meth:`reset` after ``load_state_dict`` on an optimizer (it replaces the state tensors the

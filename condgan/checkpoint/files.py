@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, a ``latest`` pointer, RNG states, configs as plain data.
+"""Checkpoint files: atomic writes, a ``latest`` pointer, reading with checks, RNG states.
 
 A run directory holds ``checkpoints/step_0000300.pt`` files (the newest ``keep_last`` are kept),
 ``checkpoints/latest`` (a one-line text file naming the newest) and ``generator.pt`` (the generator
@@ -24,7 +24,7 @@ JSON strings in its metadata (the config's sequences read back as tuples); it is
 pickle (:func:`read_safetensors`).
 
 Both end with ``checksum``: ``"sha256:<hex>"`` over everything else they hold
-(:func:`checkpoint_checks.content_sha256`), verified by :func:`read_file`: a changed byte gives a
+(:func:`condgan.checkpoint.integrity.content_sha256`), verified by :func:`read_file`: a changed byte gives a
 :class:`CheckpointError` naming the file. Files written before checksums existed have none and load
 unverified.
 """
@@ -44,11 +44,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from . import checkpoint_checks as checks
-from .checkpoint_checks import CheckpointError
-from .config import GANConfig
-from .models import ConditionalGenerator
-from .plugins import UnknownComponentError, get_registry
+from . import integrity as checks
+from .integrity import CheckpointError
 
 CHECKPOINT_FORMAT = "condgan-checkpoint"
 GENERATOR_FORMAT = "condgan-generator"
@@ -59,7 +56,7 @@ GENERATOR_FILE = "generator.pt"
 CONFIG_FILE = "config.json"
 SAFETENSORS_SUFFIX = ".safetensors"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
-# the entries each kind of file must hold (their types: checkpoint_checks.FIELD_RULES)
+# the entries each kind of file must hold (their types: integrity.FIELD_RULES)
 CHECKPOINT_FIELDS = ("gan_config", "trainer_config", "generator", "discriminator", "ema", "opt_g", "opt_d", "step", "epoch",
                      "batch_in_epoch", "dataset_size", "data_rng", "rng", "elapsed_s")
 GENERATOR_FIELDS = ("gan_config", "generator")
@@ -113,7 +110,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def save_file(obj: Mapping[str, Any], path: str | Path) -> Path:
     """``torch.save(obj, path)`` atomically; a condgan file (one with ``format``) is moved to the CPU
-    first and gets a ``checksum`` of its content (:func:`checkpoint_checks.content_sha256`)."""
+    first and gets a ``checksum`` of its content (:func:`condgan.checkpoint.integrity.content_sha256`)."""
     if isinstance(obj, Mapping) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
         obj = {k: v for k, v in _to_cpu(obj).items() if k != "checksum"}
         obj["checksum"] = checks.content_sha256(obj)
@@ -314,98 +311,6 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-# -- configs as plain data ----------------------------------------------------------------------------
-def config_to_plain(config: GANConfig) -> dict[str, Any]:
-    """``config.to_dict()`` with component classes replaced by their registered names.
-
-    Raises:
-        ValueError: a component class that is not registered, or a value that is not plain data
-            (names the dotted key).
-    """
-    data = config.to_dict()
-    tables = get_registry().tables()
-    for key, kind in COMPONENT_FIELDS.items():
-        *parents, last = key.split(".")
-        holder = data
-        for part in parents:
-            holder = holder[part]
-        value = holder[last]
-        if value is not None and not isinstance(value, str):
-            names = [info.name for info in tables[kind].values() if info.obj is value]
-            if not names:
-                raise ValueError(f"cannot save config key {key!r}: the {kind} {_qualname(value)} is not registered, so the "
-                                 f"checkpoint could not name it; register it with condgan.register_plugin or give a registered name")
-            holder[last] = names[0]
-    for key in ("g_optimizer", "d_optimizer"):
-        value = data[key]["name"]
-        if not isinstance(value, str):
-            if getattr(torch.optim, getattr(value, "__name__", ""), None) is not value:
-                raise ValueError(f"cannot save config key '{key}.name': {_qualname(value)} is not a torch.optim class; "
-                                 f"a checkpoint can only name optimizers of torch.optim")
-            data[key]["name"] = value.__name__
-    check_plain(data)
-    return data
-
-
-def save_run_config(run_dir: str | Path, model: GANConfig, data: Any, training: Any) -> Path:
-    """Write the run's resolved config (sections model, data, training) as ``config.json``: the file
-    ``condgan train --config`` reads, with every value the run used."""
-    import json
-
-    content = {"model": config_to_plain(model), "data": data_config_to_plain(data), "training": dataclasses.asdict(training)}
-    text = json.dumps(content, indent=2) + "\n"
-    return atomic_write(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text.encode()))
-
-
-def data_config_to_plain(config: Any) -> dict[str, Any] | None:
-    """A DataConfig as plain data (a Dataset class by its registered name); None stays None
-    (a run trained on tensors given in Python)."""
-    if config is None:
-        return None
-    data = dataclasses.asdict(config)
-    if not isinstance(data["name"], str):
-        names = [info.name for info in get_registry().tables()["dataset"].values() if info.obj is data["name"]]
-        if not names:
-            raise ValueError(f"cannot save the data section: the dataset {_qualname(data['name'])} is not registered")
-        data["name"] = names[0]
-    check_plain(data, "data")
-    return data
-
-
-def check_plain(value: Any, key: str = "config") -> None:
-    """Raise ValueError naming ``key`` unless value is None/bool/int/float/str or lists/tuples/str-keyed dicts of them."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            check_plain(item, f"{key}[{i}]")
-        return
-    if isinstance(value, dict):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"cannot save {key}: key {k!r} is not a string")
-            check_plain(item, f"{key}.{k}")
-        return
-    raise ValueError(f"cannot save {key} = {_qualname(value)}: checkpoints hold plain data only "
-                     "(numbers, strings, lists, dicts); give a registered name instead of an object")
-
-
-def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
-def gan_config_from_plain(data: Mapping[str, Any], source: str | Path = "checkpoint") -> GANConfig:
-    """A GANConfig from :func:`config_to_plain` output; a bad key gives a CheckpointError naming ``source``."""
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f"{source} is damaged: its model config must be a dict, got {type(data).__name__}")
-    try:
-        return GANConfig.from_dict(data)
-    except KeyError as exc:
-        raise CheckpointError(f"{source}: its model config does not fit this condgan version: {checks.first_line(exc)}") from None
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{source}: its model config holds a bad value: {checks.first_line(exc)}") from None
-
-
 # -- RNG states ---------------------------------------------------------------------------------------
 def capture_rng_state() -> dict[str, Any]:
     """Every global RNG state as tensors and numbers: torch CPU, CUDA (all devices, if any), numpy, python."""
@@ -433,59 +338,6 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss_next"]))
-
-
-# -- the generator artifact ---------------------------------------------------------------------------
-def build_generator(config: GANConfig) -> ConditionalGenerator:
-    """The generator of ``config`` alone (the discriminator's components need not be installed)."""
-    g = config.generator
-    return ConditionalGenerator(
-        config.spec, config.image_shape, config.latent_dim, noise=config.noise,
-        conditioner=g.conditioner, conditioner_options=g.conditioner_options,
-        backbone=g.backbone, backbone_options=g.backbone_options,
-    )
-
-
-def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[str, Any], *, from_ema: bool, step: int) -> dict[str, Any]:
-    """The content of a generator file (see the module docstring)."""
-    plain = config_to_plain(config) if isinstance(config, GANConfig) else dict(config)
-    return {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "gan_config": plain,
-            "generator": dict(state_dict), "from_ema": from_ema, "step": step}
-
-
-def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> ConditionalGenerator:
-    """The trained generator from a checkpoint, a run directory, a ``generator.pt`` or a generator
-    ``.safetensors`` file (read without pickle), in eval mode.
-
-    The model is rebuilt from the config stored in the file, with the EMA weights when the run
-    kept an EMA. ``generator.config`` is that :class:`GANConfig` (``pixel_range`` says how to map
-    samples to [0, 1]).
-
-    Raises:
-        CheckpointError: the file is missing, unreadable or not a condgan file.
-        UnknownComponentError: the model needs a component that no installed plugin provides.
-
-    Example:
-        >>> G = condgan.load_generator("runs/a")
-        >>> images = G.sample(torch.arange(10))  # (10, 1, 32, 32), in G.config.pixel_range
-    """
-    path = resolve_checkpoint(path)
-    obj = read_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else read_file(path)
-    config = gan_config_from_plain(obj["gan_config"], path)
-    try:
-        checks.check_model_size(lambda: build_generator(config), "generator", path)  # before allocating it
-        generator = build_generator(config)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: its model config builds no generator: {checks.first_line(exc)}") from None
-    except UnknownComponentError as exc:
-        raise UnknownComponentError(f"cannot rebuild the generator saved in {path}: {exc}. "
-                                    "Install or register the plugin that provides it.") from None
-    ema = obj["format"] == CHECKPOINT_FORMAT and obj.get("ema") is not None
-    state = obj["ema"] if ema else obj["generator"]
-    checks.check_state_dict(generator, state, "EMA generator" if ema else "generator", path)
-    generator.load_state_dict(state)
-    generator.config = config
-    return generator.requires_grad_(False).to(device).eval()
 
 
 def dataclass_from_dict(cls: type, data: Mapping[str, Any], source: str | Path) -> Any:

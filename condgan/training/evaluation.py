@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..hookspecs import hookimpl
-from .evaluate import check_fid_samples
-from .fid import fid_from_features
-from .judge import JudgeMismatchError, judge_outputs, load_judge
+from ..metrics.evaluate import check_fid_samples
+from ..metrics.fid import fid_from_features
+from ..metrics.judge import JudgeMismatchError, judge_outputs, load_judge
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..trainer import Trainer
+    from .trainer import Trainer
 
 METRICS_FILE = "metrics.jsonl"
 BEST_FILE = "best.pt"

@@ -1,5 +1,5 @@
 """Every tensor read from a file is checked against what it is loaded into before anything uses it
-(condgan.checkpoint_checks): checkpoints, generator files and classifier files."""
+(condgan.checkpoint.integrity): checkpoints, generator files and classifier files."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from training_helpers import small_data, tiny_config
 import condgan
 from condgan import CheckpointError, Trainer, TrainerConfig
 from condgan import checkpoint as ckpt
-from condgan import checkpoint_checks as checks
+from condgan.checkpoint import integrity as checks
 
 TESTS = Path(__file__).resolve().parent
 

@@ -24,39 +24,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
-from .models import construct
+from ..config.schedule import KEYS, check_schedule, scheduled  # noqa: F401 - the schedule's names, here too
+from ..config.values import construct
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import OptimizerConfig
-
-KEYS = ("lr_decay", "min_lr", "momentum_start", "momentum_end", "momentum_steps")
-
-
-def check_schedule(schedule: Mapping[str, Any]) -> None:
-    """Raise ValueError for an unknown key or an inconsistent momentum ramp."""
-    unknown = sorted(set(schedule) - set(KEYS))
-    if unknown:
-        raise ValueError(f"unknown schedule key(s) {unknown}; allowed: {', '.join(KEYS)}")
-    ramp = [k for k in ("momentum_start", "momentum_end", "momentum_steps") if k in schedule]
-    if ramp and len(ramp) != 3:
-        raise ValueError("a momentum ramp needs momentum_start, momentum_end and momentum_steps together")
-    if schedule.get("lr_decay", 1.0) <= 0 or schedule.get("momentum_steps", 1) < 1:
-        raise ValueError(f"lr_decay must be > 0 and momentum_steps >= 1, got {dict(schedule)}")
-
-
-def scheduled(lr: float, schedule: Mapping[str, Any], step: int) -> dict[str, float]:
-    """The hyperparameters at ``step`` (0-based): ``lr`` always, ``momentum`` when ramped.
-
-    Example:
-        >>> scheduled(0.1, {"lr_decay": 1.00004, "min_lr": 1e-6}, 0)
-        {'lr': 0.1}
-    """
-    values = {"lr": max(lr / schedule.get("lr_decay", 1.0) ** step, schedule.get("min_lr", 0.0))}
-    if "momentum_steps" in schedule:
-        frac = min(step / schedule["momentum_steps"], 1.0)
-        values["momentum"] = schedule["momentum_start"] + (schedule["momentum_end"] - schedule["momentum_start"]) * frac
-    return values
-
+    from ..config import OptimizerConfig
 
 def apply_schedule(optimizer: torch.optim.Optimizer, lr: float, schedule: Mapping[str, Any], step: int) -> None:
     """Set every param group of ``optimizer`` to the scheduled values for ``step`` (Python floats, no sync)."""

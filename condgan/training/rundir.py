@@ -23,7 +23,7 @@ import re
 import socket
 from pathlib import Path
 
-from . import checkpoint as ckpt
+from ..checkpoint import files as ckpt
 
 LOCK_FILE = "run.lock"
 _TMP_FILE = re.compile(r"^\..+\.tmp(\d+)$")  # atomic_write's temporary files: .NAME.tmpPID

@@ -29,20 +29,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import checkpoint as ckpt
-from . import checkpoint_checks as checks
-from . import distributed
+from .. import checkpoint as ckpt
+from ..checkpoint import integrity as checks
+from .. import distributed
 from . import rundir
-from .config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig, run_config
-from .data import ImageSet, TensorBatches, to_unit
-from .data.loading import FileSet, check_dataset, fit_to_data, load_data
-from .data.stream import StreamBatches
+from ..config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig
+from ..data import ImageSet, TensorBatches, to_unit
+from ..data.fitting import FileSet, check_dataset, fit_to_data
+from ..resolve import load_data, run_config
+from ..data.stream import StreamBatches
 from .ema import EMA
-from .gan import GAN
+from ..gan import GAN
 from .rundir import RunDirectoryError
-from .plugins import Registry, UnknownComponentError, get_registry
+from ..plugins import Registry, UnknownComponentError, get_registry
 from .optim import apply_schedule, load_optimizer_state, make_optimizers, use_cuda_graph
-from .training import FastStep
+from .step import FastStep
 
 AUTOCAST_DTYPES = {name: getattr(torch, name) for name in AUTOCAST_NAMES}  # "bfloat16" -> torch.bfloat16
 GRID_ROWS = 10

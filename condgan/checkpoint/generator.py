@@ -1,0 +1,70 @@
+"""The generator artifact: ``generator.pt`` (or a generator ``.safetensors`` file), written for
+sampling and read back into a :class:`~condgan.models.ConditionalGenerator`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..config import GANConfig
+from ..errors import UnknownComponentError
+from ..models import ConditionalGenerator
+from . import integrity as checks
+from .configs import config_to_plain, gan_config_from_plain
+from .files import (CHECKPOINT_FORMAT, FORMAT_VERSION, GENERATOR_FORMAT, SAFETENSORS_SUFFIX, CheckpointError, read_file,
+                    read_safetensors, resolve_checkpoint)
+
+
+# -- the generator artifact ---------------------------------------------------------------------------
+def build_generator(config: GANConfig) -> ConditionalGenerator:
+    """The generator of ``config`` alone (the discriminator's components need not be installed)."""
+    g = config.generator
+    return ConditionalGenerator(
+        config.spec, config.image_shape, config.latent_dim, noise=config.noise,
+        conditioner=g.conditioner, conditioner_options=g.conditioner_options,
+        backbone=g.backbone, backbone_options=g.backbone_options,
+    )
+
+
+def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[str, Any], *, from_ema: bool, step: int) -> dict[str, Any]:
+    """The content of a generator file (see the module docstring)."""
+    plain = config_to_plain(config) if isinstance(config, GANConfig) else dict(config)
+    return {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "gan_config": plain,
+            "generator": dict(state_dict), "from_ema": from_ema, "step": step}
+
+
+def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> ConditionalGenerator:
+    """The trained generator from a checkpoint, a run directory, a ``generator.pt`` or a generator
+    ``.safetensors`` file (read without pickle), in eval mode.
+
+    The model is rebuilt from the config stored in the file, with the EMA weights when the run
+    kept an EMA. ``generator.config`` is that :class:`GANConfig` (``pixel_range`` says how to map
+    samples to [0, 1]).
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or not a condgan file.
+        UnknownComponentError: the model needs a component that no installed plugin provides.
+
+    Example:
+        >>> G = condgan.load_generator("runs/a")
+        >>> images = G.sample(torch.arange(10))  # (10, 1, 32, 32), in G.config.pixel_range
+    """
+    path = resolve_checkpoint(path)
+    obj = read_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else read_file(path)
+    config = gan_config_from_plain(obj["gan_config"], path)
+    try:
+        checks.check_model_size(lambda: build_generator(config), "generator", path)  # before allocating it
+        generator = build_generator(config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its model config builds no generator: {checks.first_line(exc)}") from None
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"cannot rebuild the generator saved in {path}: {exc}. "
+                                    "Install or register the plugin that provides it.") from None
+    ema = obj["format"] == CHECKPOINT_FORMAT and obj.get("ema") is not None
+    state = obj["ema"] if ema else obj["generator"]
+    checks.check_state_dict(generator, state, "EMA generator" if ema else "generator", path)
+    generator.load_state_dict(state)
+    generator.config = config
+    return generator.requires_grad_(False).to(device).eval()
