@@ -41,7 +41,9 @@ from .plugins import (
 )
 from .presets import Preset
 from .resolve import load_dataset, run_config
-from .training.trainer import NonFiniteLossError, NonFiniteWeightsError, RunDirectoryError, Trainer
+from .training.guards import NonFiniteLossError, NonFiniteWeightsError
+from .training.rundir import RunDirectoryError
+from .training.trainer import Trainer
 from .training.step import FastStep, make_step, train_step
 
 __version__ = "0.1.0"

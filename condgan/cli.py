@@ -50,7 +50,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigKeyError
     from .distributed import DistributedError
     from .plugins import PluginError, UnknownComponentError
-    from .training.trainer import NonFiniteLossError
+    from .training.guards import NonFiniteLossError
 
     return (ValueError, OSError, CheckpointError, PluginError, NonFiniteLossError, DistributedError, ConfigKeyError,
             UnknownComponentError)

@@ -38,6 +38,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .checkpoint.integrity import first_line
+
 __all__ = ["DistributedError", "DEFAULT_TIMEOUT_S", "is_peer_failure", "ProcessInfo", "process_info", "process_device", "init_from_env", "shutdown", "rank_seed", "is_distributed", "agree_any",
            "DistributedForwards"]
 
@@ -202,3 +204,15 @@ def agree_any(flags: list[bool], device: torch.device) -> list[bool]:
     t = torch.tensor([float(f) for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
+
+
+def peer_failure(process: ProcessInfo, step: int, timeout: float, exc: BaseException, latest: object) -> DistributedError:
+    """The one-line error of a collective that another process never joined (``latest``: the run's
+    newest checkpoint, or None)."""
+    reason = first_line(exc, 120)
+    where = (f"the run's latest checkpoint {latest} is intact: continue with condgan train --resume" if latest is not None
+             else "no checkpoint was written yet")
+    return DistributedError(
+        f"process {process.rank} of {process.world_size} stopped at step {step}: another process "
+        f"stalled or died, and this one waited up to {timeout:g} s (process_group_timeout) for it ({reason}); "
+        f"{where} (the other processes' output says what happened to them)")

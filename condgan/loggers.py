@@ -1,7 +1,7 @@
 """Built-in loggers: plugins that turn training events into progress lines, PNG grids and TensorBoard.
 
 A logger is a class with a ``name`` whose methods implement training-event hooks
-(:mod:`condgan.hookspecs`: ``on_train_start``, ``on_step_end``, ``on_sample``, ``on_checkpoint``,
+(:mod:`condgan.hookspecs`: ``on_train_start``, ``on_log``, ``on_sample``, ``on_checkpoint``,
 ``on_train_end``) with :data:`condgan.hookimpl`. ``TrainerConfig.loggers`` names the ones a run uses;
 the trainer makes one instance per run and registers it as a plugin while it trains. A plugin
 module can also implement the event hooks directly: those fire for every run.
@@ -11,7 +11,7 @@ Example:
     >>> class PrintLosses:
     ...     name = "print_losses"
     ...     @hookimpl
-    ...     def on_step_end(self, trainer, step, metrics):
+    ...     def on_log(self, trainer, step, metrics):
     ...         print(step, metrics)
     >>> class Plugin:
     ...     @hookimpl
@@ -31,7 +31,7 @@ from typing import TextIO
 
 from torch import Tensor
 
-from .hookspecs import hookimpl
+from .hookspecs import TrainerView, hookimpl
 
 TENSORBOARD_HINT = "TensorBoard logging is off: the `tensorboard` package is not installed (pip install condgan[tensorboard])"
 
@@ -58,7 +58,7 @@ class ConsoleProgress:
         self._stream_arg, self._live_arg = stream, live
 
     @hookimpl
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainerView) -> None:
         self.stream = self._stream_arg or sys.stdout
         self.live = self._live_arg if self._live_arg is not None else bool(getattr(self.stream, "isatty", lambda: False)())
         self.start_time, self.start_step = time.perf_counter(), trainer.step
@@ -67,7 +67,7 @@ class ConsoleProgress:
         self._line(f"training from step {trainer.step} on {trainer.device} ({trainer.budget_text()}){where}")
 
     @hookimpl
-    def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+    def on_log(self, trainer: TrainerView, step: int, metrics: dict[str, float]) -> None:
         elapsed = time.perf_counter() - self.start_time
         rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
         losses = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
@@ -87,12 +87,12 @@ class ConsoleProgress:
             self._line(f"step {count} epoch {trainer.epoch} {losses} | {rate:.1f} steps/s {eta_text}")
 
     @hookimpl
-    def on_checkpoint(self, trainer: Trainer, path: Path) -> None:
+    def on_checkpoint(self, trainer: TrainerView, path: Path) -> None:
         if not self.live:  # a line per checkpoint would break the bar; the end line names the last one
             self._line(f"checkpoint: {path}")
 
     @hookimpl
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         elapsed = time.perf_counter() - self.start_time
         steps = trainer.step - self.start_step
         rate = steps / elapsed if elapsed > 0 else 0.0
@@ -118,7 +118,7 @@ class SampleGrids:
     name = "grid"
 
     @hookimpl
-    def on_sample(self, trainer: Trainer, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
+    def on_sample(self, trainer: TrainerView, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
         if trainer.out_dir is None:
             return
         from .imagegrid import save_grid
@@ -145,7 +145,7 @@ class TensorBoard:
         self.writer = None
 
     @hookimpl
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainerView) -> None:
         if trainer.out_dir is None:
             return
         try:
@@ -158,26 +158,26 @@ class TensorBoard:
         self.writer = SummaryWriter(str(Path(trainer.out_dir) / "tensorboard"), purge_step=trainer.step or None)
 
     @hookimpl
-    def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+    def on_log(self, trainer: TrainerView, step: int, metrics: dict[str, float]) -> None:
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(f"train/{key}", value, step)
 
     @hookimpl
-    def on_sample(self, trainer: Trainer, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
+    def on_sample(self, trainer: TrainerView, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
         if self.writer is not None:
             from torchvision.utils import make_grid
 
             self.writer.add_image("samples", make_grid(images, nrow=columns), step)
 
     @hookimpl
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
 
 
-def _asked_for_explicitly(trainer: Trainer) -> bool:
+def _asked_for_explicitly(trainer: TrainerView) -> bool:
     """True when the run's logger list is not its config's default (so a logger in it was named on purpose)."""
     config = trainer.config
     if not dataclasses.is_dataclass(config):

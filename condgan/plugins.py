@@ -59,6 +59,7 @@ KINDS = {
     "augment": "register_augments",
     "preset": "register_presets",
     "logger": "register_loggers",
+    "callback": "register_callbacks",
     "dataset": "register_datasets",
     "command": "register_commands",
 }

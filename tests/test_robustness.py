@@ -10,7 +10,7 @@ import torch
 import condgan
 from condgan import checkpoint as ckpt
 from condgan.config import ConfigKeyError
-from condgan.training.trainer import NonFiniteLossError, RunDirectoryError, Trainer
+from condgan import NonFiniteLossError, RunDirectoryError, Trainer
 
 from training_helpers import tiny_training, small_data, tiny_config
 from test_trainer import tiny_trainer
@@ -51,7 +51,7 @@ def test_skip_mode_skips_non_finite_updates_and_counts_them(tmp_path):
 
     class Recorder:
         @condgan.hookimpl
-        def on_step_end(self, trainer, step, metrics):
+        def on_log(self, trainer, step, metrics):
             seen.append((step, dict(metrics)))
 
     trainer = tiny_trainer(tmp_path, steps=4, checkpoint_every=4, log_every=2, nonfinite="skip")

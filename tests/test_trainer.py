@@ -274,7 +274,7 @@ class Recorder:
         self.events.append(("start", trainer.step))
 
     @hookimpl
-    def on_step_end(self, trainer, step, metrics):
+    def on_log(self, trainer, step, metrics):
         self.events.append(("step_end", step, metrics))
 
     @hookimpl
@@ -344,7 +344,7 @@ def test_selected_loggers_get_one_instance_per_run_and_are_unregistered():
             made.append(self)
 
         @hookimpl
-        def on_step_end(self, trainer, step, metrics):
+        def on_log(self, trainer, step, metrics):
             self.steps.append(step)
 
     class Plugin:
@@ -448,7 +448,7 @@ def test_tensorboard_logs_losses_and_grids_through_summary_writer(tmp_path, monk
 def test_a_signal_stops_between_steps_and_saves(tmp_path, sig):
     class SendSignal:
         @hookimpl
-        def on_step_end(self, trainer, step, metrics):
+        def on_log(self, trainer, step, metrics):
             if step == 3:
                 os.kill(os.getpid(), sig)
 

@@ -15,7 +15,7 @@ from condgan import register_plugin
 from condgan.metrics.judge import JudgeMismatchError
 from condgan.metrics.judge_training import train_judge
 from condgan.training.evaluation import read_metrics
-from condgan.training.trainer import Trainer, TrainerConfig
+from condgan import Trainer, TrainerConfig
 
 from metrics_helpers import shapes, shapes_plugin
 

@@ -162,7 +162,7 @@ def _row_name(source: str, rows: dict) -> str:
 
 
 def _device(name: str):
-    from ..training.trainer import resolve_device
+    from ..training.setup import resolve_device
 
     return resolve_device(name)
 

@@ -70,7 +70,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_generator
     from ..sampling import generate, interpolate_conditions, interpolate_z, make_conditions
-    from ..training.trainer import resolve_device
+    from ..training.setup import resolve_device
 
     out_kind = _out_kind(args.out)
     if args.frames and not args.interpolate:
@@ -119,7 +119,7 @@ def _write_npz(path: Path, images, y, labels, **extra) -> None:
 
 def _write_sample_grid(args, samples, conditions, torch) -> None:
     from ..imagegrid import save_grid
-    from ..training.trainer import GRID_MAX_COLUMNS, GRID_ROWS
+    from ..training.grids import GRID_MAX_COLUMNS, GRID_ROWS
 
     per = args.per_class
     columns, rows = min(len(conditions), GRID_MAX_COLUMNS), min(per, GRID_ROWS)

@@ -258,7 +258,7 @@ class TrainerConfig:
         epochs: stop after this many passes over the dataset.
         minutes: stop after this much training time (the loop's wall-clock time, summed over resumes).
         batch_size: images per step (per process under torchrun).
-        log_every: steps between ``on_step_end`` events (the loop's only host sync).
+        log_every: steps between ``on_log`` events (the loop's only host sync).
         sample_every: steps between sample grids (``on_sample``); 0: only at the end.
         checkpoint_every: steps between checkpoints; None: only at the end (and on SIGINT/SIGTERM).
         keep_last: how many periodic checkpoints to keep.
@@ -277,8 +277,10 @@ class TrainerConfig:
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         out_dir: the run directory (checkpoints, samples, TensorBoard); None: write nothing.
         loggers: names of registered loggers to run (``condgan list logger``).
+        callbacks: names of registered callbacks to run (``condgan list callback``; see
+            :mod:`condgan.training.events`): early stopping, custom schedules, anything event-driven.
         nonfinite: what a NaN or inf loss does: ``"stop"`` (default) stops training with
-            :class:`~condgan.training.trainer.NonFiniteLossError` at the next log or checkpoint step,
+            :class:`~condgan.training.guards.NonFiniteLossError` at the next log or checkpoint step,
             before anything non-finite is saved; ``"skip"`` skips every update whose gradients
             are not finite and counts them (``skipped`` in the logged metrics). Under either policy,
             weights and optimizer states are checked before each checkpoint and ``generator.pt`` is
@@ -319,6 +321,7 @@ class TrainerConfig:
     device: str = "auto"
     out_dir: str | None = None
     loggers: tuple[str, ...] = ("console", "grid", "tensorboard")
+    callbacks: tuple[str, ...] = ()
     nonfinite: str = "stop"
     max_skipped_intervals: int = 3
     sync_batchnorm: bool = False
@@ -352,11 +355,12 @@ class TrainerConfig:
         check_choice("cuda_graph", self.cuda_graph, (True, False), optional=True)
         if not isinstance(self.device, str):
             raise ValueError(f"device must be a name such as 'auto', 'cpu' or 'cuda:0', got {self.device!r}")
-        if isinstance(self.loggers, str):
-            self.loggers = (self.loggers,)
-        if not isinstance(self.loggers, (tuple, list)) or not all(isinstance(n, str) for n in self.loggers):
-            raise ValueError(f"loggers must be a list of logger names, got {self.loggers!r}")
-        self.loggers = tuple(self.loggers)
+        for what in ("loggers", "callbacks"):
+            names = getattr(self, what)
+            names = (names,) if isinstance(names, str) else names
+            if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"{what} must be a list of {what[:-1]} names, got {names!r}")
+            setattr(self, what, tuple(names))
         check_int("eval_samples", self.eval_samples, 2)
         check_choice("best_metric", self.best_metric, BEST_METRICS)
         if self.judge is not None:

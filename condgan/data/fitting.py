@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from .base import Dataset, DatasetError, ImageSet
+from .base import ImageSet
 
 PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
 

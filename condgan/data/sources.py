@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor

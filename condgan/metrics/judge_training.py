@@ -199,7 +199,7 @@ def held_out_indices(rule: Mapping[str, Any], n_train: int) -> tuple[Tensor, Ten
 def load_for_judge(name: str, root: str | Path | None, split: str, *, options: Mapping[str, Any] | None = None,
                    channels: int | None = None, size: Sequence[int] | None = None):
     """The :class:`~condgan.data.ImageSet` of registered dataset ``name`` (never downloads)."""
-    from ..plugins import get_component
+    from ..plugins import get_component  # layer: a judge is trained on a dataset named in the registry
 
     cls = get_component("dataset", name)
     size = tuple(int(s) for s in size) if size is not None else None

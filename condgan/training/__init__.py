@@ -15,7 +15,7 @@ _EXPORTS = {
     **dict.fromkeys(('FastStep', 'make_step', 'train_step'), '.step'),
     **dict.fromkeys(('EMA',), '.ema'),
     **dict.fromkeys(('Trainer',), '.trainer'),
-    **dict.fromkeys(('NonFiniteLossError', 'NonFiniteWeightsError'), '.trainer'),
+    **dict.fromkeys(('NonFiniteLossError', 'NonFiniteWeightsError'), '.guards'),
     **dict.fromkeys(('RunDirectoryError',), '.rundir'),
 }
 __all__ = sorted(_EXPORTS)

@@ -1,7 +1,7 @@
 """Metrics during training: the ``metrics`` logger writes ``metrics.jsonl`` and keeps ``best.pt``.
 
 Added to a run's loggers when ``TrainerConfig.eval_every`` is set (or named in ``loggers`` for the
-losses alone). Each ``on_step_end`` appends the losses to ``RUN/metrics.jsonl``; every
+losses alone). Each ``on_log`` appends the losses to ``RUN/metrics.jsonl``; every
 ``eval_every`` steps and at the end it samples ``eval_samples`` images from the sampling generator
 (the EMA copy when EMA is on) with fixed noise and balanced labels (tags and vectors: those of the
 reference images), reads them through the judge, and appends FID and label accuracy (attribute
@@ -83,7 +83,7 @@ class TrainingMetrics:
             self._prepare(trainer)
 
     @hookimpl
-    def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+    def on_log(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
         self._write({"kind": "losses", "step": step, "elapsed_s": round(trainer.elapsed_s, 3),
                      **{k: (v if math.isfinite(v) else None) for k, v in metrics.items()}})
         if self.every and step % self.every == 0:

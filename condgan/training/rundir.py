@@ -11,6 +11,9 @@
 - :func:`orphaned_temporary_files`: ``.NAME.tmpPID`` files that :func:`condgan.checkpoint.atomic_write`
   left behind when its process was killed mid-write (only those whose process is gone); the Trainer
   counts them as free space when it checks the disk, and removes them when it takes the directory.
+- :func:`check_writable`, :func:`check_space`: a bad ``--out`` or a full disk fails before the data
+  loads, not after an hour; :func:`claim`: lock and check the directory for a trainer (agreed by
+  every process under torch.distributed).
 """
 
 from __future__ import annotations
@@ -20,9 +23,16 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import torch
+from torch import nn
+
+from .. import distributed
 from ..checkpoint import files as ckpt
 
 LOCK_FILE = "run.lock"
@@ -195,3 +205,69 @@ def remove_orphans(run_dir: str | Path) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+def _existing(out: Path) -> Path:
+    return next(p for p in (out, *out.parents) if p.exists() or p == p.parent)  # nothing is created here
+
+
+def check_before_run(out: Path, *, resuming: bool) -> None:
+    """The checks before a trainer loads its data: ``out`` writable, not held by another process,
+    and (for a new run) holding no other run."""
+    check_writable(out)
+    check_not_locked(out)
+    if not resuming:
+        check_run_continues(out, None)  # a directory holding another run, too
+
+
+def check_writable(out: str | Path) -> None:
+    """Raise :class:`RunDirectoryError` unless ``out`` (or its nearest existing parent) can be written."""
+    out = Path(out)
+    existing = _existing(out)
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=existing) as f:  # a write probe, gone when closed
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise RunDirectoryError(f"cannot write to the run directory {out}: {exc.strerror or exc}; choose another "
+                                "--out / out_dir or fix its permissions") from None
+
+
+def check_space(out: str | Path, generator: nn.Module, discriminator: nn.Module, *, ema: bool, keep_last: int) -> None:
+    """Raise :class:`RunDirectoryError` when ``out`` has no room for the run's checkpoints (estimated
+    from the built networks: weights and two Adam moments each, EMA, ``keep_last`` + 1, generator.pt)."""
+    out = Path(out)
+    nbytes = lambda m: sum(t.numel() * t.element_size() for t in m.state_dict().values())  # noqa: E731
+    g, d = nbytes(generator), nbytes(discriminator)
+    one = 3 * (g + d) + (g if ema else 0)  # weights + two Adam moments
+    need = one * (keep_last + 1) + g  # kept checkpoints, one being written, generator.pt
+    orphans = sum(p.stat().st_size for p in orphaned_temporary_files(out)) if out.is_dir() else 0
+    free = shutil.disk_usage(_existing(out)).free + orphans  # orphaned temporary files are removed when the run starts
+    if free < need:
+        counted = f" (counting {orphans / 1e6:.1f} MB of orphaned temporary files, removed at the start)" if orphans else ""
+        raise RunDirectoryError(f"the run directory {out} has {free / 1e6:.1f} MB free{counted} but its checkpoints need about "
+                                f"{need / 1e6:.1f} MB (keep_last={keep_last} of {one / 1e6:.1f} MB, one "
+                                "being written, generator.pt): free some space, lower keep_last or choose another --out")
+
+
+def claim(out: Path, expected_latest: Path | None, process: Any, device: torch.device, *, agree: bool = True) -> RunLock | None:
+    """Lock ``out`` for this process (process 0 under torch.distributed) and check that it still
+    holds this trainer's run (:func:`check_run_continues`); orphaned temporary files are removed.
+    With ``agree``, every process learns whether process 0 succeeded (a collective)."""
+    lock, error = None, None
+    if process.is_main:
+        try:
+            lock = lock_run_directory(out)
+            check_run_continues(out, expected_latest)
+            remove_orphans(out)  # writes killed midway by a dead process
+        except RunDirectoryError as exc:
+            if lock is not None:
+                lock.release()
+            lock, error = None, exc
+    if distributed.agree_any([error is not None], device)[0] if agree else error is not None:
+        raise error if error is not None else RunDirectoryError(
+            f"process 0 could not take the run directory {out} (see its message)")
+    return lock
