@@ -29,6 +29,10 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a table: its name, kind, range or categories, and whether it may be missing.
@@ -75,12 +79,12 @@ class Column:
             object.__setattr__(self, bound, value)
         if self.kind in NUMERIC:
             if self.categories:
-                raise TableSpecError(f"{where}: a {self.kind} column has a range (min/max), not categories")
+                raise TableSpecError(f"{where}: {_a(self.kind)} column has a range (min/max), not categories")
             if self.min is not None and self.max is not None and self.min > self.max:
                 raise TableSpecError(f"{where}: min {self.min} is larger than max {self.max}")
         else:
             if self.min is not None or self.max is not None:
-                raise TableSpecError(f"{where}: a {self.kind} column has categories, not a range (min/max)")
+                raise TableSpecError(f"{where}: {_a(self.kind)} column has categories, not a range (min/max)")
             self._check_categories(where)
 
     def _check_categories(self, where: str) -> None:
