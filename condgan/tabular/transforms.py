@@ -156,7 +156,9 @@ class ModeNormalizer(ColumnTransform):
     k, drawn from its posterior over the kept modes (``mode="sample"``, CTGAN's rule) or the most
     likely one (``mode="argmax"``), and the scalar ``alpha = (x - mu_k) / (4 sigma_k)`` clipped to
     [-0.99, 0.99]. The fitted state is only the kept modes' weights, means and deviations, so the
-    posterior is computed here and the state is plain numbers.
+    posterior is computed here (the plug-in posterior of the fitted mixture; scikit-learn's
+    ``predict_proba`` uses the variational expectations, within 1e-3 of it) and the state is plain
+    numbers. As in CTGAN, a mode of a single row survives the threshold on tables of 200 rows or fewer.
 
     Args:
         n_components: most modes (CTGAN: 10; fewer when the column has fewer rows).
