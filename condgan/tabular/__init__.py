@@ -17,6 +17,7 @@ imported when a table is read, fitted or judged, not by importing this package.
 
 from .columns import KINDS, Column, TableSpec, TableSpecError
 from .judges import (
+    SDMETRICS_THRESHOLDS,
     column_pair_trends,
     column_shapes,
     conditional_fidelity,
@@ -38,7 +39,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "KINDS", "MAX_CATEGORIES", "Column", "ColumnTransform", "MinMaxNormalizer", "ModeNormalizer", "OneHot", "Span",
+    "KINDS", "MAX_CATEGORIES", "SDMETRICS_THRESHOLDS", "Column", "ColumnTransform", "MinMaxNormalizer", "ModeNormalizer", "OneHot", "Span",
     "Table", "TableError", "TableSpec", "TableSpecError", "TableTransformer", "WithMissing",
     "apply_output_activations", "column_pair_trends", "column_shapes", "conditional_fidelity",
     "distance_to_closest_record", "holdout_split", "infer_spec", "load_table", "ml_efficacy", "quality_score",

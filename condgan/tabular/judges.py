@@ -27,6 +27,8 @@ import numpy as np
 from .columns import TableSpec
 
 MAX_DECIMALS = sys.float_info.dig - 1  # SDMetrics' KSComplement rounds to this many decimals
+#: The pair thresholds of SDMetrics' QualityReport (0.32) by default.
+SDMETRICS_THRESHOLDS = {"real_correlation_threshold": 0.5, "real_association_threshold": 0.3}
 
 
 def _check(frame, spec: TableSpec, which: str) -> None:
@@ -101,8 +103,11 @@ def _digitize(series, edges=None):
     return np.digitize(values, bins=edges)
 
 
-def correlation_similarity(real_pair, synthetic_pair) -> float:
-    """1 - |Pearson r (real) - Pearson r (synthetic)| / 2 over the rows where both columns are present."""
+def correlation_similarity(real_pair, synthetic_pair, *, real_correlation_threshold: float = 0.0) -> float:
+    """1 - |Pearson r (real) - Pearson r (synthetic)| / 2 over the rows where both columns are present.
+
+    NaN when a side is constant, or when ``|r (real)|`` is at most ``real_correlation_threshold``.
+    """
     from scipy.stats import pearsonr
 
     rs = []
@@ -113,21 +118,42 @@ def correlation_similarity(real_pair, synthetic_pair) -> float:
         if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
             return math.nan
         rs.append(pearsonr(a, b)[0])
+        if real_correlation_threshold > 0 and abs(rs[0]) <= real_correlation_threshold:
+            return math.nan
     return float(1 - abs(rs[0] - rs[1]) / 2)
 
 
-def contingency_similarity(real_pair, synthetic_pair) -> float:
-    """1 - the total variation distance of two columns' joint frequencies (missing is a value here)."""
+def _cramers_v(counts: Counter) -> float:
+    from scipy.stats.contingency import association
+
+    rows = sorted({k[0] for k in counts}, key=repr)
+    cols = sorted({k[1] for k in counts}, key=repr)
+    if len(rows) < 2 or len(cols) < 2:
+        return math.nan
+    table = np.array([[counts.get((r, c), 0) for c in cols] for r in rows])
+    return float(association(table, method="cramer"))
+
+
+def contingency_similarity(real_pair, synthetic_pair, *, real_association_threshold: float = 0.0) -> float:
+    """1 - the total variation distance of two columns' joint frequencies (missing is a value here).
+
+    NaN when the real pair's Cramer's V is at most ``real_association_threshold`` (when it is > 0).
+    """
     tables = []
     for frame in (real_pair, synthetic_pair):
-        keys = [tuple("<missing>" if _is_missing(v) else v for v in row) for row in frame.itertuples(index=False)]
-        n = len(keys)
-        tables.append({k: c / n for k, c in Counter(keys).items()})
+        keys = Counter(tuple("<missing>" if _is_missing(v) else v for v in row) for row in frame.itertuples(index=False))
+        if not tables and real_association_threshold > 0:
+            v = _cramers_v(keys)
+            if math.isnan(v) or v <= real_association_threshold:
+                return math.nan
+        n = sum(keys.values())
+        tables.append({k: c / n for k, c in keys.items()})
     r, s = tables
     return float(1 - 0.5 * sum(abs(r.get(k, 0) - s.get(k, 0)) for k in set(r) | set(s)))
 
 
-def column_pair_trends(real, synthetic, spec: TableSpec, *, shared_bins: bool = False) -> dict:
+def column_pair_trends(real, synthetic, spec: TableSpec, *, shared_bins: bool = False,
+                       real_correlation_threshold: float = 0.0, real_association_threshold: float = 0.0) -> dict:
     """Each column pair's similarity, SDMetrics' ColumnPairTrends.
 
     Two numeric columns: :func:`correlation_similarity`. Otherwise :func:`contingency_similarity`,
@@ -139,6 +165,10 @@ def column_pair_trends(real, synthetic, spec: TableSpec, *, shared_bins: bool = 
         spec: the columns to judge (every pair of them).
         shared_bins: cut both tables on the real column's bin edges. ``False`` (SDMetrics'
             QualityReport, 0.32) cuts each table on its own column's range.
+        real_correlation_threshold: leave out (NaN) numeric pairs whose real ``|r|`` is at most this.
+        real_association_threshold: leave out other pairs whose real Cramer's V is at most this.
+            Both 0 (every pair counts) by default; SDMetrics' QualityReport (0.32) uses
+            :data:`SDMETRICS_THRESHOLDS`, 0.5 and 0.3, so that only related pairs count.
 
     Returns:
         ``(column, column)`` -> score in [0, 1] (NaN where a correlation is undefined).
@@ -155,13 +185,14 @@ def column_pair_trends(real, synthetic, spec: TableSpec, *, shared_bins: bool = 
     scores = {}
     for a, b in itertools.combinations(spec.columns, 2):
         if a.is_numeric and b.is_numeric:
-            scores[(a.name, b.name)] = correlation_similarity(real[[a.name, b.name]], synthetic[[a.name, b.name]])
+            scores[(a.name, b.name)] = correlation_similarity(
+                real[[a.name, b.name]], synthetic[[a.name, b.name]], real_correlation_threshold=real_correlation_threshold)
             continue
         pair = []
         for side, frame in enumerate((real, synthetic)):
             cols = {c.name: (binned[c.name][side] if c.is_numeric else frame[c.name].to_numpy(dtype=object)) for c in (a, b)}
             pair.append(pd.DataFrame(cols))
-        scores[(a.name, b.name)] = contingency_similarity(*pair)
+        scores[(a.name, b.name)] = contingency_similarity(*pair, real_association_threshold=real_association_threshold)
     return scores
 
 
@@ -170,8 +201,12 @@ def _nanmean(values) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def quality_score(real, synthetic, spec: TableSpec, *, shared_bins: bool = False) -> dict:
+def quality_score(real, synthetic, spec: TableSpec, *, shared_bins: bool = False,
+                  real_correlation_threshold: float = 0.0, real_association_threshold: float = 0.0) -> dict:
     """SDMetrics' quality score: the mean of the column-shape and column-pair averages.
+
+    The keyword arguments are :func:`column_pair_trends`'s; ``**SDMETRICS_THRESHOLDS`` gives the
+    numbers of SDMetrics' QualityReport with its default settings.
 
     Returns:
         ``{"score", "column_shapes", "column_pair_trends"}`` (floats), plus the per-column
@@ -182,7 +217,9 @@ def quality_score(real, synthetic, spec: TableSpec, *, shared_bins: bool = False
         0.87
     """
     shapes = column_shapes(real, synthetic, spec)
-    pairs = column_pair_trends(real, synthetic, spec, shared_bins=shared_bins) if len(spec) > 1 else {}
+    pairs = column_pair_trends(real, synthetic, spec, shared_bins=shared_bins,
+                               real_correlation_threshold=real_correlation_threshold,
+                               real_association_threshold=real_association_threshold) if len(spec) > 1 else {}
     shape, pair = _nanmean(shapes.values()), _nanmean(pairs.values())
     return {"score": _nanmean([shape, pair]), "column_shapes": shape, "column_pair_trends": pair,
             "shapes": shapes, "pairs": {f"{a} | {b}": s for (a, b), s in pairs.items()}}
@@ -395,7 +432,7 @@ def distance_to_closest_record(train, synthetic, spec: TableSpec, holdout=None, 
             v = v[~np.isnan(v)]
             ranges[c.name] = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
     x_train = _encode_rows(train, spec, ranges)
-    nn = NearestNeighbors(n_neighbors=min(2, len(x_train))).fit(x_train)
+    nn = NearestNeighbors(n_neighbors=min(2, len(x_train)), algorithm="ball_tree").fit(x_train)  # exact: no |x|^2-2xy+|y|^2 rounding
     d_synth = nn.kneighbors(_encode_rows(synthetic, spec, ranges), n_neighbors=1)[0][:, 0]
     if holdout is not None:
         _check(holdout, spec, "holdout")
