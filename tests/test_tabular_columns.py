@@ -70,3 +70,12 @@ def test_bad_specs_are_one_line(make, message):
 def test_unknown_column_lookup_lists_the_columns():
     with pytest.raises(KeyError, match="no column 'island'; the table's columns: species, bill_length_mm"):
         penguin_spec()["island"]
+
+
+def test_importing_the_package_imports_no_table_library():
+    import subprocess
+    import sys
+
+    code = "import sys, condgan.tabular; print(sorted(m for m in ('pandas', 'pyarrow', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -135,3 +135,16 @@ def test_without_pandas_the_line_says_how_to_install(monkeypatch):
         require_pandas()
     with pytest.raises(TableError, match=r"pip install condgan\[table\]"):
         read_table("anything.csv")
+
+
+def test_zero_one_integers_as_boolean_and_pandas_categories_keep_their_order(tmp_path):
+    frame = pd.DataFrame({"c": ["a", "b", "a", "b"], "flag": [0, 1, 1, 0], "size": ["small", "large", "medium", "small"]})
+    path = tmp_path / "flags.parquet"
+    frame.assign(size=pd.Categorical(frame["size"], categories=["small", "medium", "large"], ordered=True)).to_parquet(path)
+    table = load_table(path, "c", kinds={"flag": "boolean"})
+    assert table.spec["flag"].kind == "boolean" and table.frame["flag"].tolist() == [False, True, True, False]
+    assert table.spec["size"].categories == ("small", "medium", "large")
+    csv = tmp_path / "flags.csv"
+    frame.assign(flag=[0, 1, 2, 0]).to_csv(csv, index=False)
+    with pytest.raises(TableError, match=r"flags\.csv: column 'flag' is boolean but holds the value 2; allowed: True, False \(or 0, 1\)$"):
+        load_table(csv, "c", kinds={"flag": "boolean"})

@@ -176,14 +176,12 @@ def _discrete(values, kind, nullable, max_categories, where, name) -> Column:
             bad = next(v for v in values.tolist() if v not in (True, False))
             raise TableError(f"{where} is boolean but holds the value {plain(bad)!r}; allowed: True, False (or 0, 1)")
         return Column(name, "boolean", nullable=nullable)
-    if values.dtype != object and not hasattr(values.dtype, "categories"):
-        cats = sorted(plain(v) for v in values.unique())
-    else:
+    if hasattr(values.dtype, "categories"):  # a pandas categorical keeps its declared order
+        present = set(values.unique())
+        cats = [plain(v) for v in values.dtype.categories if v in present]
+    else:  # sorted; values of several Python types are sorted by type name, then text
         uniq = [plain(v) for v in values.unique()]
-        kinds = {type(v) for v in uniq}
-        cats = sorted(uniq) if len(kinds) == 1 else sorted(uniq, key=lambda v: (type(v).__name__, str(v)))
-    if hasattr(values.dtype, "categories"):  # pandas categorical: keep its declared order
-        cats = [plain(v) for v in values.dtype.categories if v in set(values.unique())]
+        cats = sorted(uniq) if len({type(v) for v in uniq}) == 1 else sorted(uniq, key=lambda v: (type(v).__name__, str(v)))
     if len(cats) > max_categories:
         raise TableError(f"{where} has {len(cats)} categories, more than max_categories={max_categories}; "
                          f"raise max_categories, or override its kind to 'continuous'/'integer' if it is a number")
