@@ -9,9 +9,9 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("sklearn")
-from sklearn.datasets import load_iris, load_wine  # noqa: E402
+from sklearn.datasets import load_iris, load_wine
 
-from condgan.tabular import (  # noqa: E402
+from condgan.tabular import (
     SDMETRICS_THRESHOLDS,
     column_pair_trends,
     column_shapes,

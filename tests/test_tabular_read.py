@@ -10,8 +10,8 @@ import pytest
 pd = pytest.importorskip("pandas")
 datasets = pytest.importorskip("sklearn.datasets")
 
-from condgan.tabular import Column, TableError, infer_spec, load_table, read_table  # noqa: E402
-from condgan.tabular.read import require_pandas  # noqa: E402
+from condgan.tabular import Column, TableError, infer_spec, load_table, read_table
+from condgan.tabular.read import require_pandas
 
 
 def iris_frame():

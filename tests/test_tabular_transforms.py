@@ -10,9 +10,9 @@ import torch
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("sklearn")
-from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.datasets import load_iris
 
-from condgan.tabular import (  # noqa: E402
+from condgan.tabular import (
     Column,
     MinMaxNormalizer,
     ModeNormalizer,

@@ -9,8 +9,9 @@ it into JSON-able data (a checkpoint stores it so), and every bad field is one l
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 KINDS = ("continuous", "integer", "categorical", "boolean")
 NUMERIC = ("continuous", "integer")
@@ -73,9 +74,9 @@ class Column:
         object.__setattr__(self, "categories", tuple(plain(c) for c in cats))
         for bound in ("min", "max"):
             value = plain(getattr(self, bound))
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise TableSpecError(f"{where}: {bound} must be a finite number, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise TableSpecError(f"{where}: {bound} must be a finite number, got {value!r}")
             object.__setattr__(self, bound, value)
         if self.kind in NUMERIC:
             if self.categories:
@@ -121,7 +122,7 @@ class Column:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Column":
+    def from_dict(cls, data: Mapping) -> Column:
         """A column from :meth:`to_dict`'s data; an unknown or missing field is one line."""
         if not isinstance(data, Mapping):
             raise TableSpecError(f"a column must be a mapping with name and kind, got {type(data).__name__}")
@@ -191,11 +192,11 @@ class TableSpec:
                 return c
         raise KeyError(f"no column {name!r}; the table's columns: {', '.join(self.names)}")
 
-    def select(self, names: Sequence[str]) -> "TableSpec":
+    def select(self, names: Sequence[str]) -> TableSpec:
         """The spec of the named columns, in the order given."""
         return TableSpec([self[n] for n in names])
 
-    def drop(self, names: Sequence[str]) -> "TableSpec":
+    def drop(self, names: Sequence[str]) -> TableSpec:
         """The spec without the named columns (the others keep their order)."""
         for n in names:
             self[n]  # an unknown name is one line
@@ -206,7 +207,7 @@ class TableSpec:
         return {"kind": "table", "columns": [c.to_dict() for c in self.columns]}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "TableSpec":
+    def from_dict(cls, data: Mapping) -> TableSpec:
         """A spec from :meth:`to_dict`'s data; anything else is one line saying what was expected."""
         if not isinstance(data, Mapping) or data.get("kind") != "table" or "columns" not in data:
             got = data.get("kind") if isinstance(data, Mapping) else type(data).__name__

@@ -20,7 +20,8 @@ import itertools
 import math
 import sys
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -230,7 +231,7 @@ def holdout_split(frame, test_fraction: float = 0.25, seed: int = 0):
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     order = np.random.default_rng(seed).permutation(len(frame))
-    n_test = max(1, int(round(len(frame) * test_fraction)))
+    n_test = max(1, round(len(frame) * test_fraction))
     return frame.iloc[order[n_test:]].reset_index(drop=True), frame.iloc[order[:n_test]].reset_index(drop=True)
 
 

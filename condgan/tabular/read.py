@@ -8,9 +8,10 @@ file, the column or the value.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .columns import DISCRETE, KINDS, Column, TableSpec, plain
 
@@ -60,12 +61,12 @@ def read_table(path: str | Path, *, format: str | None = None):
         raise TableError(f"{path} is not a table: expected a .csv, .tsv or .parquet file (or format='csv'/'parquet')")
     if fmt == "parquet":
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow
         except ImportError:
             raise TableError(f"reading {path} needs pyarrow: pip install condgan[table]") from None
         try:
             frame = pd.read_parquet(path, engine="pyarrow")
-        except Exception as exc:  # pyarrow raises ArrowInvalid and friends on a file that is not Parquet
+        except (OSError, ValueError, pyarrow.ArrowException) as exc:  # ArrowInvalid and friends: not Parquet
             raise TableError(f"{path} is not a Parquet table: {_one_line(exc)}") from None
     else:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","

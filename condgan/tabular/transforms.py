@@ -20,8 +20,9 @@ restored) and gives the :class:`Span` layout a generator head needs;
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ class ColumnTransform:
     name = "column_transform"
     output_info: list
 
-    def fit(self, values: np.ndarray, column: Column) -> "ColumnTransform":
+    def fit(self, values: np.ndarray, column: Column) -> ColumnTransform:
         raise NotImplementedError
 
     def transform(self, values: np.ndarray) -> np.ndarray:
@@ -100,7 +101,7 @@ class ColumnTransform:
         """The fitted state as JSON-able data (numbers and lists)."""
         raise NotImplementedError
 
-    def load_state(self, state: Mapping) -> "ColumnTransform":
+    def load_state(self, state: Mapping) -> ColumnTransform:
         raise NotImplementedError
 
 
@@ -456,7 +457,7 @@ class TableTransformer:
         if missing:
             raise ValueError(f"the table lacks column {missing[0]!r}; expected columns: {', '.join(self.spec.names)}")
 
-    def fit(self, frame) -> "TableTransformer":
+    def fit(self, frame) -> TableTransformer:
         """Fit every column's transform on the frame's rows."""
         self._check_frame(frame)
         for col in self.spec:
@@ -533,7 +534,7 @@ class TableTransformer:
                             for n, t in self.transforms.items()]}
 
     @classmethod
-    def from_state(cls, state: Mapping) -> "TableTransformer":
+    def from_state(cls, state: Mapping) -> TableTransformer:
         """A fitted transformer from :meth:`state`'s data (built-in transforms only)."""
         classes = {c.__name__: c for c in (ModeNormalizer, MinMaxNormalizer, OneHot)}
         spec = TableSpec.from_dict(state["spec"])
