@@ -184,7 +184,7 @@ def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) 
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"{run} is not a run directory (condgan train --out DIR makes one)")
-    entries = read_metrics(run / METRICS_FILE) if (run / METRICS_FILE).is_file() else []
+    entries = read_metrics(run / METRICS_FILE) if (run / METRICS_FILE).exists() else []
     config = _config(run)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>condgan report: {_esc(run.name)}</title>"
              f"<style>{STYLE}</style></head><body>",
@@ -204,8 +204,8 @@ def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) 
             rows.append([f"best by {best_key} (best.pt)", best["step"], *(_fmt(best.get(k)) for k in keys), _fmt(best.get("seconds"))])
         parts.append(_table(["evaluation", "step", *keys, "seconds"], rows))
         if protocol:
-            judge = protocol.get("judge", {})
-            held = judge.get("held_out") or {}
+            judge = protocol.get("judge") if isinstance(protocol.get("judge"), dict) else {}
+            held = judge.get("held_out") if isinstance(judge.get("held_out"), dict) else {}
             parts.append(_table(["protocol", "value"], [
                 ["judge", f'{judge.get("path")} ({judge.get("architecture")}, sha256 {str(judge.get("sha256"))[:16]}…)'],
                 ["judge data", f'{(judge.get("dataset") or {}).get("name")} at {judge.get("image_shape")}, held-out '

@@ -227,7 +227,8 @@ def test_imagefolder_bad_inputs(tmp_path):
     (root / "b" / "2.png").write_bytes(good[: len(good) // 2])  # truncated
     (root / "b" / "3.jpg").write_text("this is text, not a JPEG")
     with pytest.raises(DatasetError, match=rf"^{re.escape(str(root / 'b' / '2.png'))}: not a readable image \(.*\); "
-                                           r"pass skip_bad=True to skip unreadable files$") as info:
+                                           r"to skip unreadable files, pass --set data.options.skip_bad=True \(condgan train\), "
+                                           r"--options skip_bad=True \(condgan train-classifier\) or skip_bad=True \(Python\)$") as info:
         make("imagefolder", root).load(size=(8, 8))
     assert "\n" not in str(info.value)
     dataset = make("imagefolder", root, skip_bad=True)

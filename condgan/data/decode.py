@@ -20,6 +20,8 @@ from .base import DatasetError
 from .transforms import check_target, decode_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SKIP_BAD_HINT = ("--set data.options.skip_bad=True (condgan train), --options skip_bad=True (condgan train-classifier) "
+                 "or skip_bad=True (Python)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -86,7 +88,8 @@ def decode_files(paths: Sequence[Path], channels: int | None = None, size: Seque
     bad = [e for e in errors if e is not None]
     if bad and not skip_bad:
         i, reason = bad[0]
-        raise DatasetError(f"{paths[i]}: not a readable image ({reason}); pass skip_bad=True to skip unreadable files")
+        raise DatasetError(f"{paths[i]}: not a readable image ({reason}); to skip unreadable files, pass "
+                           f"{SKIP_BAD_HINT}")
     if bad:
         i, reason = bad[0]
         warnings.warn(f"skipped {len(bad)} unreadable image(s) of {n} in {where or paths[i].parent} "
