@@ -17,7 +17,9 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
     rng                             torch CPU, CUDA (all devices), numpy and python ``random`` states
     elapsed_s                       training time so far (the ``minutes`` budget counts it)
 
-A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
+A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``,
+and ``data`` (the training data's fingerprint, :mod:`condgan.data.fingerprint`) when the model was
+fitted to a dataset.
 The same content can live in a ``.safetensors`` file (``condgan export --format safetensors``): the
 state dict as its tensors, and ``format``, ``version``, ``gan_config``, ``from_ema`` and ``step`` as
 JSON strings in its metadata (the config's sequences read back as tuples); it is read without
@@ -449,8 +451,11 @@ def build_generator(config: GANConfig) -> ConditionalGenerator:
 def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[str, Any], *, from_ema: bool, step: int) -> dict[str, Any]:
     """The content of a generator file (see the module docstring)."""
     plain = config_to_plain(config) if isinstance(config, GANConfig) else dict(config)
+    from .data.fingerprint import recorded  # the fingerprint of the data the config was fitted to (issue 25)
+
+    data = {"data": recorded(config)} if recorded(config) is not None else {}
     return {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "gan_config": plain,
-            "generator": dict(state_dict), "from_ema": from_ema, "step": step}
+            "generator": dict(state_dict), "from_ema": from_ema, "step": step, **data}
 
 
 def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> ConditionalGenerator:

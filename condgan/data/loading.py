@@ -3,7 +3,8 @@
 - :func:`load_data`: make the registered dataset, decode it at the size the model (or the config)
   asks for, and check what it gave.
 - :func:`fit_to_data`: fill the model fields a preset leaves to the data (``image_shape``, the
-  condition, ``class_names``) and refuse a model that disagrees with the data.
+  condition, ``class_names``) and refuse a model that disagrees with the data; the data's
+  fingerprint (:mod:`.fingerprint`) is kept for the fitted config, for the generator file.
 - :func:`check_dataset`: the checks every training set passes once, before the first step.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from . import fingerprint as fingerprints
 from .base import Dataset, DatasetError, ImageSet
 from .transforms import decode_image
 
@@ -65,6 +67,12 @@ def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = Non
         UnknownComponentError: no dataset of that name; ValueError/DatasetError: bad options or
         files; DatasetNotFoundError: files missing.
     """
+    data = _load_data(config, image_shape)
+    data.fingerprint = fingerprints.dataset_fingerprint(data, config.name)  # recorded in generator.pt (fit_to_data)
+    return data
+
+
+def _load_data(config: DataConfig, image_shape: tuple[int, int, int] | None) -> ImageSet | FileSet:
     size = config.size or (tuple(image_shape[1:]) if image_shape is not None else None)
     channels = config.channels or (image_shape[0] if image_shape is not None else None)
     dataset = make_dataset(config)
@@ -136,7 +144,10 @@ def fit_to_data(model: GANConfig, data: ImageSet, source: str = "the dataset") -
         raise ValueError(f"{source} has condition vectors of {spec.dim} but the model has condition_dim={model.condition_dim}")
     if model.class_names is None and data.class_names is not None:
         changes["class_names"] = data.class_names
-    return dataclasses.replace(model, **changes)
+    fitted = dataclasses.replace(model, **changes)
+    fingerprint = getattr(data, "fingerprint", None)
+    fingerprints.remember(fitted, fingerprint if fingerprint is not None else fingerprints.dataset_fingerprint(data))
+    return fitted
 
 
 def check_dataset(gan: GAN, images: Tensor, labels: Tensor) -> None:
