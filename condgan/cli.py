@@ -10,8 +10,10 @@ package adds one by entry point. Errors reach the user as follows (exit code 1 u
   ``condgan: error: ...``;
 - allocation failures (``MemoryError``, ``torch.OutOfMemoryError``, PyTorch's CPU allocator
   failing): one line with advice;
-- anything else is a bug in condgan or in a plugin: its traceback, then one line saying so and
-  where to report it;
+- anything else is a bug in condgan or in a plugin: its traceback, the versions of condgan, Python
+  and torch, then one line saying so and pointing to the README's "Reporting a bug" section;
+- a ``condgan`` package that is not this one (a folder named ``condgan`` in the current
+  directory shadowing the installed package): one line naming what was imported and from where;
 - bad arguments exit 2 with one line, as argparse does (without the usage block); Ctrl-C exits 130.
 
 Set ``CONDGAN_TRACEBACK=1`` to see the full traceback of every error instead.
@@ -23,7 +25,9 @@ import argparse
 import os
 import sys
 import traceback
-from typing import NoReturn
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
 
 from .commands import PROG, Command
 
@@ -36,8 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- main ---------------------------------------------------------------------------------------------
-#: Where bugs are reported (printed under the traceback of an unexpected error).
-ISSUES_URL = "https://github.com/OWNER/condgan/issues"  # placeholder until the project's home is public
+#: Where the user is sent to report a bug (printed under the traceback of an unexpected error).
+BUG_REPORT_HELP = "the README's \"Reporting a bug\" section says what to include"
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -84,8 +88,43 @@ def report(exc: BaseException) -> None:
               "latent_dim=..., widths), or use a device with more memory", file=sys.stderr)
     else:
         traceback.print_exception(exc, file=sys.stderr)
+        print(versions(), file=sys.stderr)
         print(f"{PROG}: internal error: {type(exc).__name__}: {one_line(exc)[:300]}. This is a bug in condgan or in a "
-              f"plugin, not in your input: please report it with the traceback above at {ISSUES_URL}", file=sys.stderr)
+              f"plugin, not in your input: please report it with the traceback and versions above ({BUG_REPORT_HELP})",
+              file=sys.stderr)
+
+
+def versions() -> str:
+    """``condgan X (path), Python Y, torch Z on PLATFORM``: what a bug report needs to name."""
+    import platform
+
+    from . import __version__
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except Exception:  # noqa: BLE001 - a broken torch must not hide the error being reported
+        torch_version = "not importable"
+    return (f"condgan {__version__} ({Path(__file__).resolve().parent}), Python {platform.python_version()}, "
+            f"torch {torch_version} on {platform.platform()}")
+
+
+def package_problem(package: Any = None) -> str | None:
+    """Why the imported ``condgan`` is not the package this command belongs to, or None when it is.
+
+    A folder named ``condgan`` in the current directory (a clone's parent, an empty folder) comes
+    first on ``python -m condgan``'s path and shadows the installed package.
+    """
+    package = sys.modules.get("condgan") if package is None else package
+    here = Path(__file__).resolve().parent
+    origin = getattr(package, "__file__", None)
+    if origin is not None and Path(origin).resolve().parent == here and hasattr(package, "__version__"):
+        return None
+    where = origin or ", ".join(str(p) for p in getattr(package, "__path__", [])) or "an unknown location"
+    what = "a folder without condgan's files (a namespace package)" if origin is None else "another 'condgan'"
+    return (f"the 'condgan' package imported is {what}: {where}, not condgan's installation ({here}); a folder named "
+            f"condgan in the current directory ({Path.cwd()}) shadows it: run condgan from another folder")
 
 
 def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
@@ -107,6 +146,24 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 bad arguments, 128+N on signal N)."""
+    problem = package_problem()
+    if problem is not None:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 1
+    shown = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line: ``condgan: warning: ...`` (Python's default adds the source line)."""
+    return f"{PROG}: warning: {' '.join(str(message).split())}\n"
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         parser = build_parser()  # loads the installed plugins: a conflict between two is reported here
     except Exception as exc:  # noqa: BLE001 - reported as below

@@ -123,6 +123,42 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
+def weak_note(identity: Any) -> str:
+    """``"; weak on circle (held-out 0.664)"`` for the classes a judge identity's per-class held-out
+    accuracy puts below the agreed level, else ``""``."""
+    from .metrics.judge import WEAK_CLASS_ACCURACY
+
+    held = identity.get("held_out") if isinstance(identity, dict) else None
+    per_class = held.get("per_class_accuracy") if isinstance(held, dict) else None
+    if not isinstance(per_class, list):
+        return ""
+    names = identity.get("class_names") if isinstance(identity.get("class_names"), list) else []
+    weak = [(names[k] if k < len(names) else k, a) for k, a in enumerate(per_class)
+            if isinstance(a, (int, float)) and a < WEAK_CLASS_ACCURACY]
+    if not weak:
+        return ""
+    return (f"; the judge is weak (held-out accuracy below {WEAK_CLASS_ACCURACY}) on "
+            + ", ".join(f"{n} ({a:.3f})" for n, a in weak) + ": label accuracy there is unreliable")
+
+
+def _per_class_table(data: dict[str, Any], judge: dict[str, Any]) -> str:
+    """Per-class label accuracy of ``condgan eval --json`` rows, a weak judge's classes marked ``*``."""
+    from .metrics.judge import WEAK_CLASS_ACCURACY
+
+    rows = {name: r["label_accuracy"].get("details", {}).get("per_class") for name, r in data["rows"].items()
+            if isinstance(r.get("label_accuracy"), dict)}
+    rows = {k: v for k, v in rows.items() if isinstance(v, list)}
+    if not rows:
+        return ""
+    k = len(next(iter(rows.values())))
+    names = judge.get("class_names") if isinstance(judge.get("class_names"), list) else [str(c) for c in range(k)]
+    per = (judge.get("held_out") or {}).get("per_class_accuracy") if isinstance(judge.get("held_out"), dict) else None
+    weak = {c for c, a in enumerate(per or []) if isinstance(a, (int, float)) and a < WEAK_CLASS_ACCURACY}
+    head = ["per-class label accuracy", *(f"{n}*" if c in weak else str(n) for c, n in enumerate(names[:k]))]
+    body = [[name, *((_fmt(v) + ("*" if c in weak else "")) for c, v in enumerate(values))] for name, values in rows.items()]
+    return _table(head, body)
+
+
 def _grids(run: Path, max_grids: int) -> list[tuple[int, Path]]:
     folder = run / "samples"
     found = sorted((int(m.group(1)), p) for p in folder.glob("step_*.png") if (m := GRID_FILE.match(p.name))) if folder.is_dir() else []
@@ -166,10 +202,10 @@ def _eval_tables(run: Path) -> list[str]:
                                     for a, b in used)])
         judge = data["classifier"].get("protocol", {})
         out.append(f"<h3>{_esc(path.name)} (condgan eval)</h3>"
-                   + _table(["set", "n", *(b or a for a, b in used)], rows)
+                   + _table(["set", "n", *(b or a for a, b in used)], rows) + _per_class_table(data, judge)
                    + f'<p class="note">judge {_esc(data["classifier"].get("path"))}, sha256 {_esc(str(data["classifier"].get("sha256"))[:16])}…, '
                    f'dataset {_esc((judge.get("dataset") or {}).get("name"))} at {_esc(judge.get("image_shape"))}; '
-                   f'reference: {_esc(data.get("reference", {}).get("reference"))}</p>')
+                   f'reference: {_esc(data.get("reference", {}).get("reference"))}{_esc(weak_note(judge))}</p>')
     return out
 
 
@@ -184,7 +220,7 @@ def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) 
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"{run} is not a run directory (condgan train --out DIR makes one)")
-    entries = read_metrics(run / METRICS_FILE) if (run / METRICS_FILE).is_file() else []
+    entries = read_metrics(run / METRICS_FILE) if (run / METRICS_FILE).exists() else []
     config = _config(run)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>condgan report: {_esc(run.name)}</title>"
              f"<style>{STYLE}</style></head><body>",
@@ -204,12 +240,12 @@ def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) 
             rows.append([f"best by {best_key} (best.pt)", best["step"], *(_fmt(best.get(k)) for k in keys), _fmt(best.get("seconds"))])
         parts.append(_table(["evaluation", "step", *keys, "seconds"], rows))
         if protocol:
-            judge = protocol.get("judge", {})
-            held = judge.get("held_out") or {}
+            judge = protocol.get("judge") if isinstance(protocol.get("judge"), dict) else {}
+            held = judge.get("held_out") if isinstance(judge.get("held_out"), dict) else {}
             parts.append(_table(["protocol", "value"], [
                 ["judge", f'{judge.get("path")} ({judge.get("architecture")}, sha256 {str(judge.get("sha256"))[:16]}…)'],
                 ["judge data", f'{(judge.get("dataset") or {}).get("name")} at {judge.get("image_shape")}, held-out '
-                               f'{held.get("split")} accuracy {_fmt(held.get("accuracy"))}'],
+                               f'{held.get("split")} accuracy {_fmt(held.get("accuracy"))}{weak_note(judge)}'],
                 ["features", judge.get("features")], ["samples", protocol.get("samples")],
                 ["reference", protocol.get("reference")], ["noise", protocol.get("noise")],
                 ["conditions", protocol.get("conditions")], ["generator", protocol.get("generator")]]))

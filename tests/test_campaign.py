@@ -355,6 +355,78 @@ CLI = [cli(name, argv) for name, argv in [
 ]]
 
 
+# -- issue 25: the front door (flat folders, metrics files, silent acceptances) ----------------------------------
+def write_flat_folder(root: Path, per_class: int = 100, size: int = 16, classes=("bar", "block", "ring"), seed: int = 0) -> Path:
+    """ROOT/<class>/NNN.png: one small shape per image on dark noise (a bar, a block or a ring)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
+            cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
+            mask = [abs(xx - cx) < 2, (abs(xx - cx) < size // 4) & (abs(yy - cy) < size // 4),
+                    abs(np.hypot(xx - cx, yy - cy) - size / 4) < 1.5][k % 3]
+            img[mask] = rng.integers(150, 256, 3)
+            Image.fromarray(img).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def metrics_run(ctx, content: bytes | None) -> list:
+    """``condgan report`` on a run whose metrics.jsonl holds ``content`` (None: metrics.jsonl is a folder)."""
+    run = ctx.tmp / "mrun"
+    run.mkdir()
+    if content is None:
+        (run / "metrics.jsonl").mkdir()
+    else:
+        (run / "metrics.jsonl").write_bytes(content)
+    return ["report", run]
+
+
+GOOD_LINE = b'{"kind": "losses", "step": 1, "g_loss": 1.0}\n'
+FRONT_DOOR = [cli(name, argv) for name, argv in [
+    ("report: a metrics line that is a list", lambda ctx: metrics_run(ctx, GOOD_LINE + b"[1, 2]\n")),
+    ("report: a string step", lambda ctx: metrics_run(ctx, GOOD_LINE + b'{"kind": "losses", "step": "7"}\n')),
+    ("report: undecodable bytes", lambda ctx: metrics_run(ctx, GOOD_LINE + b'{"kind": "\xff\xfe"}\n' + GOOD_LINE)),
+    ("report: a line that is not JSON", lambda ctx: metrics_run(ctx, GOOD_LINE + b"{oops\n" + GOOD_LINE)),
+    ("report: metrics.jsonl is a directory", lambda ctx: metrics_run(ctx, None)),
+    ("train: a folder of a single class", lambda ctx: ["train", "--preset", "dcgan_projection", "--dataset", "imagefolder",
+                                                       "--data-root", write_flat_folder(ctx.tmp / "one", 4, 8, ("cats",)),
+                                                       "--image-size", "8", "--steps", "1", "--out", ctx.tmp / "r",
+                                                       "--device", "cpu", "--loggers", ""]),
+    ("export --out into a missing folder chain", lambda ctx: ["export", ctx.base, "--format", "torchscript", "--out",
+                                                              ctx.tmp / "no" / "such" / "dir" / "g.pt"]),
+    ("train-classifier --options split=test", lambda ctx: ["train-classifier", "--dataset", "imagefolder", "--data-root",
+                                                           write_flat_folder(ctx.tmp / "f", 4, 8), "--options", "split=test",
+                                                           "--out", ctx.tmp / "c.pt"]),
+    ("train-classifier --holdout 1.5", lambda ctx: ["train-classifier", "--dataset", "imagefolder", "--data-root", ctx.tmp,
+                                                    "--holdout", "1.5", "--out", ctx.tmp / "c.pt"]),
+    ("train with exclude_judge naming a missing judge", lambda ctx: ["train", "--preset", "dcgan_projection", "--dataset",
+                                                                     "imagefolder", "--data-root", write_flat_folder(ctx.tmp / "f", 4, 8),
+                                                                     "--image-size", "8", "--set", "data.options.exclude_judge=nope.pt",
+                                                                     "--steps", "1", "--out", ctx.tmp / "r", "--device", "cpu"]),
+]]
+FRONT_DOOR_LINES = {  # what the user sees (the start of the one line, after "condgan: error: ")
+    "cli: report: a metrics line that is a list": r"metrics.jsonl, line 2: a JSON list, not an object",
+    "cli: report: a string step": r"metrics.jsonl, line 2: 'step' must be a whole number >= 0, got '7'",
+    "cli: report: undecodable bytes": r"metrics.jsonl, line 2: bytes that are not UTF-8; each line must be one JSON object",
+    "cli: report: a line that is not JSON": r"metrics.jsonl, line 2: not JSON \(",
+    "cli: report: metrics.jsonl is a directory": r"metrics.jsonl is a directory, not a metrics file",
+    "cli: train: a folder of a single class": r"one holds a single class folder \('cats'\): a conditional GAN needs at least 2 "
+                                              r"classes.*--set data.options.single_class=True",
+    "cli: export --out into a missing folder chain": r"--out .*g.pt: its folder .*/no/such/dir does not exist; create it first",
+    "cli: train-classifier --options split=test": r"--options split='test': a judge trains on the 'train' split",
+    "cli: train-classifier --holdout 1.5": r"argument --holdout: expected a fraction between 0 and 1",
+    "cli: train with exclude_judge naming a missing judge": r"exclude_judge: judge file 'nope.pt' does not exist",
+}
+for case in FRONT_DOOR:
+    case.match = FRONT_DOOR_LINES[case.name]
+CLI += FRONT_DOOR
+
+
 # -- API values ---------------------------------------------------------------------------------------------------
 def api(name, fn, match=None):
     return Case(f"api: {name}", fn, match)
@@ -422,6 +494,8 @@ def test_bad_input(case, base, tmp_path, capsys, monkeypatch):
     if case.argv is not None:
         code, _, err = run_cli(case.argv(ctx), capsys)
         assert code in (1, 2) and err.count("\n") == 1 and err.startswith("condgan: error: "), (code, err)
+        if case.match:
+            assert re.search(case.match, err), err
         OUTCOMES[case.name] = "refused"
         return
     try:
@@ -449,3 +523,173 @@ def test_random_kills_lose_nothing_and_resume_bit_identically(tmp_path):
     assert summary["kills"] >= 20 and summary["inside_write"] >= 3, summary
     assert summary["mismatched"] == [] and summary["runs_compared"] >= 1, summary
     assert summary["checkpoint_tensors_compared"] > 100 and summary["generator_tensors_compared"] > 20
+
+
+# -- issue 25: the flows a user runs, with the lines they see ------------------------------------------------------
+README = TESTS.parent / "README.md"
+
+
+def readme_flat_folder_commands() -> list[list[str]]:
+    """The README's flat-folder judge block (train-classifier, train, eval), one argv per command."""
+    text = README.read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, re.S) if "judge_shapes.pt" in b)
+    return [line.split()[1:] for line in block.replace("\\\n", " ").strip().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def flat(tmp_path_factory):
+    """The README's flat-folder block run as pasted on a 3-class folder, but at 16 px and 4 steps (not 10 minutes)."""
+    root = tmp_path_factory.mktemp("flat")
+    write_flat_folder(root / "shapes")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        outputs = []
+        for argv in readme_flat_folder_commands():
+            argv = [{"32": "16", "10": "4", "--minutes": "--steps"}.get(a, a) for a in argv]
+            if argv[0] == "train":
+                argv += ["--device", "cpu", "--loggers", ""]
+            if argv[0] == "eval":
+                argv += ["--per-class", "100", "--no-knn"]
+            from condgan.cli import main
+
+            outputs.append((argv, main(argv)))
+    finally:
+        os.chdir(cwd)
+    return root, outputs
+
+
+def test_the_readme_judge_commands_work_on_a_flat_class_folder(flat, capsys):
+    root, outputs = flat
+    assert [argv[0] for argv, _ in outputs] == ["train-classifier", "train", "eval"]
+    assert all(code == 0 for _, code in outputs), outputs
+    from condgan.metrics.judge import load_judge
+
+    judge = load_judge(root / "runs" / "judge_shapes.pt")
+    held, dataset = judge.protocol["held_out"], judge.protocol["dataset"]
+    assert held["split"] == "test" and held["images"] == 30 and len(held["per_class_accuracy"]) == 3
+    assert dataset["options"] == {"holdout": 0.1, "holdout_seed": 0} and len(held["files_sha256"]) == 64
+    assert dataset["fingerprint"]["name"] == "imagefolder" and dataset["fingerprint"]["images"] == 270
+    assert "stopping" in judge.protocol["training"]  # trained until held-out accuracy stopped improving
+    report = json.loads((root / "runs" / "shapes" / "eval.json").read_text())
+    assert "a stratified 0.1 of each class, seed 0" in report["reference"]["reference"]
+    # the GAN left the judge's held-out images out: the generator file's fingerprint counts the 270 others
+    assert ckpt.read_file(root / "runs" / "shapes" / "generator.pt")["data"]["images"] == 270
+
+
+def test_train_classifier_options_split_train_just_works(tmp_path, capsys):
+    root = write_flat_folder(tmp_path / "shapes", per_class=10, size=8)
+    code, out, err = run_cli(["train-classifier", "--dataset", "imagefolder", "--data-root", root, "--options", "split=train",
+                              "--epochs", "1", "--out", tmp_path / "c.pt"], capsys)
+    assert code == 0, err
+    assert "(a stratified 0.1 of each class, seed 0" in out and f"--set data.options.exclude_judge={tmp_path / 'c.pt'}" in out
+
+
+def test_a_model_of_other_data_is_refused_by_eval_unless_asked(flat, tmp_path, capsys):
+    root, _ = flat
+    gen = ckpt.read_file(root / "runs" / "shapes" / "generator.pt")
+    other = tmp_path / "other.pt"
+    ckpt.save_file({**gen, "data": {**gen["data"], "name": "cifar10", "mean": [0.5, 0.5, 0.5]}}, other)
+    argv = ["eval", other, "--classifier", root / "runs" / "judge_shapes.pt", "--data-root", root / "shapes",
+            "--per-class", "100", "--no-knn", "--no-real"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert re.match(r"condgan: error: .*other.pt: the model's training data is not the judge's \(the model was trained on "
+                    r"'cifar10', the judge on 'imagefolder'; pixel mean \[0.5, 0.5, 0.5\] against .*\); train a judge on the "
+                    r"model's data .*, or pass --allow-other-data to compare anyway$", err), err
+    code, out, err = run_cli(argv + ["--allow-other-data"], capsys)
+    assert code == 0 and "label acc" in out, err
+
+
+def test_a_weak_judge_class_is_flagged_in_eval_and_report(flat, tmp_path, capsys):
+    root, _ = flat
+    payload = torch.load(root / "runs" / "judge_shapes.pt", weights_only=True)
+    payload["protocol"]["held_out"]["per_class_accuracy"] = [0.664, 1.0, 1.0]  # as the shapes judge of issue 25
+    torch.save(payload, tmp_path / "weak.pt")
+    run = root / "runs" / "shapes"
+    code, out, err = run_cli(["eval", run, "--classifier", tmp_path / "weak.pt", "--data-root", root / "shapes",
+                              "--per-class", "100", "--no-knn", "--json", run / "weak_eval.json"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    row = next(line for line in lines if line.startswith("  generated"))
+    assert row.split()[1].endswith("*") and not row.split()[2].endswith("*")  # beside bar's figure only
+    assert "* the judge is weak on bar (held-out 0.664): below 0.9 held-out accuracy, so label accuracy there says as " \
+           "much about the judge as about the samples" in lines
+    from condgan.reporting import build_report
+
+    page = build_report(run)
+    assert "the judge is weak (held-out accuracy below 0.9) on bar (0.664): label accuracy there is unreliable" in page
+
+
+def test_a_truncated_last_metrics_line_is_skipped_with_a_warning(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_bytes(GOOD_LINE + b'{"kind": "losses", "st')  # what a kill mid-write leaves
+    from condgan.cli import _format_warning
+
+    with pytest.warns(RuntimeWarning) as caught:
+        code, out, err = run_cli(["report", run], capsys)
+    assert code == 0 and "wrote" in out, err
+    [warning] = [w for w in caught if "metrics.jsonl" in str(w.message)]
+    assert _format_warning(warning.message, RuntimeWarning, "", 0) == (  # as the command line prints it
+        f"condgan: warning: {run / 'metrics.jsonl'}, line 2: skipped the truncated last line (a run killed while writing it)\n")
+
+
+def test_a_tiny_image_enlarged_to_the_model_size_is_a_warning(tmp_path):
+    from PIL import Image
+
+    from condgan.data.folders import ImageFolder
+
+    root = write_flat_folder(tmp_path / "set", per_class=3, size=16)
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(root / "bar" / "tiny.png")
+    with pytest.warns(RuntimeWarning, match=r"^1 of 10 images in .* are enlarged 4x or more to reach 16x16 \(the smallest: "
+                                            r".*tiny.png is 1x1\): they carry little detail"):
+        ImageFolder(root).load(size=(16, 16))
+
+
+def test_python_m_condgan_under_a_shadowing_folder_names_it(tmp_path, capsys, monkeypatch):
+    import types
+
+    from condgan.cli import main
+
+    (tmp_path / "condgan").mkdir()
+    shadow = types.ModuleType("condgan")
+    shadow.__path__ = [str(tmp_path / "condgan")]  # what `import condgan` gives in a clone's parent: a namespace package
+    monkeypatch.setitem(sys.modules, "condgan", shadow)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--version"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"condgan: error: the 'condgan' package imported is a folder without condgan's files (a namespace package): "
+        f"{tmp_path / 'condgan'}, not condgan's installation ("), err
+    assert "run condgan from another folder" in err
+
+
+def test_an_internal_error_names_versions_and_the_readme_section_not_a_placeholder(capsys, monkeypatch):
+    from test_cli import _command_raising
+
+    monkeypatch.delenv("CONDGAN_TRACEBACK", raising=False)
+    _command_raising(ZeroDivisionError("division by zero"))
+    code, _, err = run_cli(["boom"], capsys)
+    lines = err.splitlines()
+    assert code == 1 and lines[0] == "Traceback (most recent call last):"
+    assert re.match(rf"condgan {re.escape(condgan.__version__)} \(.*\), Python 3\.\d+\.\d+, torch {re.escape(torch.__version__)} on ",
+                    lines[-2]), lines[-2]
+    assert lines[-1].endswith("please report it with the traceback and versions above (the README's \"Reporting a bug\" "
+                              "section says what to include)")
+    assert "## Reporting a bug" in README.read_text()
+    sources = [*TESTS.parent.joinpath("condgan").rglob("*.py"), README, TESTS.parent / "pyproject.toml"]
+    assert not [p for p in sources if "github.com/OWNER" in p.read_text()]
+
+
+def test_the_documents_name_the_command_line_forms_and_the_ci_installs_every_extra():
+    from condgan.data.decode import SKIP_BAD_HINT
+
+    assert SKIP_BAD_HINT.startswith("--set data.options.skip_bad=True (condgan train)")
+    text = README.read_text()
+    assert "`torch.jit.load` in that example prints torch's\ndeprecation warning" in text
+    assert 'pip install -e ".[all]" && python -m pytest -q' in text
+    assert 'pip install -e ".[all]"' in (TESTS.parent / ".ci" / "run").read_text()
+    pyproject = (TESTS.parent / "pyproject.toml").read_text()
+    extras = re.search(r'^all = \["condgan\[(.*)\]"\]$', pyproject, re.M).group(1).split(",")
+    assert {"test", "export", "inception", "report", "tensorboard", "digits"} <= set(extras)

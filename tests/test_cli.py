@@ -269,4 +269,6 @@ def test_unexpected_errors_keep_their_traceback_and_say_they_are_bugs(exc, capsy
     lines = err.splitlines()
     assert code == 1 and lines[0] == "Traceback (most recent call last):" and "in fail" in err
     assert lines[-1].startswith(f"condgan: internal error: {type(exc).__name__}: ") and "This is a bug in condgan or " \
-        "in a plugin, not in your input: please report it with the traceback above at https://" in lines[-1]
+        "in a plugin, not in your input: please report it with the traceback and versions above (the README's " \
+        "\"Reporting a bug\" section says what to include)" in lines[-1]
+    assert lines[-2].startswith(f"condgan {condgan.__version__} (") and "https://" not in err

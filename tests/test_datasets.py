@@ -221,21 +221,22 @@ def test_imagefolder_bad_inputs(tmp_path):
                                            r"give an image size"):
         make("imagefolder", root).load()
     assert make("imagefolder", root).load(size=(8, 8)).image_shape == (3, 8, 8)
-    with pytest.raises(DatasetError, match=rf"^{re.escape(str(root))} holds class folders directly, which is one split: use split 'train' or 'all'"):
+    with pytest.raises(DatasetError, match=rf"^{re.escape(str(root))} holds class folders directly, which is one split: hold out a part of it \(option holdout=0.1\), use split 'train' or 'all'"):
         make("imagefolder", root, split="test").load()
 
     good = (root / "a" / "1.png").read_bytes()
     (root / "b" / "2.png").write_bytes(good[: len(good) // 2])  # truncated
     (root / "b" / "3.jpg").write_text("this is text, not a JPEG")
     with pytest.raises(DatasetError, match=rf"^{re.escape(str(root / 'b' / '2.png'))}: not a readable image \(.*\); "
-                                           r"pass skip_bad=True to skip unreadable files$") as info:
+                                           r"to skip unreadable files, pass --set data.options.skip_bad=True \(condgan train\), "
+                                           r"--options skip_bad=True \(condgan train-classifier\) or skip_bad=True \(Python\)$") as info:
         make("imagefolder", root).load(size=(8, 8))
     assert "\n" not in str(info.value)
     dataset = make("imagefolder", root, skip_bad=True)
     with pytest.warns(RuntimeWarning, match=r"skipped 2 unreadable image\(s\) of 5 in .*set \(first: .*b/2.png: "):
         data = dataset.load(size=(8, 8))
     assert len(data) == 3 and data.conditions.tolist() == [0, 0, 1] and [p.name for p in dataset.skipped] == ["2.png", "3.jpg"]
-    with pytest.raises(DatasetError, match=r"^dataset 'imagefolder' has no option 'size'; its options: skip_bad$"):
+    with pytest.raises(DatasetError, match=r"^dataset 'imagefolder' has no option 'size'; its options: skip_bad, holdout, holdout_seed, exclude_judge, single_class$"):
         make("imagefolder", root, size=8)
 
 

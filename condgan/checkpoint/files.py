@@ -18,6 +18,8 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
     elapsed_s                       training time so far (the ``minutes`` budget counts it)
 
 A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
+Both hold ``data``, the training data's fingerprint (:mod:`condgan.data.fingerprint`), when the
+trainer had one (data given as raw tensors has none).
 The same content can live in a ``.safetensors`` file (``condgan export --format safetensors``): the
 state dict as its tensors, and ``format``, ``version``, ``gan_config``, ``from_ema`` and ``step`` as
 JSON strings in its metadata (the config's sequences read back as tuples); it is read without

@@ -28,11 +28,13 @@ def build_generator(config: GANConfig) -> ConditionalGenerator:
     )
 
 
-def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[str, Any], *, from_ema: bool, step: int) -> dict[str, Any]:
-    """The content of a generator file (see the module docstring)."""
+def generator_file(config: GANConfig | Mapping[str, Any], state_dict: Mapping[str, Any], *, from_ema: bool, step: int,
+                   data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The content of a generator file (see :mod:`condgan.checkpoint.files`); ``data``: the training
+    data's fingerprint (:mod:`condgan.data.fingerprint`), when there is one."""
     plain = config_to_plain(config) if isinstance(config, GANConfig) else dict(config)
     return {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "gan_config": plain,
-            "generator": dict(state_dict), "from_ema": from_ema, "step": step}
+            "generator": dict(state_dict), "from_ema": from_ema, "step": step, **({"data": dict(data)} if data else {})}
 
 
 def load_generator(path: str | Path, *, device: torch.device | str = "cpu") -> ConditionalGenerator:

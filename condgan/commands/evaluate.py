@@ -35,7 +35,13 @@ def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dataset's options, e.g. --options num_classes=4")
     parser.add_argument("--arch", choices=["mnist-cnn", "judge-cnn"],
                         help="network: the MNIST CNN (default for MNIST) or a CNN sized to the data (default otherwise)")
-    parser.add_argument("--epochs", type=positive_float, default=3.0, help="passes over the training images (default 3)")
+    parser.add_argument("--epochs", type=positive_float,
+                        help="passes over the training images (default: until the held-out accuracy stops improving "
+                             "for 3 epochs, at most --max-epochs)")
+    parser.add_argument("--max-epochs", type=positive_int, default=30, help="the cap without --epochs (default 30)")
+    parser.add_argument("--holdout", type=_fraction, default=0.1,
+                        help="the part of each class held out of a flat image folder (no test/ folder) to measure the "
+                             "judge and as the reference set of FID (default 0.1; seeded by --seed)")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="images per training step (default 128)")
     parser.add_argument("--hflip", action="store_true", help="also augment with horizontal flips (not for digits or text)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
@@ -51,21 +57,44 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     try:
         details = train_judge(args.dataset, args.data_root, args.out, image_size=args.image_size, channels=args.channels,
                               options=dict(args.options), arch=args.arch, epochs=args.epochs, seed=args.seed,
-                              batch_size=args.batch_size, hflip=args.hflip)
+                              batch_size=args.batch_size, hflip=args.hflip, holdout=args.holdout,
+                              max_epochs=args.max_epochs)
     except DatasetNotFoundError as exc:
         raise DatasetNotFoundError(f"{str(exc).split(' and --no-download')[0]}; condgan train-classifier never downloads: "
                                    "point --data-root at the folder that holds the dataset (for MNIST: the folder that "
                                    "holds MNIST/raw)") from None
     held = details["held_out"]
     score = (f"accuracy {held['accuracy']:.4f}" if "accuracy" in held else f"RMSE {held['rmse']:.4f}, R^2 {held['r2']:.3f}")
-    where = held["split"] if held["split"] != "train" else held["rule"]
-    print(f"held-out {score} on {held['images']} {args.dataset} images ({where}); trained {details['steps']} steps in "
-          f"{details['train_seconds']:.0f} s ({time.perf_counter() - start:.0f} s in all)")
+    where = held.get("rule") or held["split"]
+    epochs = details["stopping"] if "stopping" in details else f"{details['epochs']:g} epochs"
+    print(f"held-out {score} on {held['images']} {args.dataset} images ({where}); trained {details['steps']} steps "
+          f"({epochs}) in {details['train_seconds']:.0f} s ({time.perf_counter() - start:.0f} s in all)")
+    if held.get("rule", "").startswith("a stratified"):
+        print(f"to train a GAN on the images this judge did not see: --set data.options.exclude_judge={args.out}")
     print(f"wrote {args.out} (sha256 {details['sha256']})")
     floor = 0.99 if args.dataset == "mnist" else 0.9
     if "accuracy" in held and held["accuracy"] < floor:
-        print(f"warning: held-out accuracy {held['accuracy']:.4f} is below {floor}; train longer (--epochs)", file=sys.stderr)
+        print(f"warning: held-out accuracy {held['accuracy']:.4f} is below {floor}; train longer (--epochs, --max-epochs) "
+              "or on more images", file=sys.stderr)
+    from ..metrics.judge import WEAK_CLASS_ACCURACY
+
+    names = details.get("class_names")
+    weak = [(k, a) for k, a in enumerate(held.get("per_class_accuracy") or []) if a is not None and a < WEAK_CLASS_ACCURACY]
+    if weak:
+        listed = ", ".join(f"{names[k] if names else k} {a:.3f}" for k, a in weak)
+        print(f"warning: the judge is weak on {len(weak)} class(es) (held-out accuracy below {WEAK_CLASS_ACCURACY}: {listed}); "
+              "label accuracy of samples of those classes is unreliable", file=sys.stderr)
     return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {text}")
+    return value
 
 
 # -- condgan eval -------------------------------------------------------------------------------------
@@ -85,6 +114,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-real", dest="real", action="store_false", help="skip the real reference row (training images)")
     parser.add_argument("--no-parzen", dest="parzen", action="store_false", help="skip the Parzen log-likelihood (MNIST; the slowest metric)")
     parser.add_argument("--no-knn", dest="knn", action="store_false", help="skip precision/recall and density/coverage")
+    parser.add_argument("--allow-other-data", action="store_true",
+                        help="compare models whose training data differs from the judge's (another dataset name, class "
+                             "list or image statistics) anyway")
     parser.add_argument("--inception", action="store_true",
                         help="also FID, Inception Score and KID from Inception-v3 (torch-fidelity, local weights)")
     parser.add_argument("--inception-weights", metavar="PATH",
@@ -112,7 +144,8 @@ def run_eval(args: argparse.Namespace) -> int:
     for source in args.sources:
         start = time.perf_counter()
         images, labels, pixel_range, described = _load_source(source, args.per_class, args.seed, device, judge=judge,
-                                                                 reference=reference, samples=args.samples)
+                                                                 reference=reference, samples=args.samples,
+                                                                 other_data=args.allow_other_data)
         name = "generated" if len(args.sources) == 1 else _row_name(source, rows)
         rows[name] = evaluate_images(images, labels, judge, reference, pixel_range=pixel_range, source=described,
                                      parzen=args.parzen, knn=args.knn)
@@ -127,7 +160,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if inception is not None:
             rows[name].update(inception.evaluate(reference.train_images, reference.test_images))
         seconds[name] = time.perf_counter() - start
-    print(format_table(rows, seconds, class_names=judge.class_names))
+    print(format_table(rows, seconds, class_names=judge.class_names, weak=judge.weak_classes()))
     if any("parzen_log_likelihood" in r for r in rows.values()):
         print("paper, Table 1 (Parzen LL, same protocol): " + "; ".join(f"{k} {v:.0f} +/- {s}" for k, (v, s) in PAPER_PARZEN.items()))
     held = judge.protocol.get("held_out") or {}
@@ -168,7 +201,7 @@ def _device(name: str):
 
 
 def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, reference=None,
-                 samples: int = 10000) -> tuple[Any, Any, Any, str]:
+                 samples: int = 10000, other_data: bool = False) -> tuple[Any, Any, Any, str]:
     """(images, conditions, pixel_range, description) from an .npz or from a generator's samples.
 
     Class-conditional generators give ``per_class`` samples per class; others one per condition of
@@ -188,6 +221,8 @@ def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, 
     config = generator.config
     if judge is not None:
         check_same_data(source, config, judge)
+        if not other_data:
+            check_same_dataset(source, model_data(source), judge)
     if config.spec.kind == "class":
         images, labels, pixel_range = sample_generator(generator, per_class=per_class, num_classes=config.num_classes, seed=seed)
         return images, labels, pixel_range, f"{source} ({per_class} samples per class, seed {seed})"
@@ -221,11 +256,13 @@ COLUMNS = [  # (header, result key, how to read it)
 
 
 def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | None = None, *,
-                 class_names: tuple[str, ...] | None = None) -> str:
+                 class_names: tuple[str, ...] | None = None, weak: dict[int, float] | None = None) -> str:
     """A plain-text table of the headline figures, one line per evaluated set, then per-class label accuracy.
 
-    Columns that no row has are left out; a row without a figure shows ``-``.
+    Columns that no row has are left out; a row without a figure shows ``-``. ``weak`` (class ->
+    the judge's held-out accuracy there) marks those classes' figures with ``*`` and a note.
     """
+    weak = weak or {}
     used = [c for c in COLUMNS if any(c[1] in r for r in rows.values())]
     head = ["set", "n", *(c[0] for c in used), "s"]
     lines = []
@@ -240,9 +277,16 @@ def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | No
     if per_class:
         k = len(next(iter(per_class.values())))
         names = class_names or tuple(str(c) for c in range(k))
-        out += ["", "per-class label accuracy: " + "  ".join(n[:5].rjust(5) for n in names)]
+        out += ["", "per-class label accuracy: " + "  ".join(n[:5].rjust(5) + " " for n in names)]
         for name, per in per_class.items():
-            out.append(f"  {name[:23]:<23} " + "  ".join("  -  " if p is None else f"{p:.3f}" for p in per))
+            out.append(f"  {name[:23]:<23} " + "  ".join(("  -  " if p is None else f"{p:.3f}") + ("*" if k in weak else " ")
+                                                           for k, p in enumerate(per)))
+        if weak:
+            from ..metrics.judge import WEAK_CLASS_ACCURACY
+
+            listed = ", ".join(f"{names[k] if k < len(names) else k} (held-out {a:.3f})" for k, a in sorted(weak.items()))
+            out.append(f"* the judge is weak on {listed}: below {WEAK_CLASS_ACCURACY} held-out accuracy, so label accuracy "
+                       "there says as much about the judge as about the samples")
     return "\n".join(out)
 
 
@@ -276,3 +320,39 @@ def check_same_data(source: str, config, judge) -> None:
                                  f"the judge was trained on {judge.dataset}: train one on the model's data "
                                  "(condgan train-classifier --dataset NAME)")
 
+
+
+def model_data(source: str | Path) -> dict[str, Any] | None:
+    """What a generator file or checkpoint records of its training data: the fingerprint (generator
+    files; a checkpoint takes its run's ``generator.pt``), else the dataset's name (a checkpoint's
+    data section), else None."""
+    from ..checkpoint import CHECKPOINT_FORMAT, GENERATOR_FILE, SAFETENSORS_SUFFIX, read_file, resolve_checkpoint
+
+    path = resolve_checkpoint(source)
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return None
+    obj = read_file(path)
+    if isinstance(obj.get("data"), dict):
+        return obj["data"]
+    if obj.get("format") != CHECKPOINT_FORMAT:
+        return None
+    sibling = path.parent.parent / GENERATOR_FILE
+    if sibling.is_file():
+        record = read_file(sibling).get("data")
+        if isinstance(record, dict):
+            return record
+    name = (obj.get("data_config") or {}).get("name")
+    return {"name": name} if isinstance(name, str) else None
+
+
+def check_same_dataset(source: str, record: dict[str, Any] | None, judge) -> None:
+    """Refuse, in one line, a model whose recorded training data is not the judge's dataset."""
+    from ..data.fingerprint import compare_fingerprints
+    from ..metrics.judge import JudgeMismatchError
+
+    theirs = (judge.protocol.get("dataset") or {}).get("fingerprint") or {"name": judge.dataset}
+    differences = compare_fingerprints(record, theirs) if record else []
+    if differences:
+        raise JudgeMismatchError(f"{source}: the model's training data is not the judge's ({'; '.join(differences)}); "
+                                 "train a judge on the model's data (condgan train-classifier --dataset NAME), or pass "
+                                 "--allow-other-data to compare anyway")

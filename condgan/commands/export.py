@@ -26,6 +26,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     fmt = check_format(args.format)  # a missing package fails before anything is loaded
     out = Path(args.out) if args.out else default_path(args.checkpoint, fmt.name)
+    if args.out and not out.parent.is_dir():  # a typo in --out must not make a directory chain
+        what = "is a file" if out.parent.exists() else "does not exist"
+        raise FileNotFoundError(f"--out {args.out}: its folder {out.parent} {what}; create it first "
+                                f"(mkdir -p {out.parent}) or choose another --out")
     source = resolve_checkpoint(args.checkpoint)
     generator = load_generator(source, device="cpu")
     options = {}

@@ -20,11 +20,27 @@ from .base import DatasetError
 from .transforms import check_target, decode_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+UPSCALE_WARNING = 4  # a picture enlarged this many times or more (per side) is counted in a warning
+SKIP_BAD_HINT = ("--set data.options.skip_bad=True (condgan train), --options skip_bad=True (condgan train-classifier) "
+                 "or skip_bad=True (Python)")
 
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _warn_upscaled(sizes: list, paths: list, size: tuple[int, int], where) -> None:
+    """One warning counting the pictures enlarged UPSCALE_WARNING times or more to reach ``size``."""
+    th, tw = size
+    factors = [max(th / hw[0], tw / hw[1]) if hw else 0.0 for hw in sizes]
+    tiny = [k for k, f in enumerate(factors) if f >= UPSCALE_WARNING]
+    if tiny:
+        k = max(tiny, key=lambda j: factors[j])
+        h, w = sizes[k]
+        warnings.warn(f"{len(tiny)} of {len(sizes)} images in {where or paths[k].parent} are enlarged {UPSCALE_WARNING}x or "
+                      f"more to reach {th}x{tw} (the smallest: {paths[k]} is {h}x{w}): they carry little detail at that "
+                      "size; check --image-size, or remove them", RuntimeWarning, stacklevel=3)
 
 
 def decode_threads() -> int:
@@ -63,10 +79,14 @@ def decode_files(paths: Sequence[Path], channels: int | None = None, size: Seque
     out = np.empty((n, channels, *size), dtype=np.uint8) if channels and size else None
     arrays: list[np.ndarray | None] = [None] * n
     errors: list[tuple[int, str] | None] = [None] * n
+    own: list[tuple[int, int] | None] = [None] * n  # each picture's own (H, W)
 
     def work(i: int) -> None:
+        def seen(h: int, w: int) -> None:
+            own[i] = (h, w)
+
         try:
-            arr = decode_image(paths[i], channels, size, fit, checked=True)
+            arr = decode_image(paths[i], channels, size, fit, checked=True, on_size=seen)
         except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for damaged files; each is reported
             errors[i] = (i, _one_line(exc))
             return
@@ -86,7 +106,8 @@ def decode_files(paths: Sequence[Path], channels: int | None = None, size: Seque
     bad = [e for e in errors if e is not None]
     if bad and not skip_bad:
         i, reason = bad[0]
-        raise DatasetError(f"{paths[i]}: not a readable image ({reason}); pass skip_bad=True to skip unreadable files")
+        raise DatasetError(f"{paths[i]}: not a readable image ({reason}); to skip unreadable files, pass "
+                           f"{SKIP_BAD_HINT}")
     if bad:
         i, reason = bad[0]
         warnings.warn(f"skipped {len(bad)} unreadable image(s) of {n} in {where or paths[i].parent} "
@@ -94,6 +115,8 @@ def decode_files(paths: Sequence[Path], channels: int | None = None, size: Seque
     kept = [i for i in range(n) if errors[i] is None]
     if not kept:
         raise DatasetError(f"none of the {n} image files in {where or paths[0].parent} is readable")
+    if size is not None:
+        _warn_upscaled([own[i] for i in kept], [paths[i] for i in kept], size, where)
     if out is not None:
         return torch.from_numpy(out if not bad else out[kept]), kept
 

@@ -157,7 +157,7 @@ def _pil_fit(img, size: tuple[int, int], fit: str):
 
 
 def decode_image(source: str | Path | IO[bytes], channels: int | None = None, size: Sequence[int] | None = None,
-                 fit: str = "crop", *, checked: bool = False) -> np.ndarray:
+                 fit: str = "crop", *, checked: bool = False, on_size=None) -> np.ndarray:
     """Decode one picture (a path, a file object or a PIL image) to a (C, H, W) uint8 array.
 
     The picture is read once: its mode normalised, converted to ``channels``, brought to ``size``
@@ -171,6 +171,7 @@ def decode_image(source: str | Path | IO[bytes], channels: int | None = None, si
         size: ``(H, W)`` or ``None`` (keep the picture's size).
         fit: ``"crop"``, ``"pad"`` or ``"stretch"``.
         checked: skip validating ``channels``/``size``/``fit`` (the caller did, once).
+        on_size: called with the picture's own ``(H, W)`` before it is brought to ``size``.
 
     Shape:
         - returns (C, H, W) uint8.
@@ -186,8 +187,12 @@ def decode_image(source: str | Path | IO[bytes], channels: int | None = None, si
         channels, size = check_target(channels, size, fit)
     if isinstance(source, Image.Image):
         img = source
+        if on_size is not None:
+            on_size(img.size[1], img.size[0])
     else:
         img = Image.open(source)
+        if on_size is not None:
+            on_size(img.size[1], img.size[0])
         if img.format == "JPEG" and size is not None:
             w, h = img.size
             img.draft(img.mode, _draft_size(h, w, size, fit))

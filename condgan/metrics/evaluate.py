@@ -5,8 +5,9 @@ The protocol (:func:`load_reference` and :func:`evaluate_images`):
 - judge: a :class:`~condgan.metrics.judge.Judge` (architecture, SHA-256, dataset, image shape and
   held-out accuracy are in every protocol); images are read at the judge's size, never resized
   (the original MNIST classifier: the 28x28 metric image rule of :mod:`condgan.metrics.images`);
-- reference set: the judge's held-out images (the dataset's test split, or the seeded part of its
-  training images the judge was not trained on), at most 10,000 (a seeded subset beyond that),
+- reference set: the judge's held-out images (the dataset's test split, the seeded stratified part
+  of a flat image folder recorded in the judge file, or the seeded part of its training images the
+  judge was not trained on), at most 10,000 (a seeded subset beyond that),
   loaded by the dataset at the judge's size (the way the training data of a model of that size is);
 - real reference row: up to 10,000 other training images with their true conditions, evaluated
   exactly like generated images; for MNIST 1,000 training images (indices ``randperm(60000,
@@ -102,8 +103,15 @@ def load_reference(judge: Judge, data_root: str | Path | None, *, seed: int = 0,
         test_idx, pool = held_out_indices(held, len(train))
         test_x, test_y, what = train.images[test_idx], train.conditions[test_idx], f"{len(test_idx)} held-out training images ({held['rule']})"
     else:
-        _, test = load_for_judge(name, data_root, held["split"], options=options, channels=load.get("channels"), size=load.get("size"))
-        test_x, test_y, pool, what = test.images, test.conditions, torch.arange(len(train)), f"{name} {held['split']} split"
+        test_source, test = load_for_judge(name, data_root, held["split"], options=options, channels=load.get("channels"),
+                                           size=load.get("size"))
+        recorded, found = held.get("files_sha256"), getattr(test_source, "files_sha256", None)
+        if recorded and found and recorded != found:
+            raise JudgeMismatchError(f"the held-out files of {name!r} under {data_root} are not those the judge was measured "
+                                     f"on ({held.get('images')} images, {held.get('rule', held['split'])}): the folder "
+                                     "changed since; train the judge again on it")
+        test_x, test_y, pool = test.images, test.conditions, torch.arange(len(train))
+        what = f"{name} {held['split']} split" + (f": {held['rule']}" if held.get("rule") else "")
     gen = torch.Generator().manual_seed(seed)
     if len(test_x) > REFERENCE_MAX:
         keep = torch.randperm(len(test_x), generator=gen)[:REFERENCE_MAX]

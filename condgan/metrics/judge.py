@@ -41,6 +41,7 @@ from .images import IMAGE_RULE, guess_pixel_range, to_metric_input
 from .mnist_cnn import ClassifierError, ClassifierHashError, MnistClassifier, weights_sha256
 
 JUDGE_FORMAT = "condgan-judge"
+WEAK_CLASS_ACCURACY = 0.9  # a judge below this held-out accuracy on a class is flagged as weak there
 JUDGE_VERSION = 1
 JUDGE_CNN = "condgan-judge-cnn-v1"
 KINDS = ("class", "multilabel", "vector")
@@ -199,6 +200,15 @@ class Judge(nn.Module):
             "dataset": p.get("dataset"), "held_out": p.get("held_out"), "class_names": p.get("class_names"),
             "input": IMAGE_RULE if self.legacy else JUDGE_RULE, "features": self.describe_features(),
         }
+
+    def weak_classes(self, level: float | None = None) -> dict[int, float]:
+        """Classes whose held-out accuracy is below ``level`` (default :data:`WEAK_CLASS_ACCURACY`): index -> accuracy.
+
+        A sample's label accuracy on such a class says as much about the judge as about the sample.
+        """
+        level = WEAK_CLASS_ACCURACY if level is None else level
+        per_class = (self.protocol.get("held_out") or {}).get("per_class_accuracy") or []
+        return {k: float(a) for k, a in enumerate(per_class) if a is not None and a < level}
 
     def describe_features(self) -> str:
         if self.legacy:

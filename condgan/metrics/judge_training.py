@@ -29,6 +29,11 @@ from .mnist_cnn import MnistClassifier
 
 HELD_OUT_MAX = 10000
 CALIBRATION_IMAGES = 5000
+HOLDOUT = 0.1  # the part of each class of a flat image folder held out (condgan train-classifier --holdout)
+MAX_EPOCHS = 30  # the cap of training until the held-out score stops improving
+PATIENCE = 3  # reads of the held-out score without improvement before it stops
+MIN_ROUND_STEPS = 20  # a small set is read every 20 steps, not every epoch of one step
+MIN_CAP_STEPS = 600  # and may train this many steps whatever max_epochs says
 
 
 def _shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
@@ -73,16 +78,22 @@ def _loss(judge: Judge, out: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(out, (target - judge.target_mean) / judge.target_std)
 
 
-def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: str = "judge-cnn", epochs: float = 3.0,
-              batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4, max_shift: int | None = None,
-              hflip: bool = False, seed: int = 0, widths: Sequence[int] | None = None, feature_dim: int = 128,
-              dropout: float = 0.3) -> tuple[Judge, dict[str, Any]]:
+def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: str = "judge-cnn",
+              epochs: float | None = 3.0, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
+              max_shift: int | None = None, hflip: bool = False, seed: int = 0, widths: Sequence[int] | None = None,
+              feature_dim: int = 128, dropout: float = 0.3, monitor: tuple[Tensor, Tensor] | None = None,
+              max_epochs: int = MAX_EPOCHS, patience: int = PATIENCE) -> tuple[Judge, dict[str, Any]]:
     """Train a judge on images (N, C, H, W) (uint8, or float in [0, 1]) and their conditions; returns it and the details.
 
     Adam with a cosine decay to zero, random shifts of up to ``max_shift`` pixels (default
     ``max(1, round(min(H, W) / 14))``), optional horizontal flips. Then ``feature_scale`` is set
     so that each FID feature block has unit mean variance on (up to 5,000 of) the training images.
     Deterministic for a ``seed`` on the CPU; the global RNG is left untouched.
+
+    With ``epochs=None`` it trains until the score on ``monitor`` (the held-out images and their
+    conditions: accuracy, or minus the RMSE), read every epoch (at least every
+    :data:`MIN_ROUND_STEPS` steps), has not improved for ``patience`` reads, at most ``max_epochs``
+    (at least :data:`MIN_CAP_STEPS` steps; the cosine decay spans the cap), and keeps the best weights.
 
     Shape:
         - images: (N, C, H, W); conditions: (N,) int64 (class) or (N, K) float (multilabel, vector).
@@ -92,12 +103,21 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
     if len(conditions) != len(images):
         raise ValueError(f"{len(images)} images but {len(conditions)} conditions")
     spec.check(conditions)
-    if epochs <= 0 or batch_size < 1:
-        raise ValueError(f"epochs must be > 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    auto = epochs is None
+    if auto and monitor is None:
+        raise ValueError("epochs=None trains until the held-out score stops improving: give monitor=(images, conditions)")
+    if (not auto and not epochs > 0) or batch_size < 1 or max_epochs < 1 or patience < 1:
+        raise ValueError(f"epochs must be > 0 (or None), batch_size, max_epochs and patience >= 1, got {epochs}, "
+                         f"{batch_size}, {max_epochs}, {patience}")
     n, (c, h, w) = len(images), images.shape[1:]
     shift = max(1, round(min(h, w) / 14)) if max_shift is None else int(max_shift)
     target = conditions.long() if spec.kind == "class" else conditions.float()
-    steps = max(1, math.ceil(epochs * n / batch_size))
+    per_epoch = max(1, math.ceil(n / batch_size))
+    round_steps = max(per_epoch, MIN_ROUND_STEPS)  # how often the held-out score is read
+    steps = (max(math.ceil(max_epochs * n / batch_size), MIN_CAP_STEPS) if auto
+             else max(1, math.ceil(epochs * n / batch_size)))
+    history: list[float] = []
+    best_score, best_state, best_epoch, stale = None, None, 0, 0
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -115,7 +135,7 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
         judge.train()
         order, pos = torch.randperm(n, generator=gen), 0
-        for _ in range(steps):
+        for step in range(steps):
             if pos + batch_size > n:
                 order, pos = torch.randperm(n, generator=gen), 0
             idx = order[pos:pos + batch_size]
@@ -131,17 +151,42 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
             loss.backward()
             opt.step()
             sched.step()
+            if auto and ((step + 1) % round_steps == 0 or step + 1 == steps):
+                score = _monitor_score(judge, *monitor)
+                history.append(round(score, 4))
+                if best_score is None or score > best_score:
+                    best_score, best_epoch, stale = score, round((step + 1) / per_epoch, 2), 0
+                    best_state = {k: v.detach().clone() for k, v in judge.state_dict().items()}
+                else:
+                    stale += 1
+                if stale >= patience:
+                    break
+        if best_state is not None:
+            judge.load_state_dict(best_state)
         judge.eval()
         calibrate(judge, images[torch.randperm(n, generator=gen)[:CALIBRATION_IMAGES]])
     details = {
-        "optimizer": "Adam", "lr": lr, "weight_decay": weight_decay, "schedule": "cosine to 0 per step", "epochs": epochs,
-        "steps": steps, "batch_size": batch_size, "seed": seed, "train_images": n,
+        "optimizer": "Adam", "lr": lr, "weight_decay": weight_decay, "schedule": "cosine to 0 per step",
+        "epochs": epochs if not auto else best_epoch, "steps": steps if not auto else step + 1, "batch_size": batch_size,
+        "seed": seed, "train_images": n,
         "augmentation": f"random shifts <= {shift} px" + (", horizontal flips" if hflip else "") + "; no noise (issue 16)",
         "final_batch_loss": float(loss.detach()), "train_seconds": round(time.perf_counter() - start, 1),
         "torch": str(torch.__version__),
     }
+    if auto:
+        details["stopping"] = (f"until the held-out score stopped improving: best after {best_epoch:g} epochs of "
+                               f"{(step + 1) / per_epoch:.4g}, read every {round_steps} steps, patience {patience} reads, "
+                               f"at most {steps} steps (cosine over them); chosen on the held-out images")
+        details["held_out_history"] = history
     judge.protocol["training"] = details
     return judge, details
+
+
+def _monitor_score(judge: Judge, images: Tensor, conditions: Tensor) -> float:
+    """Higher is better: held-out accuracy (class, multilabel) or minus the RMSE (vector)."""
+    scores = held_out_scores(judge, images, conditions)
+    judge.train()
+    return scores["accuracy"] if "accuracy" in scores else -scores["rmse"]
 
 
 @torch.no_grad()
@@ -169,7 +214,10 @@ def held_out_scores(judge: Judge, images: Tensor, conditions: Tensor) -> dict[st
     """Accuracy (class), per-attribute and mean accuracy (multilabel) or RMSE and R^2 (vector) on held-out data."""
     _, head = judge_outputs(judge, images)
     if judge.kind == "class":
-        return {"accuracy": float((head.argmax(1) == conditions.long()).float().mean())}
+        right = (head.argmax(1) == conditions.long()).float()
+        per_class = [round(float(right[conditions.long() == k].mean()), 4) if bool((conditions.long() == k).any()) else None
+                     for k in range(judge.out_dim)]
+        return {"accuracy": float(right.mean()), "per_class_accuracy": per_class}
     if judge.kind == "multilabel":
         per = ((head > 0).float() == conditions.float()).float().mean(0)
         return {"accuracy": float(per.mean()), "per_attribute_accuracy": [round(float(a), 4) for a in per]}
@@ -178,11 +226,15 @@ def held_out_scores(judge: Judge, images: Tensor, conditions: Tensor) -> dict[st
     return {"rmse": float(err.square().mean().sqrt()), "r2": float((1 - err.square().mean(0) / var).mean())}
 
 
-def held_out_split(dataset_cls: type, n_train: int, seed: int) -> dict[str, Any]:
-    """How the held-out images are chosen: the dataset's test (or valid) split, else a seeded part of train."""
-    splits = tuple(getattr(dataset_cls, "splits", ()))
+def held_out_split(dataset: Any, n_train: int, seed: int) -> dict[str, Any]:
+    """How the held-out images are chosen: the dataset's test (or valid) split, else a seeded part of train.
+
+    ``dataset`` is a dataset (whose ``has_split`` says what its files offer) or a Dataset class.
+    """
+    has_split = getattr(dataset, "has_split", None) if not isinstance(dataset, type) else None
+    splits = tuple(getattr(dataset, "splits", ()))
     for split in ("test", "valid"):
-        if split in splits:
+        if (has_split(split) if has_split is not None else split in splits):
             return {"split": split}
     n = max(1, min(HELD_OUT_MAX, n_train // 10))
     if n_train - n < 2:
@@ -196,56 +248,109 @@ def held_out_indices(rule: Mapping[str, Any], n_train: int) -> tuple[Tensor, Ten
     return order[:int(rule["images"])], order[int(rule["images"]):]
 
 
-def load_for_judge(name: str, root: str | Path | None, split: str, *, options: Mapping[str, Any] | None = None,
-                   channels: int | None = None, size: Sequence[int] | None = None):
-    """The :class:`~condgan.data.ImageSet` of registered dataset ``name`` (never downloads)."""
+def open_dataset(name: str, root: str | Path | None, split: str, options: Mapping[str, Any] | None = None):
+    """The registered dataset ``name`` made with ``split`` and its options (never downloads).
+
+    Raises:
+        ValueError: ``options`` hold ``split``, ``download`` or ``root``, which are not options of a dataset.
+    """
     from ..plugins import get_component  # layer: a judge is trained on a dataset named in the registry
 
+    options = dict(options or {})
+    reserved = sorted({"split", "download", "root"} & set(options))
+    if reserved:
+        raise ValueError(f"--options {reserved[0]}=... is not a dataset option here: a judge trains on the 'train' split "
+                         "and is measured on the dataset's test split or on a held-out part (--holdout); "
+                         "--data-root gives the folder")
     cls = get_component("dataset", name)
+    return cls(root, split=split, download=False, **options)
+
+
+def load_for_judge(name: str, root: str | Path | None, split: str, *, options: Mapping[str, Any] | None = None,
+                   channels: int | None = None, size: Sequence[int] | None = None):
+    """``(dataset, ImageSet)`` of registered dataset ``name``'s ``split`` (never downloads)."""
+    dataset = open_dataset(name, root, split, options)
     size = tuple(int(s) for s in size) if size is not None else None
-    return cls, cls(root, split=split, download=False, **dict(options or {})).load(channels=channels, size=size)
+    return dataset, dataset.load(channels=channels, size=size)
+
+
+def _training_options(dataset: str, data_root: str | Path | None, options: Mapping[str, Any], holdout: float,
+                      seed: int) -> dict[str, Any]:
+    """The dataset options the judge trains with: a flat image folder (no test split) gets a held-out part."""
+    options = dict(options)
+    split = options.pop("split", "train")
+    if split != "train":
+        raise ValueError(f"--options split={split!r}: a judge trains on the 'train' split and is measured on the "
+                         "dataset's test split or on a held-out part of a flat folder (--holdout FRACTION); leave split out")
+    probe = open_dataset(dataset, data_root, "train", options)
+    has_split = getattr(probe, "has_split", None)
+    if (has_split is not None and not has_split("test") and not has_split("valid")
+            and getattr(probe, "is_flat", lambda: False)() and options.get("holdout") is None):
+        options.update(holdout=holdout, holdout_seed=seed)
+    return options
 
 
 def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, image_size: int | None = None,
                 channels: int | None = None, options: Mapping[str, Any] | None = None, arch: str | None = None,
-                epochs: float = 3.0, seed: int = 0, **fit_options: Any) -> dict[str, Any]:
+                epochs: float | None = None, seed: int = 0, holdout: float = HOLDOUT, **fit_options: Any) -> dict[str, Any]:
     """Train a judge on the registered dataset ``dataset``, measure it on held-out images, save it to ``out``.
+
+    The held-out images are the dataset's test split; a flat image folder (class folders, no
+    test folder) holds out a seeded, stratified ``holdout`` fraction of each class (its options
+    ``holdout`` and ``holdout_seed``, recorded in the judge file: ``condgan eval`` uses the same
+    images as its reference, and ``data.options.exclude_judge=FILE`` leaves them out of training).
 
     Args:
         dataset: a registered dataset name (``condgan list dataset``).
         data_root: where its files are (nothing is downloaded).
         image_size: bring images to ``image_size`` x ``image_size`` (the dataset's own size when None).
         channels: convert to this many channels (the dataset's own when None).
-        options: the dataset's options (as ``data.options`` in a config).
+        options: the dataset's options (as ``data.options`` in a config); ``split="train"`` is accepted.
         arch: ``"mnist-cnn"`` (default for MNIST) or ``"judge-cnn"`` (default otherwise).
-        epochs, seed, **fit_options: see :func:`fit_judge`.
+        epochs: passes over the training images; None: until the held-out score stops improving
+            (at most ``max_epochs``, see :func:`fit_judge`).
+        seed: the seed of the weights, the batches and the held-out draw.
+        holdout: the fraction of each class held out of a flat image folder.
+        **fit_options: see :func:`fit_judge`.
 
     Returns:
-        The training details with ``held_out`` (scores) and ``sha256``.
+        The training details with ``held_out`` (scores, per-class accuracy) and ``sha256``.
     """
-    options = dict(options or {})
+    from ..data.fingerprint import dataset_fingerprint
+
+    options = _training_options(dataset, data_root, dict(options or {}), holdout, seed)
     size = (image_size, image_size) if image_size is not None else None
-    cls, data = load_for_judge(dataset, data_root, "train", options=options, channels=channels, size=size)
+    source, data = load_for_judge(dataset, data_root, "train", options=options, channels=channels, size=size)
     load = {"channels": int(data.images.shape[1]), "size": list(data.images.shape[2:])}
-    held = held_out_split(cls, len(data), seed)
+    held = held_out_split(source, len(data), seed)
     if held["split"] == "train":
         test_idx, train_idx = held_out_indices(held, len(data))
         test_x, test_y = data.images[test_idx], data.conditions[test_idx]
         train_x, train_y = data.images[train_idx], data.conditions[train_idx]
     else:
-        _, test = load_for_judge(dataset, data_root, held["split"], options=options, channels=load["channels"], size=load["size"])
+        test_source, test = load_for_judge(dataset, data_root, held["split"], options=options, channels=load["channels"],
+                                           size=load["size"])
         test_x, test_y, train_x, train_y = test.images, test.conditions, data.images, data.conditions
+        if options.get("holdout") is not None:
+            held["rule"] = (f"a stratified {options['holdout']:g} of each class, seed {options.get('holdout_seed', 0)} "
+                            f"(options holdout={options['holdout']:g}, holdout_seed={options.get('holdout_seed', 0)})")
+        if getattr(test_source, "files_sha256", None):
+            held["files_sha256"] = test_source.files_sha256
     if arch is None:
         c, h, w = data.image_shape
         arch = "mnist-cnn" if dataset == "mnist" and c == 1 and h == w else "judge-cnn"
+    if epochs is None:
+        fit_options["monitor"] = (test_x, test_y)
     judge, details = fit_judge(train_x, train_y, data.spec, arch=arch, epochs=epochs, seed=seed, **fit_options)
     scores = held_out_scores(judge, test_x, test_y)
     held.update({"images": len(test_x), **scores})
     judge.protocol.update({
-        "dataset": {"name": dataset, "options": options, "split": "train", "load": load},
+        "dataset": {"name": dataset, "options": options, "split": "train", "load": load,
+                    "fingerprint": dataset_fingerprint(data, dataset)},
         "held_out": held, "class_names": list(data.class_names) if data.class_names else None,
         "condition": {"kind": data.spec.kind, "num_classes": data.spec.num_classes, "dim": data.spec.dim},
     })
     details["sha256"] = save_judge(judge, out)
     details["held_out"] = held
+    details["class_names"] = judge.protocol["class_names"]
     return details

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,14 +44,53 @@ LOWER_IS_BETTER = {"fid": True, "label_accuracy": False, "attribute_accuracy": F
 SAMPLE_BATCH = 500
 
 
+class MetricsFileError(ValueError):
+    """A ``metrics.jsonl`` that cannot be read: the message names the file and the line."""
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The entries of a ``metrics.jsonl`` (a damaged last line, e.g. from a crash mid-write, is skipped)."""
+    """The entries of a ``metrics.jsonl``, each a JSON object with a ``kind`` and a whole-number ``step``.
+
+    A last line without its newline that does not parse (what a kill mid-write leaves) is skipped
+    with a warning saying so.
+
+    Raises:
+        MetricsFileError: the path is a folder, or a line is not UTF-8, not JSON, not an object,
+            or has a ``step`` that is not a whole number (one line naming the file and line).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise MetricsFileError(f"{path} is a directory, not a metrics file (JSON lines written by the metrics logger)")
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete = data.endswith(b"\n") or not data
+    if complete:
+        lines = lines[:-1]
     entries = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
+        last = number == len(lines) and not complete
+        where = f"{path}, line {number}"
+        try:
+            text = raw.decode("utf-8")
+            entry = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if last:
+                warnings.warn(f"{where}: skipped the truncated last line (a run killed while writing it)", RuntimeWarning,
+                              stacklevel=2)
+                break
+            what = "bytes that are not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc.msg})"
+            raise MetricsFileError(f"{where}: {what}; each line must be one JSON object") from None
+        if not isinstance(entry, dict):
+            raise MetricsFileError(f"{where}: a JSON {type(entry).__name__}, not an object; each line must be one JSON "
+                                   "object such as {\"kind\": \"losses\", \"step\": 10, ...}")
+        step = entry.get("step", 0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise MetricsFileError(f"{where}: 'step' must be a whole number >= 0, got {step!r}")
+        if not isinstance(entry.get("kind", ""), str):
+            raise MetricsFileError(f"{where}: 'kind' must be a string, got {entry['kind']!r}")
+        entries.append(entry)
     return entries
 
 

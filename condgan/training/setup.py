@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..checkpoint import configs as ckpt_configs
 from ..config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig
 from ..data import ImageSet, TensorBatches
+from ..data.fingerprint import dataset_fingerprint
 from ..data.fitting import FileSet, check_dataset, fit_to_data
 from ..data.stream import StreamBatches
 from ..gan import GAN
@@ -61,10 +62,11 @@ def run_sections(gan: Any, config: Any, data: Any) -> tuple[Any, TrainerConfig, 
 
 
 def build_model(gan: Any, data: Any, config: TrainerConfig, device: torch.device, out_dir: Path | None,
-                is_main: bool) -> tuple[GAN, Any, Tensor]:
-    """(the model on ``device``, images, conditions): load the data, build the model fitted to it (or
-    fit a built one), check that a checkpoint can hold its config and that ``out_dir`` has room."""
-    images, labels, fitted = load_training_data(data, gan.config if isinstance(gan, GAN) else gan)
+                is_main: bool) -> tuple[GAN, Any, Tensor, dict[str, Any] | None]:
+    """(the model on ``device``, images, conditions, the data's fingerprint): load the data, build the
+    model fitted to it (or fit a built one), check that a checkpoint can hold its config and that
+    ``out_dir`` has room."""
+    images, labels, fitted, fingerprint = load_training_data(data, gan.config if isinstance(gan, GAN) else gan)
     if isinstance(gan, GAN):
         gan.config = fitted  # a built GAN has its shape and condition; the data may add class names
     else:
@@ -77,25 +79,24 @@ def build_model(gan: Any, data: Any, config: TrainerConfig, device: torch.device
         convert_sync_batchnorm(gan, device)
     if out_dir is not None and is_main:
         check_space(out_dir, gan.generator, gan.discriminator, ema=config.ema_decay is not None, keep_last=config.keep_last)
-    return gan, images, labels
+    return gan, images, labels, fingerprint
 
 
-def load_training_data(data: Any, model: GANConfig) -> tuple[Any, Tensor, GANConfig]:
-    """(images or a :class:`FileSet`, conditions, the model config fitted to them): a model that
-    leaves its image shape or condition to the data takes them from it (raw tensors must fit the
-    model as is)."""
+def load_training_data(data: Any, model: GANConfig) -> tuple[Any, Tensor, GANConfig, dict[str, Any] | None]:
+    """(images or a :class:`FileSet`, conditions, the model config fitted to them, the data's
+    fingerprint): a model that leaves its image shape or condition to the data takes them from it
+    (raw tensors must fit the model as is, and have no fingerprint)."""
     if isinstance(data, tuple) and len(data) == 2:
-        return data[0], data[1], model
-    source = "the given ImageSet"
+        return data[0], data[1], model, None
+    source, name = "the given ImageSet", None
     if isinstance(data, DataConfig):
         shape = tuple(model.image_shape) if model.image_shape is not None else None
-        source = f"dataset {data.name!r}"
+        source, name = f"dataset {data.name!r}", data.name
         data = load_data(data, shape)
-    if isinstance(data, FileSet):  # streamed: the images are decoded batch by batch
-        return data, data.conditions, fit_to_data(model, data, source)
-    if not isinstance(data, ImageSet):
+    if not isinstance(data, (ImageSet, FileSet)):  # a FileSet is streamed: decoded batch by batch
         raise TypeError(f"data must be a DataConfig, an ImageSet or (images, labels), got {type(data).__name__}")
-    return data.images, data.conditions, fit_to_data(model, data, source)
+    images = data if isinstance(data, FileSet) else data.images
+    return images, data.conditions, fit_to_data(model, data, source), dataset_fingerprint(data, name)
 
 
 def make_batches(gan: nn.Module, images: Any, labels: Tensor, batch_size: int, *, workers: int | None, **order: Any):

@@ -58,6 +58,7 @@ def trainer_state(trainer) -> dict[str, Any]:
         "dataset_size": trainer.dataset_size, "data_rng": trainer._epoch_rng.clone(), "device_type": trainer.device.type,
         "elapsed_s": trainer.elapsed_s, "rng": rng,
         "world_size": trainer.process.world_size, "batch_size": trainer.config.batch_size,
+        **({"data": trainer.data_fingerprint} if trainer.data_fingerprint else {}),
     }
     if trainer.process.world_size > 1:
         rank_rng: list[Any] = [None] * trainer.process.world_size
@@ -221,7 +222,7 @@ def export_generator(trainer, path: str | Path | None = None) -> Path | None:
     path = Path(path) if path is not None else trainer.out_dir / ckpt.GENERATOR_FILE
     check_finite(trainer, include_training_state=False)
     content = generator_file(trainer.gan.config, trainer.sampling_generator.state_dict(),
-                             from_ema=trainer.ema is not None, step=trainer.step)
+                             from_ema=trainer.ema is not None, step=trainer.step, data=trainer.data_fingerprint)
     inside = trainer.out_dir is not None and os.path.realpath(path.parent) == os.path.realpath(trainer.out_dir)
     with holding_run_directory(trainer, agree=False) if inside else contextlib.nullcontext():
         return ckpt.save_file(content, path)

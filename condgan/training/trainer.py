@@ -72,7 +72,8 @@ class Trainer:
         self._claimed = False  # True while train() holds the run directory
         if self.out_dir is not None and self.process.is_main:  # before the data: a bad --out fails in a second
             rundir.check_before_run(self.out_dir, resuming=self.__dict__.pop("_resuming", False))
-        self.gan, images, labels = setup.build_model(gan, data, config, self.device, self.out_dir, self.process.is_main)
+        self.gan, images, labels, self.data_fingerprint = setup.build_model(gan, data, config, self.device, self.out_dir,
+                                                                            self.process.is_main)
         self.autocast_dtype = setup.AUTOCAST_DTYPES[config.autocast] if config.autocast else None
         self.data_generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.batches = setup.make_batches(
