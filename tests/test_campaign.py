@@ -11,9 +11,9 @@ The README's "Bad input and faults" table quotes the counts these tests assert.
 from __future__ import annotations
 
 import json
-import re
 import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -408,6 +408,11 @@ FRONT_DOOR = [cli(name, argv) for name, argv in [
                                                                      "imagefolder", "--data-root", write_flat_folder(ctx.tmp / "f", 4, 8),
                                                                      "--image-size", "8", "--set", "data.options.exclude_judge=nope.pt",
                                                                      "--steps", "1", "--out", ctx.tmp / "r", "--device", "cpu"]),
+    ("train --config an empty file", lambda ctx: (ctx.tmp / "empty.toml").write_text("") or
+     train_argv(ctx, "--config", ctx.tmp / "empty.toml", "--steps", "1")),
+    ("train --config a table where a value goes", lambda ctx: (ctx.tmp / "nested.toml").write_text("[model.latent_dim]\nvalue = 5\n")
+     and train_argv(ctx, "--config", ctx.tmp / "nested.toml", "--steps", "1")),
+    ("--set a misspelled key", lambda ctx: train_argv(ctx, "--set", "batch_sise=8", "--steps", "1")),
 ]]
 FRONT_DOOR_LINES = {  # what the user sees (the start of the one line, after "condgan: error: ")
     "cli: report: a metrics line that is a list": r"metrics.jsonl, line 2: a JSON list, not an object",
@@ -421,6 +426,11 @@ FRONT_DOOR_LINES = {  # what the user sees (the start of the one line, after "co
     "cli: train-classifier --options split=test": r"--options split='test': a judge trains on the 'train' split",
     "cli: train-classifier --holdout 1.5": r"argument --holdout: expected a fraction between 0 and 1",
     "cli: train with exclude_judge naming a missing judge": r"exclude_judge: judge file 'nope.pt' does not exist",
+    "cli: train --config an empty file": r"config file .*empty.toml is empty: it sets no key",
+    "cli: train --config a table where a value goes": r"config key 'model.latent_dim' takes a single value \(like \d+\), got a "
+                                                      r"table holding 'value'",
+    "cli: --set a misspelled key": r"^condgan: error: unknown config key 'batch_sise'; did you mean 'batch_size'\? \('condgan "
+                                   r"config keys' lists every key\)\n$",
 }
 for case in FRONT_DOOR:
     case.match = FRONT_DOOR_LINES[case.name]
@@ -693,3 +703,31 @@ def test_the_documents_name_the_command_line_forms_and_the_ci_installs_every_ext
     pyproject = (TESTS.parent / "pyproject.toml").read_text()
     extras = re.search(r'^all = \["condgan\[(.*)\]"\]$', pyproject, re.M).group(1).split(",")
     assert {"test", "export", "inception", "report", "tensorboard", "digits"} <= set(extras)
+
+
+def test_resume_on_a_directory_another_process_holds_names_the_holder(tmp_path, capsys):
+    """Before its first checkpoint a run holds no checkpoint, but it holds the lock: say who holds it."""
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from condgan.training.rundir import lock_run_directory; "
+                               f"lock = lock_run_directory({str(run)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_cli(["train", "--out", run, "--resume", "--steps", "2", "--device", "cpu"], capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1 and err.count("\n") == 1
+    assert re.search(rf"the run directory .*run is in use by another condgan process \(pid {holder.pid} on ", err), err
+
+
+def test_steps_replace_the_presets_epochs(tmp_path, capsys):
+    """--steps N trains N steps on any dataset size: the preset's epochs (20 of dcgan_projection: 20 steps
+    of this 24-image folder) do not cap it, and the first line states the budget that stops the run."""
+    root = write_flat_folder(tmp_path / "shapes", 8, 8)
+    code, out, err = run_cli(["train", "--preset", "dcgan_projection", "--dataset", "imagefolder", "--data-root", root,
+                              "--image-size", "8", "--steps", "25", "--out", tmp_path / "r", "--device", "cpu",
+                              "--loggers", "console", "--log-every", "25"], capsys)
+    assert code == 0, err
+    assert "(steps=25)" in out.splitlines()[0], out
+    assert ckpt.read_file(ckpt.latest_checkpoint(tmp_path / "r"))["step"] == 25

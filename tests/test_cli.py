@@ -148,7 +148,7 @@ def test_library_errors_give_one_line_and_exit_1(tmp_path, capsys):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     cases = [
-        (train_args(tmp_path / "a", "--set", "nope=1"), "unknown config key 'nope'; allowed: "),
+        (train_args(tmp_path / "a", "--set", "nope=1"), "unknown config key 'nope' ('condgan config keys' lists every key)"),
         (train_args(tmp_path / "a", "--preset", "dcgan"), "unknown preset 'dcgan'; available: "),
         (train_args(tmp_path / "a", "--dataset", "cifar"), "unknown dataset 'cifar'; available: celeba, cifar10, cifar100"),
         (train_args(tmp_path / "a", "--set", "dataset=cifar"), "config key 'dataset' is now 'data.name'"),

@@ -56,8 +56,16 @@ def test_keys_may_leave_out_their_section_when_unique():
     assert (run.training.batch_size, run.data.root, run.model.latent_dim, run.data.name) == (8, "x", 7, "synthetic")
     with pytest.raises(ConfigKeyError, match="config key 'dataset' is now 'data.name'"):
         run_config("mnist_mlp", {"dataset": "synthetic"})
-    with pytest.raises(ConfigKeyError, match="unknown config key 'latnt_dim'; allowed: model.condition_kind"):
+    with pytest.raises(ConfigKeyError, match=r"^unknown config key 'latnt_dim'; did you mean 'latent_dim'\? "
+                                             r"\('condgan config keys' lists every key\)$"):
         run_config("mnist_mlp", {"latnt_dim": 3})
+    with pytest.raises(ConfigKeyError, match=r"^unknown config key 'model.generator.bakcbone'; did you mean "
+                                             r"'model.generator.backbone'\?"):
+        run_config("mnist_mlp", {"generator.bakcbone": "mlp"})
+    with pytest.raises(ConfigKeyError, match=r"^unknown config key 'zzz' \('condgan config keys' lists every key\)$"):
+        run_config("mnist_mlp", {"zzz": 3})  # nothing close: no guess
+    with pytest.raises(ValueError, match=r"^config key 'model.latent_dim' takes a single value \(like 100\), got a table"):
+        run_config("mnist_mlp", {"model.latent_dim.value": 5})
 
 
 @pytest.mark.parametrize("key, value, message", [

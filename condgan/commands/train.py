@@ -26,7 +26,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run directory: checkpoints, samples, generator.pt")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=positive_int, help="train until this step (counted over the whole run)")
-    budget.add_argument("--epochs", type=positive_int, help="train until this epoch; default: the preset's epochs")
+    budget.add_argument("--epochs", type=positive_int,
+                        help="train until this epoch; default: the preset's budget (any budget given replaces it whole)")
     budget.add_argument("--minutes", type=positive_float, help="train for this much time (over the whole run)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
@@ -97,6 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .. import checkpoint as ckpt
     from ..config import read_config_file
     from ..resolve import run_config
+    from ..training.rundir import check_not_locked
     from ..training.trainer import Trainer
 
     out = Path(args.out)
@@ -104,6 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {**file_overrides, **dict(args.overrides)}
     flags = flag_overrides(args)
     if args.resume:
+        check_not_locked(out)  # a run still starting holds no checkpoint yet: name it, not the missing file
         path = ckpt.latest_checkpoint(out)
         if path is None:
             raise ckpt.CheckpointError(f"--resume: {out} holds no checkpoint ({out}/{ckpt.CHECKPOINT_DIR}/{ckpt.LATEST} not found)")
@@ -116,7 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
             changes = {"steps": None, "epochs": None, "minutes": None, **changes}
         trainer = Trainer.from_checkpoint(path, out_dir=str(out), data_root=args.data_root, **changes)
     else:
-        config = run_config(args.preset or "mnist_mlp", {**overrides, **flags, "training.out_dir": str(out)})
+        given = {**overrides, **flags}
+        config = run_config(args.preset or "mnist_mlp", {**_user_budget(given), **given, "training.out_dir": str(out)})
         trainer = Trainer(config)
     from ..distributed import shutdown
 
@@ -132,6 +136,16 @@ def run_train(args: argparse.Namespace) -> int:
     if main:
         print(f"done: {out}/{ckpt.GENERATOR_FILE} holds the generator (condgan sample {out} --per-class 1000 --out samples.npz)")
     return 0
+
+
+BUDGET_KEYS = ("steps", "epochs", "minutes")
+
+
+def _user_budget(given: Mapping[str, Any]) -> dict[str, Any]:
+    """A budget the user gives (a flag, ``--set``, a config file) replaces the preset's whole budget:
+    the preset's other parts are cleared (``--steps 1200`` is not capped by the preset's epochs)."""
+    asked = any(key in BUDGET_KEYS or key in {f"training.{k}" for k in BUDGET_KEYS} for key in given)
+    return {f"training.{k}": None for k in BUDGET_KEYS} if asked else {}
 
 
 def _left_to_data(model: Any) -> tuple[str, ...]:

@@ -39,6 +39,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigKeyError(f"config file {path}: unknown section(s) {unknown}; sections are {', '.join(SECTIONS)}")
+    if not any(_flatten(body) if isinstance(body, dict) else True for body in data.values()):
+        raise ValueError(f"config file {path} is empty: it sets no key (sections {', '.join(SECTIONS)}; "
+                         "'condgan config show PRESET' prints one to start from)")
     return {f"{section}.{key}": _tuples(value) for section, body in data.items() for key, value in _flatten(body).items()}
 
 

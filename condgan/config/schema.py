@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -456,7 +457,7 @@ def _resolve_section_keys(config: RunConfig, overrides: Mapping[str, Any]) -> di
                 raise ConfigKeyError(f"config key {key!r} is ambiguous: write {' or '.join(f'{s}.{key}' for s in homes)}")
             if key in MOVED_KEYS:
                 raise ConfigKeyError(f"config key {key!r} is now {MOVED_KEYS[key]!r}")
-            raise ConfigKeyError(f"unknown config key {key!r}; allowed: {', '.join(all_keys(config))}")
+            raise unknown_key(key, all_keys(config), sectionless=True)
         out[f"{homes[0]}.{key}"] = value
     return out
 
@@ -514,9 +515,38 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
         except ConfigKeyError as exc:  # from a nested section given as a dict
             raise ConfigKeyError(f"in {key!r}: {exc}") from None
         except (KeyError, AttributeError):
-            raise ConfigKeyError(f"unknown config key {key!r}; allowed: {', '.join(config_keys(config))}") from None
+            leaf = _leaf_on_path(config, path)
+            if leaf is not None:  # a table where a value goes: [model.latent_dim] value = 5
+                name, value_there = leaf
+                raise ValueError(f"config key {name!r} takes a single value (like {value_there!r}), got a table "
+                                 f"holding {key[len(name) + 1:]!r}: write {name.rsplit('.', 1)[-1]} = VALUE") from None
+            raise unknown_key(key, config_keys(config)) from None
     check_config(config)
     return config
+
+
+def unknown_key(key: str, allowed: list[str], *, sectionless: bool = False) -> ConfigKeyError:
+    """The one-line error of an unknown key: the closest allowed keys, and where the full list is."""
+    names = allowed + ([k.split(".", 1)[1] for k in allowed if "." in k] if sectionless else [])
+    prefix, _, last = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in names if k.rpartition(".")[0] == prefix}  # same section, last part misspelled
+    close = [siblings[t] for t in difflib.get_close_matches(last, list(siblings), n=2, cutoff=0.7)]
+    close = close or difflib.get_close_matches(key, names, n=2, cutoff=0.8)
+    hint = f"; did you mean {' or '.join(repr(k) for k in close)}?" if close else ""
+    return ConfigKeyError(f"unknown config key {key!r}{hint} ('condgan config keys' lists every key)")
+
+
+def _leaf_on_path(config: Any, path: list[str]) -> tuple[str, Any] | None:
+    """(dotted key, its value) of the first plain value met along ``path``, or None."""
+    target: Any = config
+    for i, part in enumerate(path):
+        try:
+            target = target[part] if isinstance(target, dict) else _field(target, part)
+        except (KeyError, AttributeError, TypeError):
+            return None
+        if not (dataclasses.is_dataclass(target) or isinstance(target, dict)):
+            return ".".join(path[: i + 1]), target
+    return None
 
 
 def check_config(config: Any) -> None:
