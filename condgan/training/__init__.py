@@ -6,28 +6,12 @@ The names below load on first use, so that importing one submodule (``condgan.tr
 does not import the others.
 """
 
-from __future__ import annotations
+from ..faces import lazy_face
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    **dict.fromkeys(('FastStep', 'make_step', 'train_step'), '.step'),
-    **dict.fromkeys(('EMA',), '.ema'),
-    **dict.fromkeys(('Trainer',), '.trainer'),
-    **dict.fromkeys(('NonFiniteLossError', 'NonFiniteWeightsError'), '.guards'),
-    **dict.fromkeys(('RunDirectoryError',), '.rundir'),
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = lazy_face(__name__, {
+    ".step": ["FastStep", "make_step", "train_step"],
+    ".ema": ["EMA"],
+    ".trainer": ["Trainer"],
+    ".guards": ["NonFiniteLossError", "NonFiniteWeightsError"],
+    ".rundir": ["RunDirectoryError"],
+})
