@@ -47,10 +47,10 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--steps", type=positive_int, help="each trial's budget in steps")
     budget.add_argument("--epochs", type=positive_int, help="each trial's budget in epochs")
     budget.add_argument("--minutes", type=positive_float, help="each trial's budget in minutes")
-    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int, help="images per step of every trial; default: the config's")
     parser.add_argument("--log-every", type=positive_int, help="steps between log points (default 100)")
-    parser.add_argument("--checkpoint-every", type=positive_int)
-    parser.add_argument("--sample-every", type=non_negative_int)
+    parser.add_argument("--checkpoint-every", type=positive_int, help="steps between each trial's checkpoints (default 2000)")
+    parser.add_argument("--sample-every", type=non_negative_int, help="steps between each trial's sample grids (0: at the end only)")
     parser.add_argument("--loggers", type=lambda s: tuple(n for n in s.split(",") if n),
                         help="each trial's loggers (default console,grid,tensorboard)")
     parser.add_argument("--device", help="auto (default), cpu, cuda")
