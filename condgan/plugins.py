@@ -49,6 +49,7 @@ DEFAULT_PLUGINS = (
     "condgan.commands.evaluate",
     "condgan.commands.export",
     "condgan.commands.report",
+    "condgan.commands.search",
 )
 
 # component kind -> the hook that provides it

@@ -101,7 +101,9 @@ def _fraction(text: str) -> float:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="checkpoints, run directories or generator.pt files (sampled), or .npz files of images "
-                             "(N, C, H, W) float32 in [0, 1] and labels (N,) int64: one table row each; none: only the real row")
+                             "(N, C, H, W) float32 in [0, 1] and labels (N,) int64: one table row each; a group of runs "
+                             "(condgan train --seeds/--sweep): a row per run and each metric's mean, std, min and max "
+                             "over them; none: only the real row")
     parser.add_argument("--classifier", "--judge", dest="classifier", required=True,
                         help=f"the judge file ({MISSING_CLASSIFIER_ADVICE})")
     parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw)")
@@ -141,12 +143,13 @@ def run_eval(args: argparse.Namespace) -> int:
     reference = load_reference(judge, args.data_root, seed=args.seed)
     rows: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
-    for source in args.sources:
+    sources, groups = _expand_groups(args.sources)
+    for source, given_name in sources:
         start = time.perf_counter()
         images, labels, pixel_range, described = _load_source(source, args.per_class, args.seed, device, judge=judge,
                                                                  reference=reference, samples=args.samples,
                                                                  other_data=args.allow_other_data)
-        name = "generated" if len(args.sources) == 1 else _row_name(source, rows)
+        name = given_name or ("generated" if len(sources) == 1 else _row_name(source, rows))
         rows[name] = evaluate_images(images, labels, judge, reference, pixel_range=pixel_range, source=described,
                                      parzen=args.parzen, knn=args.knn)
         if inception is not None:
@@ -161,6 +164,7 @@ def run_eval(args: argparse.Namespace) -> int:
             rows[name].update(inception.evaluate(reference.train_images, reference.test_images))
         seconds[name] = time.perf_counter() - start
     print(format_table(rows, seconds, class_names=judge.class_names, weak=judge.weak_classes()))
+    group_summaries = {group: _group_summary(group, names, rows) for group, names in groups.items()}
     if any("parzen_log_likelihood" in r for r in rows.values()):
         print("paper, Table 1 (Parzen LL, same protocol): " + "; ".join(f"{k} {v:.0f} +/- {s}" for k, (v, s) in PAPER_PARZEN.items()))
     held = judge.protocol.get("held_out") or {}
@@ -179,12 +183,49 @@ def run_eval(args: argparse.Namespace) -> int:
             "reference": reference.description, "seconds": {k: round(v, 1) for k, v in seconds.items()},
             "rows": {name: {key: r.to_dict() for key, r in results.items()} for name, results in rows.items()},
             "paper_parzen": {k: {"value": v, "stderr": s} for k, (v, s) in PAPER_PARZEN.items()},
+            "groups": group_summaries,
             "torch": torch.__version__,
         }
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
         print(f"wrote {args.json_out}")
     return 0
+
+
+def _expand_groups(sources: list[str]) -> tuple[list[tuple[str, str | None]], dict[str, list[str]]]:
+    """(source, row name or None) for every source, a group's runs in its place (rows ``GROUP/RUN``),
+    and group -> its rows' names."""
+    from ..runs.groups import GroupError, group_run_dirs, is_group
+
+    out: list[tuple[str, str | None]] = []
+    groups: dict[str, list[str]] = {}
+    for source in sources:
+        if not is_group(source):
+            out.append((source, None))
+            continue
+        runs = group_run_dirs(source)
+        if not runs:
+            raise GroupError(f"the group {source} has no trained run yet (condgan train --out {source} --resume)")
+        label = source.rstrip("/")
+        groups[label] = [f"{label}/{name}" for name, _ in runs]
+        out += [(str(path), f"{label}/{name}") for name, path in runs]
+    return out, groups
+
+
+def _group_summary(group: str, names: list[str], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Print each metric of the group's runs as mean +/- std (min, max) and the best run; returns it for --json."""
+    from ..runs.summary import best_metric, lower_is_better, scalars, spreads
+
+    summary = spreads({name.rsplit("/", 1)[1]: scalars(rows[name]) for name in names})
+    print(f"\ngroup {group}: {len(names)} runs; mean +/- sample std (min, max) over the runs:")
+    for metric, s in summary.items():
+        print(f"  {metric:<28} {s.text()}")
+    key = best_metric(summary)
+    if key is not None:
+        s, lower = summary[key], lower_is_better(key)
+        print(f"best run by {key} ({'lowest' if lower else 'highest'}): {group}/{s.best} ({key} {s.min if lower else s.max:.4f})")
+    return {"runs": names, "metrics": {k: v.to_dict() for k, v in summary.items()},
+            "best": {"metric": key, "run": summary[key].best} if key else None}
 
 
 def _row_name(source: str, rows: dict) -> str:

@@ -9,16 +9,24 @@ from . import Command, positive_int
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="a run directory (condgan train --out DIR)")
+    parser.add_argument("run", help="a run directory (condgan train --out DIR), or a group of runs (condgan train "
+                                    "--seeds/--sweep): each metric over the runs and the curves as bands")
     parser.add_argument("--out", help="the HTML file to write (default RUN/report.html)")
     parser.add_argument("--max-grids", type=positive_int, default=8, help="sample grids shown, evenly spaced over training")
     parser.add_argument("--svg", action="store_true", help="draw curves as inline SVG even when matplotlib is installed")
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from ..reporting import write_report
+    from ..runs.groups import is_group
 
-    path = write_report(args.run, args.out, max_grids=args.max_grids, svg=args.svg)
+    if is_group(args.run):
+        from ..group_report import write_group_report
+
+        path = write_group_report(args.run, args.out, svg=args.svg)
+    else:
+        from ..reporting import write_report
+
+        path = write_report(args.run, args.out, max_grids=args.max_grids, svg=args.svg)
     print(f"wrote {path} (open it in a browser; images are inlined)")
     return 0
 

@@ -65,8 +65,27 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge", help="judge file for --eval-every (condgan train-classifier --dataset NAME --out FILE)")
     parser.add_argument("--best-metric", choices=["fid", "label_accuracy", "attribute_accuracy", "condition_rmse"],
                         help="what picks best.pt (default fid)")
+    parser.add_argument("--seeds", type=_group_arg("parse_seeds"), metavar="SEEDS",
+                        help="train a group: one run per seed (0-7, 0,3,5), each in OUT/seed_N, listed in OUT/group.json; "
+                             "run N equals --seed N trained alone")
+    parser.add_argument("--sweep", action="append", default=[], type=_group_arg("parse_sweep"), metavar="KEY=V1,V2",
+                        help="train a group: one run per value of a config key (values as Python literals), e.g. "
+                             "--sweep model.g_optimizer.lr=1e-4,2e-4; several --sweep make a grid (with --seeds: each over every seed)")
     parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
                         help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
+
+
+def _group_arg(name: str):
+    """An argparse type from :mod:`condgan.runs.groups` (its GroupError as argparse's one-line error)."""
+    def parse(text: str):
+        from ..runs import groups
+
+        try:
+            return getattr(groups, name)(text)
+        except groups.GroupError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name.removeprefix("parse_")
+    return parse
 
 
 def _image_size(text: str) -> int | tuple[int, int]:
@@ -97,31 +116,15 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from .. import checkpoint as ckpt
     from ..config import read_config_file
-    from ..resolve import run_config
-    from ..training.rundir import check_not_locked
-    from ..training.trainer import Trainer
+    from ..runs.groups import is_group
 
     out = Path(args.out)
     file_overrides = read_config_file(args.config_file) if args.config_file else {}
     overrides = {**file_overrides, **dict(args.overrides)}
     flags = flag_overrides(args)
-    if args.resume:
-        check_not_locked(out)  # a run still starting holds no checkpoint yet: name it, not the missing file
-        path = ckpt.latest_checkpoint(out)
-        if path is None:
-            raise ckpt.CheckpointError(f"--resume: {out} holds no checkpoint ({out}/{ckpt.CHECKPOINT_DIR}/{ckpt.LATEST} not found)")
-        if args.preset is not None or overrides:
-            asked = run_config(args.preset or "mnist_mlp", overrides).model
-            saved = ckpt.read_file(path)["gan_config"]
-            _check_same_model(ckpt.config_to_plain(asked), saved, out, ignore=("class_names", *_left_to_data(asked)))
-        changes = {key.split(".", 1)[1]: value for key, value in flags.items() if key.startswith("training.")}
-        if {"steps", "epochs", "minutes"} & set(changes):  # a new budget replaces the saved one
-            changes = {"steps": None, "epochs": None, "minutes": None, **changes}
-        trainer = Trainer.from_checkpoint(path, out_dir=str(out), data_root=args.data_root, **changes)
-    else:
-        given = {**overrides, **flags}
-        config = run_config(args.preset or "mnist_mlp", {**_user_budget(given), **given, "training.out_dir": str(out)})
-        trainer = Trainer(config)
+    if args.seeds is not None or args.sweep or (args.resume and is_group(out)):
+        return run_group(args, out, overrides, flags)
+    trainer = make_trainer(out, args.preset, overrides, flags, resume=args.resume, data_root=args.data_root)
     from ..distributed import shutdown
 
     reason = trainer.train()
@@ -135,6 +138,89 @@ def run_train(args: argparse.Namespace) -> int:
         return 128 + (stop_signal or 2)
     if main:
         print(f"done: {out}/{ckpt.GENERATOR_FILE} holds the generator (condgan sample {out} --per-class 1000 --out samples.npz)")
+    return 0
+
+
+def make_trainer(out: Path, preset: str | None, overrides: Mapping[str, Any], flags: Mapping[str, Any], *,
+                 resume: bool, data_root: str | None = None):
+    """The Trainer of ``condgan train``: a new run from the preset with the overrides and the options'
+    overrides on top, or (``resume``) the run in ``out`` from its latest checkpoint with the options
+    as changes (a new budget replaces the saved one)."""
+    from .. import checkpoint as ckpt
+    from ..resolve import run_config
+    from ..training.rundir import check_not_locked
+    from ..training.trainer import Trainer
+
+    if resume:
+        check_not_locked(out)  # a run still starting holds no checkpoint yet: name it, not the missing file
+        path = ckpt.latest_checkpoint(out)
+        if path is None:
+            raise ckpt.CheckpointError(f"--resume: {out} holds no checkpoint ({out}/{ckpt.CHECKPOINT_DIR}/{ckpt.LATEST} not found)")
+        if preset is not None or overrides:
+            asked = run_config(preset or "mnist_mlp", overrides).model
+            saved = ckpt.read_file(path)["gan_config"]
+            _check_same_model(ckpt.config_to_plain(asked), saved, out, ignore=("class_names", *_left_to_data(asked)))
+        changes = {key.split(".", 1)[1]: value for key, value in flags.items() if key.startswith("training.")}
+        if {"steps", "epochs", "minutes"} & set(changes):  # a new budget replaces the saved one
+            changes = {"steps": None, "epochs": None, "minutes": None, **changes}
+        return Trainer.from_checkpoint(path, out_dir=str(out), data_root=data_root, **changes)
+    return Trainer(new_run_config(out, preset, overrides, flags))
+
+
+def new_run_config(out: Path, preset: str | None, overrides: Mapping[str, Any], flags: Mapping[str, Any]):
+    """The RunConfig of a new run in ``out``: the preset, then the overrides, then the options' overrides."""
+    from ..resolve import run_config
+
+    given = {**overrides, **flags}
+    return run_config(preset or "mnist_mlp", {**_user_budget(given), **given, "training.out_dir": str(out)})
+
+
+def run_group(args: argparse.Namespace, out: Path, overrides: Mapping[str, Any], flags: Mapping[str, Any]) -> int:
+    """``condgan train --seeds/--sweep``: plan (or, with ``--resume``, read) the group in ``out`` and
+    train its runs one after another (:mod:`condgan.runs.groups`)."""
+    from ..checkpoint import files as ckpt
+    from ..runs import groups
+    from ..training.rundir import check_run_continues
+
+    if args.seed is not None and args.seeds is not None:
+        raise groups.GroupError("--seed and --seeds: give the seeds of the group with --seeds alone")
+    if args.resume:
+        if args.seeds is not None or args.sweep:
+            raise groups.GroupError(f"--resume continues the group in {out} as planned in its {groups.GROUP_FILE}: "
+                                    "drop --seeds/--sweep (a new group needs another --out)")
+        if args.seed is not None:
+            raise groups.GroupError("--resume of a group: each run keeps its own seed; drop --seed")
+        group = groups.read_group(out)
+        budget = dict(flags)  # a new budget, --data-root, --device: for the runs not started yet too
+    else:
+        if groups.is_group(out):
+            raise groups.GroupError(f"{out} already holds a group ({out}/{groups.GROUP_FILE}): continue it with --resume, "
+                                    "or choose another --out")
+        if ckpt.latest_checkpoint(out) is not None:
+            raise groups.GroupError(f"{out} holds a run, not a group: choose another --out for the group")
+        group = groups.Group(out, args.preset or "mnist_mlp", {**overrides, **flags}, groups.plan_group(args.seeds, args.sweep))
+        for run in group.runs:
+            check_run_continues(group.run_dir(run), None)
+        budget = {}
+
+    def make(run_dir: Path, run_overrides: Mapping[str, Any], resume: bool):
+        if resume:
+            return make_trainer(run_dir, None, {}, flags, resume=True, data_root=args.data_root)
+        return make_trainer(run_dir, group.preset, {**group.base, **run_overrides}, budget, resume=False)
+
+    def check(run_overrides: Mapping[str, Any]) -> None:
+        new_run_config(out, group.preset, {**group.base, **run_overrides}, budget)
+
+    print(f"group {out}: {len(group.runs)} runs, one after another ({', '.join(r.name for r in group.runs[:4])}"
+          f"{', ...' if len(group.runs) > 4 else ''})")
+    new_budget = any(k.split(".", 1)[1] in BUDGET_KEYS for k in budget)
+    stop = groups.train_group(group, make, check, resume=args.resume, retrain_done=new_budget)
+    if stop["reason"] == "interrupted":
+        print(f"{PROG}: interrupted in run {stop['run']} at step {stop['step']}. Continue the group with: "
+              f"condgan train --out {out} --resume", file=sys.stderr)
+        return 128 + (stop["signal"] or 2)
+    print(f"done: group {out}: {len(group.runs)} runs in {out}/{groups.GROUP_FILE} (condgan eval {out} --judge FILE; "
+          f"condgan report {out})")
     return 0
 
 

@@ -16,6 +16,12 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     TOML has no null: the string ``"none"`` stands for None in a TOML file (as
     :func:`to_toml` writes it).
     """
+    return config_overrides(read_config_tables(path), path)
+
+
+def read_config_tables(path: str | Path) -> dict[str, Any]:
+    """A TOML or JSON config file as its tables (``"none"`` in TOML read as None), unchecked:
+    :func:`config_overrides` checks the sections (``condgan search`` takes its ``[search]`` table first)."""
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -36,10 +42,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config file {path} is not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
+    return data
+
+
+def config_overrides(data: Mapping[str, Any], path: str | Path, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The dotted overrides of a config file's tables (:func:`read_config_tables`)."""
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigKeyError(f"config file {path}: unknown section(s) {unknown}; sections are {', '.join(SECTIONS)}")
-    if not any(_flatten(body) if isinstance(body, dict) else True for body in data.values()):
+    if not allow_empty and not any(_flatten(body) if isinstance(body, dict) else True for body in data.values()):
         raise ValueError(f"config file {path} is empty: it sets no key (sections {', '.join(SECTIONS)}; "
                          "'condgan config show PRESET' prints one to start from)")
     return {f"{section}.{key}": _tuples(value) for section, body in data.items() for key, value in _flatten(body).items()}
