@@ -184,7 +184,7 @@ def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, 
         return images, labels, (0.0, 1.0), f"{source} (npz, {len(labels)} images)"
     from ..checkpoint import load_generator
 
-    generator = load_generator(source, device=device)
+    generator = load_generator(source, device=device, outputs=("image",), reader="condgan eval with a judge")
     config = generator.config
     if judge is not None:
         check_same_data(source, config, judge)

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..hookspecs import hookimpl
 from . import Command
 
+EXPORT_OUTPUTS = ("image", "vector")  # generators of these output kinds trace to TorchScript and ONNX
+
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     from ..export import FORMATS, ONNX_OPSET
@@ -27,7 +29,7 @@ def run_export(args: argparse.Namespace) -> int:
     fmt = check_format(args.format)  # a missing package fails before anything is loaded
     out = Path(args.out) if args.out else default_path(args.checkpoint, fmt.name)
     source = resolve_checkpoint(args.checkpoint)
-    generator = load_generator(source, device="cpu")
+    generator = load_generator(source, device="cpu", outputs=EXPORT_OUTPUTS, reader="condgan export")
     options = {}
     if fmt.name == "onnx":
         options["opset"] = args.opset

@@ -16,6 +16,8 @@ from pathlib import Path
 from ..hookspecs import hookimpl
 from . import Command, non_negative_int, positive_float, positive_int
 
+SAMPLE_OUTPUTS = ("image", "vector")  # the output kinds condgan sample writes
+
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint, a run directory (its latest checkpoint), a generator.pt "
@@ -77,7 +79,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ValueError("--frames writes the steps of an interpolation: add --interpolate z or --interpolate condition")
     if not (args.out or args.grid or args.frames):
         raise ValueError("nothing to write: give --out (an .npz or a folder/), --grid or --frames")
-    generator = load_generator(args.checkpoint, device=resolve_device(args.device))
+    generator = load_generator(args.checkpoint, device=resolve_device(args.device), outputs=SAMPLE_OUTPUTS,
+                               reader="condgan sample")
     conditions = make_conditions(generator, classes=args.classes, tags=args.tags, vectors=args.vectors)
     if args.interpolate:
         interpolate = interpolate_z if args.interpolate == "z" else interpolate_conditions

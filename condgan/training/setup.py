@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import configs as ckpt_configs
 from ..config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig
-from ..data import ImageSet, TensorBatches
+from ..data import ImageSet, TensorBatches, VectorSet
 from ..data.fitting import FileSet, check_dataset, fit_to_data
 from ..data.stream import StreamBatches
 from ..gan import GAN
@@ -86,16 +86,16 @@ def load_training_data(data: Any, model: GANConfig) -> tuple[Any, Tensor, GANCon
     model as is)."""
     if isinstance(data, tuple) and len(data) == 2:
         return data[0], data[1], model
-    source = "the given ImageSet"
+    source = f"the given {type(data).__name__}"
     if isinstance(data, DataConfig):
         shape = tuple(model.image_shape) if model.image_shape is not None else None
         source = f"dataset {data.name!r}"
         data = load_data(data, shape)
     if isinstance(data, FileSet):  # streamed: the images are decoded batch by batch
         return data, data.conditions, fit_to_data(model, data, source)
-    if not isinstance(data, ImageSet):
-        raise TypeError(f"data must be a DataConfig, an ImageSet or (images, labels), got {type(data).__name__}")
-    return data.images, data.conditions, fit_to_data(model, data, source)
+    if not isinstance(data, (ImageSet, VectorSet)):
+        raise TypeError(f"data must be a DataConfig, an ImageSet, a VectorSet or (images, labels), got {type(data).__name__}")
+    return data.samples, data.conditions, fit_to_data(model, data, source)
 
 
 def make_batches(gan: nn.Module, images: Any, labels: Tensor, batch_size: int, *, workers: int | None, **order: Any):
