@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor

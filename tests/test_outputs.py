@@ -14,7 +14,13 @@ import condgan
 from condgan import checkpoint as ckpt
 from condgan.backbones import MLP
 from condgan.config import GANConfig, NetworkConfig
-from condgan.outputs import ImageOutput, OutputSpec, OutputSpecError, VectorOutput, as_output
+from condgan.outputs import (
+    ImageOutput,
+    OutputSpec,
+    OutputSpecError,
+    VectorOutput,
+    as_output,
+)
 from condgan.resolve import output_from_plain, output_spec
 
 

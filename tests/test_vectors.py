@@ -11,7 +11,6 @@ import pytest
 import torch
 from sampling_helpers import cli
 
-import condgan
 from condgan.conditions import ConditionSpec
 from condgan.data import DatasetError, VectorSet
 from condgan.data.arrays import TensorFile
@@ -101,7 +100,7 @@ def test_train_sample_and_export_a_vector_model_from_the_command_line(tmp_path):
     [line] = err.strip().splitlines()
     assert code != 0 and "--grid draw images, and this model makes vector (3,) outputs" in line and not (tmp_path / "g.png").exists()
 
-    code, out, err = cli(["export", tmp_path / "run", "--format", "torchscript", "--out", tmp_path / "g.ts"])
+    code, _, err = cli(["export", tmp_path / "run", "--format", "torchscript", "--out", tmp_path / "g.ts"])
     assert code == 0, err
     G = torch.jit.load(str(tmp_path / "g.ts"))
     assert G(torch.randn(2, 32), torch.ones(2, 4)).shape == (2, 3)
@@ -153,3 +152,53 @@ def test_samples_of_a_condition_cover_its_modes_and_leave_the_others_empty():
         assert near.float().mean() >= 0.5, (c, share)  # measured 0.82-0.88 (c=0), 0.66-0.73 (c=1), seeds 0-2
         assert all(share[k] >= 0.08 for k in own), (c, share)  # every mode covered: measured 0.12-0.48
         assert share[others].sum() <= 0.05, (c, share)  # the other condition's modes empty: measured 0.00
+
+
+# -- judges (issue 23, item 4: vectors) ---------------------------------------------------------------
+def test_vector_judges_measure_distance_fidelity_diversity_and_conditional_fidelity():
+    from condgan.metrics.vectors import evaluate_vectors
+
+    data = many_to_many(800, seed=3)
+    real, y = data.vectors, data.conditions
+    same = evaluate_vectors(real, y, real, y, num_classes=2, protocol={"reference": "itself"})
+    assert same["frechet_distance"].value == pytest.approx(0.0, abs=1e-6)
+    assert same["precision_recall"].value == {"precision": 1.0, "recall": 1.0}
+    shifted = evaluate_vectors(real + torch.tensor([0.3, -0.4]), y, real, y, num_classes=2)
+    assert shifted["frechet_distance"].value == pytest.approx(0.25, rel=1e-6)  # |mean shift|^2, same covariance
+    far = evaluate_vectors(real + 10.0, y, real, y)
+    assert far["precision_recall"].value == {"precision": 0.0, "recall": 0.0} and "intra_class_fd" not in far
+    swapped = evaluate_vectors(real, 1 - y, real, y, num_classes=2)  # the right vectors for the wrong conditions
+    assert swapped["frechet_distance"].value < 1e-6 and swapped["intra_class_fd"].value > 1.0
+    assert swapped["frechet_distance"].protocol["features"].startswith("the vectors themselves")
+
+
+def test_condgan_eval_judges_vector_runs_and_sample_files_against_held_out_vectors(tmp_path):
+    train, held = many_to_many(300, seed=0), many_to_many(200, seed=1)
+    np.savez(tmp_path / "train.npz", outputs=train.vectors.numpy(), labels=train.conditions.numpy())
+    np.savez(tmp_path / "held.npz", outputs=held.vectors.numpy(), labels=held.conditions.numpy())
+    code, _, err = cli(["train", *tiny_args(), "--dataset", "tensors", "--data-root", tmp_path / "train.npz", "--steps", 5,
+                        "--out", tmp_path / "run"])
+    assert code == 0, err
+    code, _, err = cli(["sample", tmp_path / "run", "--per-class", 100, "--out", tmp_path / "s.npz"])
+    assert code == 0, err
+    code, out, err = cli(["eval", tmp_path / "run", tmp_path / "s.npz", "--reference", tmp_path / "held.npz",
+                          "--real", tmp_path / "train.npz", "--json", tmp_path / "e.json"])
+    assert code == 0, err
+    header = out.splitlines()[0]
+    assert header.split()[:7] == ["set", "n", "FD", "intra-FD", "precision", "recall", "density"]
+    assert "vector judges: Frechet distance and k-NN precision/recall (k=3)" in out and "held.npz (200 vectors, sha256" in out
+    import json
+
+    rows = json.loads((tmp_path / "e.json").read_text())["rows"]
+    run, real = rows[str(tmp_path / "run")], rows["real train.npz"]
+    assert run["frechet_distance"]["protocol"]["samples"] == 200  # one per reference condition
+    assert rows[str(tmp_path / "s.npz")]["frechet_distance"]["protocol"]["samples"] == 200
+    assert real["frechet_distance"]["value"] < 0.2 < run["frechet_distance"]["value"]  # 5 steps are far from the data
+    assert real["precision_recall"]["value"]["precision"] > 0.8
+
+    code, _, err = cli(["eval", tmp_path / "run", "--classifier", tmp_path / "judge.pt"])
+    [line] = err.strip().splitlines()
+    assert code != 0 and "condgan eval with a judge (vector models: --reference FILE) handles image outputs only" in line
+    code, _, err = cli(["eval", tmp_path / "run"])
+    [line] = err.strip().splitlines()
+    assert code != 0 and "needs --classifier FILE" in line and "--reference FILE" in line

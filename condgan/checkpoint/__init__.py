@@ -15,7 +15,7 @@ _EXPORTS = {
     **dict.fromkeys(('CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FORMAT_VERSION', 'CHECKPOINT_DIR', 'LATEST', 'GENERATOR_FILE', 'CONFIG_FILE', 'SAFETENSORS_SUFFIX', 'CHECKPOINT_FIELDS', 'GENERATOR_FIELDS', 'COMPONENT_FIELDS', 'atomic_write', 'save_file', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'resolve_checkpoint', 'read_file', 'upgrade', 'resume_batch', 'read_safetensors', 'capture_rng_state', 'restore_rng_state', 'dataclass_from_dict'), '.files'),
     **dict.fromkeys(('CheckpointError',), '.integrity'),
     **dict.fromkeys(('config_to_plain', 'save_run_config', 'data_config_to_plain', 'check_plain', 'gan_config_from_plain'), '.configs'),
-    **dict.fromkeys(('build_generator', 'check_output_kind', 'generator_file', 'load_generator'), '.generator'),
+    **dict.fromkeys(('build_generator', 'check_output_kind', 'generator_file', 'load_generator', 'saved_output'), '.generator'),
 }
 __all__ = sorted(_EXPORTS)
 

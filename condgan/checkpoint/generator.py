@@ -44,6 +44,16 @@ def check_output_kind(output: Any, kinds: tuple[str, ...], reader: str, source: 
                               f"{' and '.join(kinds)} outputs only")
 
 
+def saved_output(path: str | Path) -> Any:
+    """What the generator saved in ``path`` makes (its :class:`~condgan.outputs.OutputSpec`), read
+    without building it: the file's ``output`` entry, else its config's (files without one: images)."""
+    path = resolve_checkpoint(path)
+    obj = read_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else read_file(path)
+    if "output" in obj:
+        return output_from_plain(obj["output"], path)
+    return output_spec(gan_config_from_plain(obj["gan_config"], path))
+
+
 def load_generator(path: str | Path, *, device: torch.device | str = "cpu", outputs: tuple[str, ...] | None = None,
                    reader: str = "this reader") -> ConditionalGenerator:
     """The trained generator from a checkpoint, a run directory, a ``generator.pt`` or a generator
