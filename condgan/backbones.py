@@ -107,7 +107,7 @@ class MLP(Backbone):
 
     name = "mlp"
     partial_input_grad = True
-    outputs = ("image", "vector")
+    outputs = ("image", "vector", "table")
 
     def __init__(
         self,
@@ -376,7 +376,7 @@ class ResMLP(Backbone):
     """
 
     name = "resmlp"
-    outputs = ("image", "vector")
+    outputs = ("image", "vector", "table")
 
     def __init__(
         self,

@@ -160,6 +160,7 @@ class ConditionalGenerator(nn.Module):
             "generator", spec, (self.latent_dim,), self.image_shape, conditioner, conditioner_options, backbone, backbone_options,
             self.output,
         )
+        self.output_head = self.output.make_head()  # None for images and vectors: nothing added to their forward
 
     def forward(self, z: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
         if check:
@@ -173,7 +174,8 @@ class ConditionalGenerator(nn.Module):
             check_matches_device(y, self)
         x = self.conditioner.join(z, y)  # (B, latent_dim + input_features)
         h = self.backbone.features(x, y)  # (B, feature_dim)
-        return self.conditioner.output(h, self.backbone.head(h), y)  # (B, *output.shape)
+        out = self.conditioner.output(h, self.backbone.head(h), y)  # (B, *output.shape)
+        return out if self.output_head is None else self.output_head(out)
 
     def sample_noise(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None) -> Tensor:
         """z of shape (n, latent_dim) from this generator's noise distribution, drawn on ``device``."""

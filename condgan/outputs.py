@@ -69,6 +69,10 @@ class OutputSpec:
         """The output a model config describes (the inverse of :meth:`config_fields`)."""
         raise NotImplementedError
 
+    def make_head(self) -> Any:
+        """A module applied to the generator's output (e.g. a table's activations), or None (the default)."""
+        return None
+
     def check(self, x: Tensor, batch: int | None = None, *, values: bool = True) -> None:
         """Raise :class:`OutputSpecError` unless x is a float (B, *shape) batch (finite, with ``values``:
         that reads one scalar back from the device)."""

@@ -35,6 +35,8 @@ BUILTIN_ORIGIN = "built into condgan"
 
 DEFAULT_PLUGINS = (
     "condgan.outputs",
+    "condgan.tabular.output",
+    "condgan.tabular.dataset",
     "condgan.conditioners",
     "condgan.losses",
     "condgan.backbones",

@@ -43,7 +43,7 @@ def test_specs_round_trip_through_plain_data_and_the_registry():
     assert info.obj is VectorOutput and info.plugin == "condgan.outputs"
     with pytest.raises(OutputSpecError, match="has no field 'depth'"):
         VectorOutput.from_dict({"kind": "vector", "dim": 2, "depth": 1})
-    with pytest.raises(condgan.UnknownComponentError, match="unknown output 'blob'; available: image, vector"):
+    with pytest.raises(condgan.UnknownComponentError, match="unknown output .blob.; available: image, table, vector"):
         output_from_plain({"kind": "blob"})
     with pytest.raises(OutputSpecError, match=r"shape \(B, 5\), got \(2, 4\)"):
         VectorOutput(5).check(torch.zeros(2, 4))
@@ -65,7 +65,7 @@ def test_a_config_without_the_field_is_an_image_model_and_vector_fields_are_chec
 
 # -- backbones --------------------------------------------------------------------------------------------
 def test_a_backbone_says_what_it_makes_and_a_mismatch_is_one_line_at_build_time():
-    assert MLP.outputs == ("image", "vector") and condgan.get_component("backbone", "dcgan").outputs == ("image",)
+    assert MLP.outputs == ("image", "vector", "table") and condgan.get_component("backbone", "dcgan").outputs == ("image",)
     with pytest.raises(ValueError) as info:
         condgan.GAN(vector_config(4, backbone="dcgan"))
     message = str(info.value)
@@ -149,11 +149,12 @@ def test_a_plugin_output_kind_builds_and_the_readers_refuse_it_in_one_line(tmp_p
     assert gan.generator.sample(torch.arange(2)).shape == (2, 2)
     ckpt.save_file(ckpt.generator_file(gan.config, gan.generator.state_dict(), from_ema=False, step=0), tmp_path / "p.pt")
     for argv, reader in [(["sample", tmp_path / "p.pt", "--per-class", 2, "--out", tmp_path / "s.npz"], "condgan sample"),
-                         (["export", tmp_path / "p.pt", "--format", "torchscript", "--out", tmp_path / "p.ts"], "condgan export")]:
+                         (["export", tmp_path / "p.pt", "--format", "torchscript", "--out", tmp_path / "p.ts"], "condgan export"),
+                         (["eval", tmp_path / "p.pt", "--classifier", tmp_path / "none.pt"], "condgan eval with a judge")]:
         code, _, err = cli(argv)
         assert code != 0
         [line] = err.strip().splitlines()
-        assert f"holds a generator of pair (2,) outputs, and {reader} handles image and vector outputs only" in line
+        assert f"holds a generator of pair (2,) outputs, and {reader}" in line and "outputs only" in line
     assert not (tmp_path / "s.npz").exists()
     condgan.unregister_plugin("pairs")
     with pytest.raises(condgan.UnknownComponentError, match="Install or register the plugin that provides its output kind"):

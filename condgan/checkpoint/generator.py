@@ -41,7 +41,7 @@ def check_output_kind(output: Any, kinds: tuple[str, ...], reader: str, source: 
     """CheckpointError (one line) unless the output kind ``output`` is one that ``reader`` handles."""
     if output.name not in kinds:
         raise CheckpointError(f"{source} holds a generator of {output.describe()} outputs, and {reader} handles "
-                              f"{' and '.join(kinds)} outputs only")
+                              f"{', '.join(kinds)} outputs only")
 
 
 def saved_output(path: str | Path) -> Any:

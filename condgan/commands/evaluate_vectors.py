@@ -75,6 +75,11 @@ def run_vector_eval(args: argparse.Namespace) -> int:
     from ..training.setup import resolve_device
     from .tables import format_table
 
+    from ..checkpoint import check_output_kind, saved_output
+
+    for source in args.sources:  # a model of another kind fails before the reference loads
+        if Path(source).suffix != ".npz":
+            check_output_kind(saved_output(source), ("vector",), VECTOR_READER, source)
     reference = load_vector_file(args.reference, "--reference")
     ref_path = Path(args.reference)
     protocol = {"reference": f"{ref_path} ({len(reference)} vectors, sha256 {_sha256(ref_path)[:16]}...)"}

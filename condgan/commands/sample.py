@@ -8,6 +8,7 @@ Examples::
     condgan sample runs/a --classes 3,7 --per-class 4 --interpolate condition --steps 9 --grid i.png
     condgan sample runs/v --per-class 100 --out v.npz                # a vector model: outputs (N, D)
     condgan sample runs/v --per-class 100 --out v.npy                # the vectors alone
+    condgan sample runs/t --per-class 500 --out synth.csv            # a table model: rows with the file's columns
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from ..hookspecs import hookimpl
 from . import Command, non_negative_int, positive_float, positive_int
 
-SAMPLE_OUTPUTS = ("image", "vector")  # the output kinds condgan sample writes
+SAMPLE_OUTPUTS = ("image", "vector", "table")  # the output kinds condgan sample writes
+TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,15 +66,24 @@ def _out_kind(out: str | None) -> str | None:
     if out is None:
         return None
     path = Path(out)
-    if path.suffix in (".npz", ".npy"):
+    if path.suffix in (".npz", ".npy") or path.suffix in TABLE_SUFFIXES:
         return path.suffix[1:]
     if out.endswith(("/", "\\")) or path.is_dir():
         return "folder"
-    raise ValueError(f"--out must name a .npz file, an .npy file (vectors) or a folder ending in / (for PNG files), got {out!r}")
+    raise ValueError(f"--out must name a .npz file, an .npy file (vectors), a .csv or .parquet file (tables) or a folder "
+                     f"ending in / (for PNG files), got {out!r}")
 
 
 def _check_writes(args: argparse.Namespace, out_kind: str | None, output) -> None:
     """One line, before sampling, for a file kind this output kind cannot be written as."""
+    table = out_kind in ("csv", "parquet")
+    if output.name == "table":
+        if not table and args.out or args.grid or args.frames or args.interpolate:
+            raise ValueError(f"this model makes {output.describe()}: write its rows with --out FILE.csv or FILE.parquet "
+                             "(no grids, frames or interpolation)")
+        return
+    if table:
+        raise ValueError(f"--out {args.out}: .csv and .parquet hold table rows, and this model makes {output.describe()} outputs")
     if output.name == "image":
         if out_kind == "npy":
             raise ValueError(f"--out {args.out}: .npy holds vectors; an image model writes an .npz or a folder/ of PNG files")
@@ -115,7 +126,10 @@ def run_sample(args: argparse.Namespace) -> int:
     shape = tuple(samples.images.shape[1:])
     what = f"{args.per_class} per condition x {len(conditions)} conditions, {shape}"
     key = "images" if generator.output.name == "image" else "outputs"
-    if out_kind == "npy":
+    if out_kind in ("csv", "parquet"):
+        _write_table(Path(args.out), generator.output.rows(samples.images, samples.y), out_kind)
+        print(f"wrote {len(samples.labels)} rows ({args.per_class} per condition x {len(conditions)} conditions) to {args.out}")
+    elif out_kind == "npy":
         import numpy as np
 
         from ..checkpoint import atomic_write
@@ -133,6 +147,19 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.grid:
         _write_sample_grid(args, samples, conditions, torch)
     return 0
+
+
+def _write_table(path: Path, frame, kind: str) -> None:
+    import io
+
+    from ..checkpoint import atomic_write
+
+    buffer = io.BytesIO()
+    if kind == "csv":
+        buffer.write(frame.to_csv(index=False).encode())
+    else:
+        frame.to_parquet(buffer, index=False)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def _write_npz(path: Path, images, y, labels, key: str = "images", **extra) -> None:

@@ -96,7 +96,8 @@ class GANConfig:
     :class:`~condgan.conditions.ConditionSpec`). ``output_kind`` names what G makes, a registered
     output kind (:mod:`condgan.outputs`): ``"image"`` (the default, and what a config without the
     field is) of ``image_shape`` (C, H, W), or ``"vector"`` of ``output_dim`` (D,) (``image_shape``
-    is then None). ``None`` for ``output_kind``, ``image_shape``, ``output_dim``, ``num_classes`` or
+    is then None); ``output_options`` are the kind's own settings (a ``"table"``: its columns and
+    fitted transforms, filled in by the ``table`` dataset). ``None`` for ``output_kind``, ``image_shape``, ``output_dim``, ``num_classes`` or
     ``condition_dim`` (and ``condition_kind``) means "the dataset's": the trainer fills them in from
     the data (:func:`fit_to_data`). ``class_names``
     name the classes or tags (from the dataset), so that samples can be asked for by name.
@@ -112,6 +113,7 @@ class GANConfig:
     image_shape: tuple[int, int, int] | None = (1, 32, 32)
     output_kind: str | None = "image"
     output_dim: int | None = None
+    output_options: dict[str, Any] = field(default_factory=dict)
     latent_dim: int = 100
     noise: str = "normal"
     generator: NetworkConfig = field(default_factory=NetworkConfig)
@@ -144,6 +146,7 @@ class GANConfig:
             raise ValueError(f"output_kind must be None (the dataset's) or a registered output kind such as 'image' or "
                              f"'vector', got {self.output_kind!r}")
         check_int("output_dim", self.output_dim, 1, MAX_WIDTH, optional=True)
+        check_options("output_options", self.output_options)
         if self.output_kind not in (None, "image") and self.image_shape is not None:
             raise ValueError(f"image_shape {self.image_shape} is for image outputs, and output_kind is {self.output_kind!r}: "
                              "set image_shape to None (null)")

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..conditions import ConditionSpec
-from ..outputs import ImageOutput, VectorOutput
+from ..outputs import ImageOutput, OutputSpec, VectorOutput
 
 SPLITS = ("train", "test", "valid", "all")
 FIT_MODES = ("crop", "pad", "stretch")
@@ -102,6 +102,8 @@ class VectorSet:
         conditions: (N,) int64 class indices, or (N, K) float32 tags / vectors.
         spec: what the conditions are.
         class_names: one name per class or tag (None: unnamed, or vector conditions).
+        output_spec: what the vectors encode when they are not plain vectors (e.g. a
+            :class:`~condgan.tabular.output.TableOutput`: table rows); None: ``VectorOutput(D)``.
 
     Shape:
         - vectors: (N, D); conditions: (N,) or (N, K).
@@ -111,6 +113,7 @@ class VectorSet:
     conditions: Tensor
     spec: ConditionSpec
     class_names: tuple[str, ...] | None = None
+    output_spec: OutputSpec | None = None
 
     def __post_init__(self):
         v = self.vectors
@@ -123,13 +126,15 @@ class VectorSet:
             row = int((~torch.isfinite(v)).any(1).nonzero()[0])
             raise DatasetError(f"vector outputs must be finite: row {row} holds NaN or inf")
         self.class_names = _check_conditions(len(v), "vector", self.conditions, self.spec, self.class_names)
+        if self.output_spec is not None and self.output_spec.shape != (v.shape[1],):
+            raise DatasetError(f"{self.output_spec.describe()} outputs, but the vectors have {v.shape[1]} values")
 
     def __len__(self) -> int:
         return len(self.vectors)
 
     @property
-    def output(self) -> VectorOutput:
-        return VectorOutput(int(self.vectors.shape[1]))
+    def output(self) -> OutputSpec:
+        return self.output_spec if self.output_spec is not None else VectorOutput(int(self.vectors.shape[1]))
 
     @property
     def samples(self) -> Tensor:

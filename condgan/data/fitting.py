@@ -64,7 +64,7 @@ def fit_to_data(model: GANConfig, data: ImageSet | VectorSet | FileSet, source: 
     for key, value in output.config_fields().items():
         current = getattr(model, key)
         current = tuple(current) if isinstance(current, list) else current
-        if current is None or current == value:
+        if current is None or current == {} or current == value:
             changes[key] = value
         elif key == "image_shape" and value is not None:
             raise ValueError(f"{source} has images of shape {value} but the model's image_shape is "
