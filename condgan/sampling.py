@@ -344,10 +344,14 @@ def generate(model: Any, conditions: Conditions, per_condition: int = 1, *, seed
     labels = tuple(label for label in conditions.labels for _ in range(per_condition))
     rng = _rng(model, seed)
     chunks = []
-    for start in range(0, len(y), batch_size):
-        part = y[start:start + batch_size]
-        z = sample_noise(model, len(part), truncation=truncation, generator=rng)
-        chunks.append(_finish(model, model.sample(part, z=z)))
+    device = rng.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if not is_image_model(model):  # a head may draw noise of its own (a table's Gumbel-softmax): seeded too
+            torch.manual_seed(seed)
+        for start in range(0, len(y), batch_size):
+            part = y[start:start + batch_size]
+            z = sample_noise(model, len(part), truncation=truncation, generator=rng)
+            chunks.append(_finish(model, model.sample(part, z=z)))
     return Samples(torch.cat(chunks), y, labels, len(conditions))
 
 

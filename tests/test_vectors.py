@@ -202,3 +202,18 @@ def test_condgan_eval_judges_vector_runs_and_sample_files_against_held_out_vecto
     code, _, err = cli(["eval", tmp_path / "run"])
     [line] = err.strip().splitlines()
     assert code != 0 and "needs --classifier FILE" in line and "--reference FILE" in line
+
+
+def test_a_vector_run_resumes_exactly(tmp_path):
+    from condgan import checkpoint as ckpt
+
+    data = many_to_many(100)
+    np.savez(tmp_path / "v.npz", outputs=data.vectors.numpy(), labels=data.conditions.numpy())
+    args = [*tiny_args(), "--dataset", "tensors", "--data-root", tmp_path / "v.npz", "--batch-size", 32]
+    assert cli(["train", *args, "--steps", 8, "--out", tmp_path / "whole"])[0] == 0
+    assert cli(["train", *args, "--steps", 4, "--out", tmp_path / "parts"])[0] == 0
+    code, _, err = cli(["train", "--out", tmp_path / "parts", "--resume", "--steps", 8])
+    assert code == 0, err
+    whole, parts = ckpt.read_file(tmp_path / "whole"), ckpt.read_file(tmp_path / "parts")
+    for net in ("generator", "discriminator"):
+        assert all(torch.equal(whole[net][k], parts[net][k]) for k in whole[net]), net

@@ -33,7 +33,9 @@ def grid_noise(generator: nn.Module, n: int, seed: int, device: torch.device) ->
 def draw_grid(generator: nn.Module, conditions: Tensor, z: Tensor, pixel_range: tuple[float, float]) -> tuple[Tensor, Tensor]:
     """Images (N, C, H, W) in [0, 1] on the CPU from ``generator`` (other outputs: (N, *shape) as
     made), and their conditions."""
-    samples = generator.sample(conditions, z=z)
+    devices = [conditions.device] if conditions.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # a head that draws noise (a table's Gumbel-softmax) leaves the
+        samples = generator.sample(conditions, z=z)  # training RNG as it was: a resumed run stays the same run
     output = getattr(generator, "output", None)
     if output is not None and output.name != "image":
         return samples.float().cpu(), conditions.cpu()
