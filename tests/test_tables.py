@@ -78,6 +78,15 @@ def test_train_a_table_and_sample_rows_that_follow_their_condition(tmp_path):
     assert code == 0, err
     assert list(pd.read_parquet(tmp_path / "synth.parquet").columns) == list(real.columns)
 
+    penguins(tmp_path / "held.csv", 300, seed=5)
+    code, out, err = cli(["eval", tmp_path / "run", "--reference", tmp_path / "held.csv", "--json", tmp_path / "e.json"])
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["set", "rows", "quality", "shapes", "pairs", "cond", "fid", "s"]
+    import json
+
+    judged = json.loads((tmp_path / "e.json").read_text())["rows"][str(tmp_path / "run")]
+    assert judged["rows"] == 300  # as many rows per species as the reference has
+    assert judged["quality"] > 0.75 and judged["conditional_fidelity"] > 0.7  # measured 0.839, 0.800
     for argv, message in [(["sample", tmp_path / "run", "--per-class", 2, "--out", tmp_path / "x.npz"], "write its rows with --out FILE.csv"),
                           (["export", tmp_path / "run", "--format", "torchscript"], "condgan export handles image, vector outputs only"),
                           (["eval", tmp_path / "run", "--reference", tmp_path / "held.npz"], "handles vector outputs only")]:
@@ -105,3 +114,20 @@ def test_a_table_run_resumes_exactly_and_its_samples_are_seeded(tmp_path):
     for name in ("a.csv", "b.csv"):
         assert cli(["sample", tmp_path / "whole", "--per-class", 20, "--seed", 3, "--out", tmp_path / name])[0] == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+    penguins(tmp_path / "held.csv", 60, seed=5)  # the judges that need the training rows, on a barely trained model
+    code, out, err = cli(["eval", tmp_path / "whole", "--reference", tmp_path / "held.csv", "--real", tmp_path / "p.csv",
+                          "--target", "island", "--json", tmp_path / "e.json"])
+    assert code == 0, err
+    import json
+
+    judged = json.loads((tmp_path / "e.json").read_text())["rows"][str(tmp_path / "whole")]
+    assert judged["rows"] == 120 and judged["ml_target"] == "island" and judged["ml_metric"] == "f1_macro"
+    assert 0 <= judged["ml_synthetic"] <= 1 and judged["ml_real"] > 0.5 and judged["copies"] == 0.0
+    assert "ML efficacy: gradient boosting on synthetic" in out
+    held = pd.read_csv(tmp_path / "held.csv")
+    held.loc[0, "species"] = "Emperor"
+    held.to_csv(tmp_path / "odd.csv", index=False)
+    code, _, err = cli(["eval", tmp_path / "whole", "--reference", tmp_path / "odd.csv"])
+    [line] = err.strip().splitlines()
+    assert code != 0 and "condition column 'species' holds 'Emperor', which the model never saw" in line, line

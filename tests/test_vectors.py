@@ -88,7 +88,7 @@ def test_train_sample_and_export_a_vector_model_from_the_command_line(tmp_path):
         assert grid["outputs"].shape == (40, 3) and grid["conditions"].shape == (40, 4)
     assert ckpt_output(tmp_path / "run") == {"kind": "vector", "dim": 3}
 
-    code, out, err = cli(["sample", tmp_path / "run", "--per-class", 5, "--tags", "0,2", "--tags", "", "--out", tmp_path / "s.npz"])
+    code, _, err = cli(["sample", tmp_path / "run", "--per-class", 5, "--tags", "0,2", "--tags", "", "--out", tmp_path / "s.npz"])
     assert code == 0, err
     with np.load(tmp_path / "s.npz") as s:
         assert s["outputs"].shape == (10, 3) and np.isfinite(s["outputs"]).all() and "images" not in s.files

@@ -80,9 +80,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"the judge file, for image models ({MISSING_CLASSIFIER_ADVICE})")
     parser.add_argument("--reference", metavar="FILE",
                         help="vector models: held-out real vectors, a tensors .npz/.pt ('outputs' (N, D) and their labels, tags "
-                             "or vectors); each source is judged by its vectors against them (no --classifier)")
+                             "or vectors); table models: held-out real rows, a .csv/.parquet; each source is judged against "
+                             "them (no --classifier)")
     parser.add_argument("--real", dest="real_vectors", metavar="FILE",
-                        help="with --reference: the real training vectors (a tensors file) as a reference row")
+                        help="with --reference: the real training vectors (a tensors file) as a reference row, or the real "
+                             "training rows of a table model (for ML efficacy and DCR)")
+    parser.add_argument("--target", help="table models: the column ML efficacy predicts (default: the condition column)")
     parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw)")
     parser.add_argument("--json", dest="json_out", help="also write every figure with its protocol to this JSON file")
     parser.add_argument("--per-class", type=positive_int, default=1000, help="samples per class from a checkpoint (default 1000)")
@@ -106,9 +109,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..metrics.judge import load_judge
 
     if args.reference:
+        from .evaluate_tables import TABLE_SUFFIXES, run_table_eval
         from .evaluate_vectors import run_vector_eval
 
-        return run_vector_eval(args)
+        return (run_table_eval if Path(args.reference).suffix.lower() in TABLE_SUFFIXES else run_vector_eval)(args)
     if args.real_vectors:
         raise ValueError("--real FILE goes with --reference FILE (vector models); image models take their real row from the judge's data")
     if not args.classifier:
