@@ -56,6 +56,9 @@ class Backbone(nn.Module):
     partial_input_grad: ClassVar[bool] = False
     #: why :mod:`condgan.export` must refuse this backbone (None: it traces to TorchScript and ONNX).
     not_exportable: ClassVar[str | None] = None
+    #: the output kinds (:mod:`condgan.outputs`) it makes as a generator and reads as a
+    #: discriminator; a model of another kind refuses it at build time, in one line.
+    outputs: ClassVar[tuple[str, ...]] = ("image",)
     feature_dim: int
 
     def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], *, conditioner: Conditioner | None = None):
@@ -104,6 +107,7 @@ class MLP(Backbone):
 
     name = "mlp"
     partial_input_grad = True
+    outputs = ("image", "vector", "table")
 
     def __init__(
         self,
@@ -250,6 +254,7 @@ class DCGAN(Backbone):
 
     name = "dcgan"
     flat_input = False
+    outputs = ("image",)
 
     def __init__(
         self,
@@ -341,6 +346,85 @@ class DCGAN(Backbone):
         if self.generates:
             h = h.unflatten(1, self._hidden_shape)  # (B, width, H/2, W/2); no batch size in the graph (export)
         return self.out_activation(self.out(h)).flatten(1).unflatten(1, self.out_shape)
+
+
+class ResMLP(Backbone):
+    """A residual MLP: Linear to ``width``, then ``blocks`` pre-activation residual blocks
+    (norm -> activation -> Linear -> norm -> activation -> Linear, plus the identity), a last norm
+    and activation (h), and a Linear head (``output_activation`` after it).
+
+    For vectors and other flat outputs where a deeper network than :class:`MLP` helps (a
+    many-to-many map with several modes per condition); the blocks keep the width, so depth costs
+    no extra input features.
+
+    Args:
+        in_shape, out_shape, conditioner: as :class:`Backbone`; the input is flattened and the
+            output reshaped.
+        width: the width of every block.
+        blocks: the number of residual blocks.
+        norm: ``None``, ``"batch"`` or ``"layer"`` (asked from the conditioner, so ``cbn`` works).
+        activation: hidden activation (never in place: a block's input is also its shortcut's).
+        output_activation: ``None`` (default: a raw vector), ``"tanh"``, ...
+        spectral_norm: spectral normalisation of every Linear layer (for a discriminator).
+
+    Shape:
+        - x: (B, *in_shape) -> (B, *out_shape)
+
+    Example:
+        >>> ResMLP((18,), (2,), width=32, blocks=2)(torch.randn(4, 18), None).shape
+        torch.Size([4, 2])
+    """
+
+    name = "resmlp"
+    outputs = ("image", "vector", "table")
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_shape: Sequence[int],
+        *,
+        conditioner: Conditioner | None = None,
+        width: int = 256,
+        blocks: int = 2,
+        norm: str | None = "layer",
+        activation: str | type[nn.Module] | Callable[[], nn.Module] = "leaky_relu",
+        output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = None,
+        spectral_norm: bool = False,
+    ):
+        super().__init__(in_shape, out_shape, conditioner=conditioner)
+        width, blocks = check_int(width, "resmlp width"), check_int(blocks, "resmlp blocks")
+        norm = None if norm == "none" else norm
+        if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
+            raise ValueError(f"unknown norm {norm!r}; available: None, {', '.join(sorted(NORMS))}")
+
+        def make_norm() -> nn.Module:
+            if norm is None:
+                return nn.Identity()
+            return MLP._norm(conditioner, width, norm, 1e-5, 0.1)
+
+        self.stem = nn.Linear(math.prod(self.in_shape), width)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([make_norm(), _preactivation(activation), nn.Linear(width, width),
+                           make_norm(), _preactivation(activation), nn.Linear(width, width)])
+            for _ in range(blocks))
+        self.out_norm, self.out_act = make_norm(), _preactivation(activation)
+        self.out = nn.Linear(width, math.prod(self.out_shape))
+        self.out_activation = make_activation(output_activation)
+        self.feature_dim = width
+        if spectral_norm:
+            apply_spectral_norm(own_layers([self.stem, self.blocks, self.out], skip=(ConditionalLayer,)))
+
+    def features(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.stem(x.flatten(1))  # (B, width)
+        for block in self.blocks:
+            r = h
+            for layer in block:
+                r = _call(layer, r, y)
+            h = h + r
+        return self.out_act(_call(self.out_norm, h, y))  # (B, width)
+
+    def head(self, h: Tensor) -> Tensor:
+        return self.out_activation(self.out(h)).unflatten(1, self.out_shape)
 
 
 # -- ResNet (SNGAN / BigGAN) ----------------------------------------------------------------------
@@ -466,6 +550,7 @@ class ResNet(Backbone):
 
     name = "resnet"
     flat_input = False
+    outputs = ("image",)
 
     def __init__(
         self,
@@ -589,4 +674,4 @@ class ResNet(Backbone):
 
 @hookimpl
 def register_backbones():
-    return [MLP, DCGAN, ResNet]
+    return [MLP, ResMLP, DCGAN, ResNet]

@@ -331,7 +331,7 @@ def export_safetensors(generator: nn.Module, path: str | Path, *, step: int | No
                           "(load it with condgan.load_generator, or set generator.config to its GANConfig)")
     tensors = {key: value.detach().cpu().contiguous().clone() for key, value in generator.state_dict().items()}
     metadata = {"format": GENERATOR_FORMAT, "version": str(FORMAT_VERSION), "gan_config": json.dumps(config_to_plain(config)),
-                "from_ema": json.dumps(from_ema), "step": json.dumps(step)}
+                "from_ema": json.dumps(from_ema), "step": json.dumps(step), "output": json.dumps(generator.output.to_dict())}
     atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
     wrapper = ExportedGenerator(generator)
     loaded = load_generator(path)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .config import GANConfig, apply_overrides
-from .resolve import run_config
+from .resolve import output_spec, run_config
 from .losses import Loss
 from .models import ConditionalDiscriminator, ConditionalGenerator, construct, options
 from .plugins import get_component
@@ -20,6 +20,7 @@ class GAN(nn.Module):
 
     Attributes:
         config: the configuration it was built from.
+        spec, output: the condition and what the generator makes (image, vector, ...).
         generator, discriminator: the two networks.
         loss: the adversarial :class:`~condgan.losses.Loss`.
     """
@@ -29,15 +30,15 @@ class GAN(nn.Module):
         if not isinstance(config, GANConfig):
             raise TypeError(f"config must be a GANConfig, got {type(config).__name__}")
         self.config = config
-        spec = config.spec
+        spec, output = config.spec, output_spec(config)
         g, d = config.generator, config.discriminator
         self.generator = ConditionalGenerator(
-            spec, config.image_shape, config.latent_dim, noise=config.noise,
+            spec, output, config.latent_dim, noise=config.noise,
             conditioner=g.conditioner, conditioner_options=g.conditioner_options,
             backbone=g.backbone, backbone_options=g.backbone_options,
         )
         self.discriminator = ConditionalDiscriminator(
-            spec, config.image_shape,
+            spec, output,
             conditioner=d.conditioner, conditioner_options=d.conditioner_options,
             backbone=d.backbone, backbone_options=d.backbone_options,
             augment=config.augment, augment_options=config.augment_options,
@@ -54,6 +55,11 @@ class GAN(nn.Module):
     @property
     def spec(self):
         return self.generator.spec
+
+    @property
+    def output(self):
+        """What the generator makes (:class:`~condgan.outputs.OutputSpec`)."""
+        return self.generator.output
 
     def optimizers(self, **extra: Any) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """(G's optimizer, D's optimizer) from the config; ``extra`` options go to both (e.g. foreach)."""

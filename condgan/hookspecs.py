@@ -49,6 +49,11 @@ def register_conditioners() -> Iterable[type]:
 
 
 @hookspec
+def register_outputs() -> Iterable[type]:
+    """Return :class:`~condgan.outputs.OutputSpec` subclasses (output kinds: image, vector, ...), each with a unique ``name``."""
+
+
+@hookspec
 def register_losses() -> Iterable[type]:
     """Return :class:`~condgan.losses.Loss` subclasses, each with a unique ``name``."""
 

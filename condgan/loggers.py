@@ -112,7 +112,9 @@ class SampleGrids:
     """Saves each sample grid as ``OUT/samples/step_0000400.png`` (needs ``TrainerConfig.out_dir``).
 
     When the model's classes have names (``GANConfig.class_names``, from the dataset), each column
-    is headed by its class's name.
+    is headed by its class's name. Samples that are not images (vectors, ...) are saved as
+    ``OUT/samples/step_0000400.npz`` instead: ``outputs`` (N, *shape) float32 and their
+    conditions (``labels`` (N,) int64 or ``conditions`` (N, K) float32).
     """
 
     name = "grid"
@@ -124,9 +126,22 @@ class SampleGrids:
         from .imagegrid import save_grid
 
         config = trainer.gan.config
+        if images.dim() != 4:  # not images: the samples themselves
+            return save_samples(Path(trainer.out_dir) / "samples" / f"step_{step:07d}.npz", images, labels)
         names = config.class_names if config.condition_kind == "class" else None
         headings = [names[int(k)] for k in labels[:columns]] if names else None
         save_grid(Path(trainer.out_dir) / "samples" / f"step_{step:07d}.png", images, columns, column_labels=headings)
+
+
+def save_samples(path: Path, outputs: Tensor, conditions: Tensor) -> Path:
+    """Samples that are not images, with their conditions, as an ``.npz`` file (written atomically)."""
+    import numpy as np
+
+    from .checkpoint.files import atomic_write
+
+    key = "conditions" if conditions.dtype.is_floating_point else "labels"
+    arrays = {"outputs": outputs.float().numpy(), key: conditions.numpy()}
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 class TensorBoard:
@@ -165,7 +180,9 @@ class TensorBoard:
 
     @hookimpl
     def on_sample(self, trainer: TrainerView, step: int, images: Tensor, labels: Tensor, columns: int) -> None:
-        if self.writer is not None:
+        if self.writer is not None and images.dim() != 4:
+            self.writer.add_histogram("samples", images, step)  # vectors: the distribution of their values
+        elif self.writer is not None:
             from torchvision.utils import make_grid
 
             self.writer.add_image("samples", make_grid(images, nrow=columns), step)

@@ -14,7 +14,8 @@ from .conditioners import Conditioner
 from .conditions import ConditionSpec
 from .config.values import construct
 from .layers import check_int
-from .plugins import get_component
+from .outputs import OutputSpec, as_output
+from .plugins import get_component, get_registry
 
 NOISES: dict[str, Callable[..., Tensor]] = {
     "normal": torch.randn,  # N(0, 1), the reference
@@ -22,7 +23,21 @@ NOISES: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, backbone, backbone_options):
+def check_backbone_output(backbone_cls: type, output: OutputSpec, role: str) -> None:
+    """ValueError (one line) unless the backbone class lists ``output``'s kind in its ``outputs``:
+    the kinds it makes as a generator and reads as a discriminator."""
+    kinds = tuple(getattr(backbone_cls, "outputs", ("image",)))
+    if output.name in kinds:
+        return
+    able = sorted(info.name for info in get_registry().tables()["backbone"].values()
+                  if output.name in getattr(info.obj, "outputs", ("image",)))
+    name = getattr(backbone_cls, "name", backbone_cls.__name__)
+    verb = "makes" if role == "generator" else "reads"
+    raise ValueError(f"the {role}'s backbone {name!r} {verb} {', '.join(kinds)} outputs only, and this model's output is "
+                     f"{output.describe()}: choose a backbone for {output.name}s ({', '.join(able) or 'none is registered'})")
+
+
+def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, backbone, backbone_options, output=None):
     """Build the conditioner, then the backbone on the joined input, then the conditioner's output part."""
     cond_cls = get_component("conditioner", conditioner)
     if not (isinstance(cond_cls, type) and issubclass(cond_cls, Conditioner)):
@@ -31,6 +46,8 @@ def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, 
     backbone_cls = get_component("backbone", backbone)
     if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, nn.Module) and hasattr(backbone_cls, "flat_input")):
         raise TypeError(f"backbone must be a registered name or a Backbone subclass, got {backbone!r}")
+    if output is not None:
+        check_backbone_output(backbone_cls, output, role)
     backbone_options = options(backbone_options, "backbone_options")
     if backbone_cls.flat_input:
         in_shape = (math.prod(in_shape),)
@@ -55,6 +72,11 @@ def check_image_shape(image_shape: Any) -> tuple[int, ...]:
             or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in image_shape)):
         raise ValueError(f"image_shape must be a sequence of ints >= 1, e.g. (C, H, W), got {image_shape!r}")
     return tuple(int(s) for s in image_shape)
+
+
+def _output(value: Any) -> OutputSpec:
+    """The output spec of a network: a spec as is, a shape checked and read as an image or a vector."""
+    return value if isinstance(value, OutputSpec) else as_output(check_image_shape(value))
 
 
 def check_tensor(value: Any, what: str) -> None:
@@ -95,17 +117,18 @@ def check_images(x: Tensor, image_shape: Sequence[int], *, values: bool = True) 
 
 
 class ConditionalGenerator(nn.Module):
-    """G(z | y): noise and a condition to an image.
+    """G(z | y): noise and a condition to an output (an image, a vector, ...).
 
     Args:
         spec: the condition.
-        image_shape: (C, H, W) of the images produced.
+        image_shape: what G makes: an :class:`~condgan.outputs.OutputSpec`, or a shape: (C, H, W)
+            an image, (D,) a vector. ``self.output`` is the spec, ``self.image_shape`` its shape.
         latent_dim: size of z.
         conditioner, backbone: registered names or classes; ``*_options`` are their keyword args.
         noise: ``"normal"`` or ``"uniform"`` (see ``NOISES``).
 
     Shape:
-        - z: (B, latent_dim); y: as ``spec``; output: (B, *image_shape).
+        - z: (B, latent_dim); y: as ``spec``; output: (B, *image_shape), e.g. (B, C, H, W) or (B, D).
 
     Example:
         >>> G = ConditionalGenerator(ConditionSpec("class", 10), (1, 28, 28), 64)
@@ -116,7 +139,7 @@ class ConditionalGenerator(nn.Module):
     def __init__(
         self,
         spec: ConditionSpec,
-        image_shape: Sequence[int],
+        image_shape: OutputSpec | Sequence[int],
         latent_dim: int,
         *,
         conditioner: Any = "embedding",
@@ -131,10 +154,13 @@ class ConditionalGenerator(nn.Module):
         if not isinstance(spec, ConditionSpec):
             raise TypeError(f"spec must be a ConditionSpec, got {type(spec).__name__}")
         latent_dim = check_int(latent_dim, "latent_dim")
-        self.spec, self.image_shape, self.latent_dim, self.noise = spec, check_image_shape(image_shape), latent_dim, noise
+        self.output = _output(image_shape)
+        self.spec, self.image_shape, self.latent_dim, self.noise = spec, self.output.shape, latent_dim, noise
         self.conditioner, self.backbone = _compose(
-            "generator", spec, (self.latent_dim,), self.image_shape, conditioner, conditioner_options, backbone, backbone_options
+            "generator", spec, (self.latent_dim,), self.image_shape, conditioner, conditioner_options, backbone, backbone_options,
+            self.output,
         )
+        self.output_head = self.output.make_head()  # None for images and vectors: nothing added to their forward
 
     def forward(self, z: Tensor, y: Tensor, *, check: bool = True) -> Tensor:
         if check:
@@ -148,7 +174,8 @@ class ConditionalGenerator(nn.Module):
             check_matches_device(y, self)
         x = self.conditioner.join(z, y)  # (B, latent_dim + input_features)
         h = self.backbone.features(x, y)  # (B, feature_dim)
-        return self.conditioner.output(h, self.backbone.head(h), y)  # (B, C, H, W)
+        out = self.conditioner.output(h, self.backbone.head(h), y)  # (B, *output.shape)
+        return out if self.output_head is None else self.output_head(out)
 
     def sample_noise(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None) -> Tensor:
         """z of shape (n, latent_dim) from this generator's noise distribution, drawn on ``device``."""
@@ -177,11 +204,12 @@ class ConditionalGenerator(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """D(x | y): an image and a condition to a raw score (no sigmoid; losses take logits).
+    """D(x | y): an image (or vector, ...) and a condition to a raw score (no sigmoid; losses take logits).
 
     Args:
         spec: the condition.
-        image_shape: (C, H, W) of the images judged.
+        image_shape: what D judges: an :class:`~condgan.outputs.OutputSpec` or a shape, as in
+            :class:`ConditionalGenerator`.
         conditioner, backbone: registered names or classes; ``*_options`` are their keyword args.
         augment: None, or a registered augmentation (name or :class:`~condgan.augment.Augment`
             subclass) built with ``augment_options``: in training mode every image D judges (real
@@ -196,7 +224,7 @@ class ConditionalDiscriminator(nn.Module):
     def __init__(
         self,
         spec: ConditionSpec,
-        image_shape: Sequence[int],
+        image_shape: OutputSpec | Sequence[int],
         *,
         conditioner: Any = "embedding",
         conditioner_options: Mapping[str, Any] | None = None,
@@ -208,9 +236,10 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         if not isinstance(spec, ConditionSpec):
             raise TypeError(f"spec must be a ConditionSpec, got {type(spec).__name__}")
-        self.spec, self.image_shape = spec, check_image_shape(image_shape)
+        self.output = _output(image_shape)
+        self.spec, self.image_shape = spec, self.output.shape
         self.conditioner, self.backbone = _compose(
-            "discriminator", spec, self.image_shape, (1,), conditioner, conditioner_options, backbone, backbone_options
+            "discriminator", spec, self.image_shape, (1,), conditioner, conditioner_options, backbone, backbone_options, self.output
         )
         self.augment: nn.Module | None = None
         if augment is not None:

@@ -34,6 +34,9 @@ DISABLE_PLUGINS_ENV = "CONDGAN_DISABLE_PLUGINS"
 BUILTIN_ORIGIN = "built into condgan"
 
 DEFAULT_PLUGINS = (
+    "condgan.outputs",
+    "condgan.tabular.output",
+    "condgan.tabular.dataset",
     "condgan.conditioners",
     "condgan.losses",
     "condgan.backbones",
@@ -54,6 +57,7 @@ DEFAULT_PLUGINS = (
 
 # component kind -> the hook that provides it
 KINDS = {
+    "output": "register_outputs",
     "conditioner": "register_conditioners",
     "loss": "register_losses",
     "backbone": "register_backbones",

@@ -13,9 +13,10 @@ from typing import Any, Mapping, Sequence
 from torch import Tensor
 
 from .config import DataConfig, RunConfig, apply_overrides, construct
-from .data.base import Dataset, DatasetError, ImageSet
+from .data.base import Dataset, DatasetError, ImageSet, VectorSet
 from .data.fitting import FileSet
 from .data.transforms import decode_image
+from .outputs import OutputSpec, OutputSpecError
 from .plugins import get_component
 
 
@@ -36,6 +37,32 @@ def run_config(preset: str | RunConfig = "mnist_mlp", overrides: Mapping[str, An
     return apply_overrides(config, dict(overrides or {}))
 
 
+def output_class(kind: str) -> type[OutputSpec]:
+    """The registered output kind ``kind`` (``condgan list output``)."""
+    cls = get_component("output", kind)
+    if not (isinstance(cls, type) and issubclass(cls, OutputSpec)):
+        raise TypeError(f"output kind must be a registered name or an OutputSpec subclass, got {kind!r}")
+    return cls
+
+
+def output_spec(config: Any) -> OutputSpec:
+    """What the model config ``config`` makes: its ``output_kind`` built from its fields.
+
+    Raises:
+        UnknownComponentError: no output kind of that name; ValueError: fields it needs are missing.
+    """
+    if config.output_kind is None:
+        raise ValueError("the model config leaves output_kind to the dataset: train it on a dataset or set it")
+    return output_class(config.output_kind).from_config(config)
+
+
+def output_from_plain(data: Any, source: str | Path = "checkpoint") -> OutputSpec:
+    """An output spec from its plain form (``OutputSpec.to_dict``), the kind found in the registry."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
+        raise OutputSpecError(f"{source}: its output spec must be a dict with a 'kind', got {data!r}")
+    return output_class(data["kind"]).from_dict(data)
+
+
 def make_dataset(config: DataConfig) -> Dataset:
     """The dataset component that ``config`` names, made with its root, split and options."""
     cls = get_component("dataset", config.name)
@@ -44,7 +71,7 @@ def make_dataset(config: DataConfig) -> Dataset:
     return construct(cls, config.root, split=config.split, download=config.download, **config.options)
 
 
-def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = None) -> ImageSet | FileSet:
+def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = None) -> ImageSet | VectorSet | FileSet:
     """Load the dataset of ``config`` at the model's ``image_shape`` (or the config's size/channels).
 
     The data section's ``image_size``/``channels`` win; otherwise the model's shape is used when
@@ -62,8 +89,10 @@ def load_data(config: DataConfig, image_shape: tuple[int, int, int] | None = Non
         if files is not None:
             return files
     data = dataset.load(channels=channels, size=size, fit=config.fit)
+    if isinstance(data, VectorSet):
+        return data
     if not isinstance(data, ImageSet):
-        raise DatasetError(f"dataset {config.name!r} returned {type(data).__name__}, not an ImageSet")
+        raise DatasetError(f"dataset {config.name!r} returned {type(data).__name__}, not an ImageSet or a VectorSet")
     c, h, w = data.image_shape
     if (channels is not None and c != channels) or (size is not None and (h, w) != tuple(size)):
         raise DatasetError(f"dataset {config.name!r} gave images of shape ({c}, {h}, {w}); "

@@ -297,13 +297,27 @@ def _pixel_range(model: Any) -> tuple[float, float]:
     return tuple(getattr(getattr(model, "config", None), "pixel_range", (-1.0, 1.0)))
 
 
+def is_image_model(model: Any) -> bool:
+    """True unless the model says it makes another output kind (``model.output``: vectors, ...)."""
+    output = getattr(model, "output", None)
+    return output is None or output.name == "image"
+
+
+def _finish(model: Any, samples: Tensor) -> Tensor:
+    """Samples as the user gets them, on the CPU: images mapped to [0, 1], other outputs as made."""
+    if is_image_model(model):
+        return to_unit(samples.float(), _pixel_range(model)).cpu()
+    return samples.float().cpu()
+
+
 # -- samples --------------------------------------------------------------------------------------------
 @dataclass
 class Samples:
-    """Generated images with their conditions.
+    """Generated images (or vectors, ...) with their conditions.
 
     Args:
-        images: (N, C, H, W) float32 in [0, 1], on the CPU, grouped by condition.
+        images: (N, C, H, W) float32 in [0, 1], on the CPU, grouped by condition; for a model of
+            another output kind, its outputs (N, *shape) as the generator makes them.
         y: (N,) or (N, width): each image's condition.
         labels: each image's label text.
         columns: how many conditions there were (image i is condition ``i // per_condition``).
@@ -330,10 +344,14 @@ def generate(model: Any, conditions: Conditions, per_condition: int = 1, *, seed
     labels = tuple(label for label in conditions.labels for _ in range(per_condition))
     rng = _rng(model, seed)
     chunks = []
-    for start in range(0, len(y), batch_size):
-        part = y[start:start + batch_size]
-        z = sample_noise(model, len(part), truncation=truncation, generator=rng)
-        chunks.append(to_unit(model.sample(part, z=z).float(), _pixel_range(model)).cpu())
+    device = rng.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if not is_image_model(model):  # a head may draw noise of its own (a table's Gumbel-softmax): seeded too
+            torch.manual_seed(seed)
+        for start in range(0, len(y), batch_size):
+            part = y[start:start + batch_size]
+            z = sample_noise(model, len(part), truncation=truncation, generator=rng)
+            chunks.append(_finish(model, model.sample(part, z=z)))
     return Samples(torch.cat(chunks), y, labels, len(conditions))
 
 
@@ -397,7 +415,7 @@ def interpolate_z(model: Any, conditions: Conditions, steps: int, *, per_conditi
         images = model.sample(ys, z=path.reshape(-1, path.shape[-1]))
         rows.append(images.view(per_condition, len(t), *images.shape[1:]))
         labels += [label] * per_condition
-    images = to_unit(torch.cat(rows).float(), _pixel_range(model)).cpu()
+    images = _finish(model, torch.cat(rows))
     return Interpolation(images, tuple(labels), tuple(f"t={w:.2f}" for w in t.tolist()), t)
 
 
@@ -446,7 +464,7 @@ def interpolate_conditions(model: Any, conditions: Conditions, steps: int, *, pe
     zs = z[:, None].expand(-1, len(t), -1).reshape(-1, z.shape[1])  # (R * S, latent): row r is z[r]
     ys = ys[None].expand(per_condition, -1, -1).reshape(-1, ys.shape[-1])  # (R * S, width)
     images = _forward(model, zs, ys)
-    images = to_unit(images.view(per_condition, len(t), *images.shape[1:]).float(), _pixel_range(model)).cpu()
+    images = _finish(model, images.view(per_condition, len(t), *images.shape[1:]))
     a, b = conditions.labels
     columns = tuple(a if i == 0 else b if i == len(t) - 1 else f"{w:.2f}" for i, w in enumerate(t.tolist()))
     return Interpolation(images, tuple(f"z{r}" for r in range(per_condition)), columns, t)

@@ -461,8 +461,9 @@ def test_tensors_bad_files(tmp_path):
             make("tensors", path).load()
         assert "\n" not in str(info.value)
 
-    check("a.npz", r"^.*a.npz has no 'images': expected 'images' \(N, C, H, W\) and one of 'labels' \(N,\) int, 'tags' \(N, K\) 0/1, "
-          r"'vectors' \(N, D\) float; it holds 'labels', 'x'$", x=images, labels=np.zeros(4, int))
+    check("a.npz", r"^.*a.npz has no 'images' or 'outputs': expected 'images' \(N, C, H, W\) or 'outputs' \(N, D\) float, and "
+          r"one of 'labels' \(N,\) int, 'tags' \(N, K\) 0/1, 'vectors' \(N, D\) float; it holds 'labels', 'x'$", x=images,
+          labels=np.zeros(4, int))
     check("b.npz", r"^.*b.npz holds no condition: expected 'images' .*; it holds 'images'$", images=images)
     check("c.npz", r"holds 2 conditions \(labels, tags\); keep one", images=images, labels=np.zeros(4, int), tags=np.zeros((4, 2)))
     check("d.npz", r"float 'images' must lie in \[0, 1\] \(as condgan sample writes them\), these lie in \[-1, 1\]$",
@@ -474,7 +475,7 @@ def test_tensors_bad_files(tmp_path):
           class_names=np.array(["x", "y"]))
     check("i.npz", r"'labels' must be \(N,\) integers, got shape \(4,\) float64$", images=images, labels=np.zeros(4))
     np.savez(tmp_path / "j.npz", images=np.array([object()] * 4, dtype=object), labels=np.zeros(4, int))
-    check("j.npz", r"^.*j.npz: not a readable .npz file \(.*allow_pickle=False")
+    check("j.npz", r"^.*j.npz: 'images' is an array of objects \(rows of different lengths\?\), which is read only as numbers")
     (tmp_path / "k.npz").write_bytes(b"PK\x03\x04 garbage")
     check("k.npz", r"^.*k.npz: not a readable .npz file")
 

@@ -132,6 +132,8 @@ def config_for(conditioner, backbone, kind):
         config.generator.backbone_options = {"width": 4, "spectral_norm": True}
     elif backbone == "resnet":
         config.generator.backbone_options = {"width": 4, "max_width": 8, "spectral_norm": True}
+    elif backbone == "resmlp":
+        config.generator.backbone_options = {"width": 12, "blocks": 1, "norm": "batch"}
     else:
         config.generator.backbone_options = {"widths": (12, 12), "norm": "batch", "dropout": 0.3}
     if conditioner == "branches":
@@ -145,6 +147,8 @@ def config_for(conditioner, backbone, kind):
     ("vector", "dcgan", "vector"), ("onehot", "mlp", "multilabel"), ("cbn", "dcgan", "vector"),
     ("embedding", "resnet", "class"), ("onehot", "resnet", "class"), ("branches", "resnet", "class"),
     ("cbn", "resnet", "class"), ("vector", "resnet", "vector"),
+    ("embedding", "resmlp", "class"), ("onehot", "resmlp", "class"), ("branches", "resmlp", "class"),
+    ("cbn", "resmlp", "class"), ("vector", "resmlp", "vector"),
 ])
 def test_every_generator_part_exports_to_every_format(conditioner, backbone, kind, tmp_path):
     config = config_for(conditioner, backbone, kind)

@@ -24,6 +24,8 @@ BUILTINS = {
     ("loss", "lsgan"): ("condgan.losses", condgan.LeastSquaresLoss),
     ("loss", "bce"): ("condgan.losses", condgan.BCELoss),
     ("backbone", "mlp"): ("condgan.backbones", condgan.MLP),
+    ("output", "image"): ("condgan.outputs", condgan.outputs.ImageOutput),
+    ("output", "vector"): ("condgan.outputs", condgan.outputs.VectorOutput),
 }
 
 

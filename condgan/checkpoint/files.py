@@ -10,6 +10,8 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
 
     gan_config, data_config,        GANConfig / DataConfig / TrainerConfig as dicts (components by
     trainer_config                  registered name); version 1 files (no data_config) are upgraded on read
+    output                          what the generator makes (``OutputSpec.to_dict()``: image, vector, ...);
+                                    files without it hold image models
     generator, discriminator, ema   state dicts (ema: None when EMA is off)
     opt_g, opt_d                    optimizer state dicts
     step, epoch, batch_in_epoch     the position; data_rng: the data-order generator's state at the
@@ -17,7 +19,7 @@ numbers. A checkpoint (``format: "condgan-checkpoint"``) holds::
     rng                             torch CPU, CUDA (all devices), numpy and python ``random`` states
     elapsed_s                       training time so far (the ``minutes`` budget counts it)
 
-A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``generator`` and ``from_ema``.
+A generator file (``format: "condgan-generator"``) holds ``gan_config``, ``output``, ``generator`` and ``from_ema``.
 Both hold ``data``, the training data's fingerprint (:mod:`condgan.data.fingerprint`), when the
 trainer had one (data given as raw tensors has none).
 The same content can live in a ``.safetensors`` file (``condgan export --format safetensors``): the
@@ -301,6 +303,12 @@ def read_safetensors(path: str | Path) -> dict[str, Any]:
     if not isinstance(fields["gan_config"], dict):
         raise CheckpointError(f"{path}: its metadata 'gan_config' must be a JSON object, got {type(fields['gan_config']).__name__}")
     fields["gan_config"] = _tuples(fields["gan_config"])
+    if "output" in metadata:  # files written before output kinds have none: image models
+        try:
+            fields["output"] = json.loads(metadata["output"])
+        except ValueError:
+            raise CheckpointError(f"{path}: its metadata 'output' is not JSON") from None
+        checks.check_fields({"output": fields["output"]}, (), path)
     return {"format": GENERATOR_FORMAT, **fields, "generator": tensors}
 
 

@@ -290,8 +290,9 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "rank_rng": ("None or a list of RNG states", lambda v: v is None or isinstance(v, list)),
     "device_type": ("a device type name", lambda v: isinstance(v, str)),
     "from_ema": ("True or False", lambda v: isinstance(v, bool)),
+    "output": ("a dict (the output spec)", lambda v: isinstance(v, dict) and isinstance(v.get("kind"), str)),
 }
-OPTIONAL_FIELDS = ("world_size", "batch_size", "rank_rng", "device_type")
+OPTIONAL_FIELDS = ("world_size", "batch_size", "rank_rng", "device_type", "output")
 
 
 def check_fields(obj: Mapping[str, Any], required: Iterable[str], source: str | Path) -> None:

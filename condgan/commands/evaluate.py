@@ -3,7 +3,8 @@
 ``train-classifier`` trains a judge on a registered dataset (:mod:`condgan.metrics.judge_training`);
 ``eval`` reads one or more sample files or runs through a judge, one table row each under the same
 protocol, with the dataset's real images as a reference row, and optionally the Inception metrics
-(:mod:`condgan.metrics.inception`). Errors are raised as ValueError/OSError subclasses and printed
+(:mod:`condgan.metrics.inception`); vector models are judged by their vectors against held-out real
+ones (``--reference FILE``, :mod:`.evaluate_vectors`). Errors are raised as ValueError/OSError subclasses and printed
 by :mod:`condgan.cli` as one line.
 """
 
@@ -18,7 +19,9 @@ from typing import Any
 
 from ..hookspecs import hookimpl
 from . import Command, non_negative_int, parse_override, positive_float, positive_int
+from .tables import format_table
 
+IMAGE_READER = "condgan eval with a judge (vector models: --reference FILE)"
 MISSING_CLASSIFIER_ADVICE = ("train one with: condgan train-classifier --dataset NAME --data-root DIR --out FILE "
                              "(a few minutes on a CPU)")
 
@@ -104,8 +107,16 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                              "(N, C, H, W) float32 in [0, 1] and labels (N,) int64: one table row each; a group of runs "
                              "(condgan train --seeds/--sweep): a row per run and each metric's mean, std, min and max "
                              "over them; none: only the real row")
-    parser.add_argument("--classifier", "--judge", dest="classifier", required=True,
-                        help=f"the judge file ({MISSING_CLASSIFIER_ADVICE})")
+    parser.add_argument("--classifier", "--judge", dest="classifier",
+                        help=f"the judge file, for image models ({MISSING_CLASSIFIER_ADVICE})")
+    parser.add_argument("--reference", metavar="FILE",
+                        help="vector models: held-out real vectors, a tensors .npz/.pt ('outputs' (N, D) and their labels, tags "
+                             "or vectors); table models: held-out real rows, a .csv/.parquet; each source is judged against "
+                             "them (no --classifier)")
+    parser.add_argument("--real", dest="real_vectors", metavar="FILE",
+                        help="with --reference: the real training vectors (a tensors file) as a reference row, or the real "
+                             "training rows of a table model (for ML efficacy and DCR)")
+    parser.add_argument("--target", help="table models: the column ML efficacy predicts (default: the condition column)")
     parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw)")
     parser.add_argument("--json", dest="json_out", help="also write every figure with its protocol to this JSON file")
     parser.add_argument("--per-class", type=positive_int, default=1000, help="samples per class from a checkpoint (default 1000)")
@@ -131,8 +142,24 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..metrics.evaluate import PAPER_PARZEN, evaluate_images, load_reference
     from ..metrics.judge import load_judge
 
+    if args.reference:
+        from .evaluate_tables import TABLE_SUFFIXES, run_table_eval
+        from .evaluate_vectors import run_vector_eval
+
+        return (run_table_eval if Path(args.reference).suffix.lower() in TABLE_SUFFIXES else run_vector_eval)(args)
+    if args.real_vectors:
+        raise ValueError("--real FILE goes with --reference FILE (vector models); image models take their real row from the judge's data")
+    if not args.classifier:
+        raise ValueError(f"condgan eval of image models needs --classifier FILE ({MISSING_CLASSIFIER_ADVICE}); "
+                         "vector models take --reference FILE instead")
     if not args.sources and not args.real:
         raise ValueError("nothing to evaluate: give checkpoints or .npz files, or drop --no-real")
+    from ..checkpoint import check_output_kind, saved_output
+
+    sources, groups = _expand_groups(args.sources)  # a group's runs in its place
+    for source, _ in sources:  # a model this judge cannot read fails before the judge and data load
+        if Path(source).suffix != ".npz":
+            check_output_kind(saved_output(source), ("image",), IMAGE_READER, source)
     device = _device(args.device)
     inception = None
     if args.inception or args.inception_weights:
@@ -143,7 +170,6 @@ def run_eval(args: argparse.Namespace) -> int:
     reference = load_reference(judge, args.data_root, seed=args.seed)
     rows: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
-    sources, groups = _expand_groups(args.sources)
     for source, given_name in sources:
         start = time.perf_counter()
         images, labels, pixel_range, described = _load_source(source, args.per_class, args.seed, device, judge=judge,
@@ -258,7 +284,7 @@ def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, 
         return images, labels, (0.0, 1.0), f"{source} (npz, {len(labels)} images)"
     from ..checkpoint import load_generator
 
-    generator = load_generator(source, device=device)
+    generator = load_generator(source, device=device, outputs=("image",), reader=IMAGE_READER)
     config = generator.config
     if judge is not None:
         check_same_data(source, config, judge)
@@ -272,63 +298,6 @@ def _load_source(source: str, per_class: int, seed: int, device, *, judge=None, 
     conditions = reference.test_labels[:samples]
     images, labels, pixel_range = sample_generator(generator, conditions=conditions, seed=seed)
     return images, labels, pixel_range, f"{source} (one sample per reference condition, first {len(conditions)}, seed {seed})"
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-COLUMNS = [  # (header, result key, how to read it)
-    ("label acc", "label_accuracy", lambda r: _fmt(r.value, 4)),
-    ("attr acc", "attribute_accuracy", lambda r: _fmt(r.value, 4)),
-    ("cond RMSE", "condition_rmse", lambda r: _fmt(r.value, 4)),
-    ("FID", "fid", lambda r: _fmt(r.value)),
-    ("intra-FID", "intra_class_fid", lambda r: _fmt(r.value)),
-    ("Parzen LL (sigma)", "parzen_log_likelihood",
-     lambda r: f"{r.value:.1f} +/- {r.details['stderr']:.1f} ({r.details['sigma']:.3f})"),
-    ("precision", "precision_recall", lambda r: _fmt(r.value["precision"])),
-    ("recall", "precision_recall", lambda r: _fmt(r.value["recall"])),
-    ("density", "density_coverage", lambda r: _fmt(r.value["density"])),
-    ("coverage", "density_coverage", lambda r: _fmt(r.value["coverage"])),
-    ("Incep. FID", "inception_fid", lambda r: _fmt(r.value, 2)),
-    ("IS", "inception_score", lambda r: f"{r.value:.2f} +/- {r.details['std']:.2f}"),
-    ("KID", "kid", lambda r: f"{r.value:.4f} +/- {r.details['std']:.4f}"),
-]
-
-
-def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | None = None, *,
-                 class_names: tuple[str, ...] | None = None, weak: dict[int, float] | None = None) -> str:
-    """A plain-text table of the headline figures, one line per evaluated set, then per-class label accuracy.
-
-    Columns that no row has are left out; a row without a figure shows ``-``. ``weak`` (class ->
-    the judge's held-out accuracy there) marks those classes' figures with ``*`` and a note.
-    """
-    weak = weak or {}
-    used = [c for c in COLUMNS if any(c[1] in r for r in rows.values())]
-    head = ["set", "n", *(c[0] for c in used), "s"]
-    lines = []
-    for name, r in rows.items():
-        n = next(iter(r.values())).protocol.get("samples")
-        lines.append([name, str(n), *(fmt(r[key]) if key in r else "-" for _, key, fmt in used),
-                      f"{(seconds or {}).get(name, float('nan')):.0f}"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
-    per_class = {name: r["label_accuracy"].details["per_class"] for name, r in rows.items() if "label_accuracy" in r}
-    if per_class:
-        k = len(next(iter(per_class.values())))
-        names = class_names or tuple(str(c) for c in range(k))
-        out += ["", "per-class label accuracy: " + "  ".join(n[:5].rjust(5) + " " for n in names)]
-        for name, per in per_class.items():
-            out.append(f"  {name[:23]:<23} " + "  ".join(("  -  " if p is None else f"{p:.3f}") + ("*" if k in weak else " ")
-                                                           for k, p in enumerate(per)))
-        if weak:
-            from ..metrics.judge import WEAK_CLASS_ACCURACY
-
-            listed = ", ".join(f"{names[k] if k < len(names) else k} (held-out {a:.3f})" for k, a in sorted(weak.items()))
-            out.append(f"* the judge is weak on {listed}: below {WEAK_CLASS_ACCURACY} held-out accuracy, so label accuracy "
-                       "there says as much about the judge as about the samples")
-    return "\n".join(out)
 
 
 @hookimpl

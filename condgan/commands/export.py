@@ -8,6 +8,8 @@ from pathlib import Path
 from ..hookspecs import hookimpl
 from . import Command
 
+EXPORT_OUTPUTS = ("image", "vector")  # generators of these output kinds trace to TorchScript and ONNX
+
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     from ..export import FORMATS, ONNX_OPSET
@@ -31,7 +33,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--out {args.out}: its folder {out.parent} {what}; create it first "
                                 f"(mkdir -p {out.parent}) or choose another --out")
     source = resolve_checkpoint(args.checkpoint)
-    generator = load_generator(source, device="cpu")
+    generator = load_generator(source, device="cpu", outputs=EXPORT_OUTPUTS, reader="condgan export")
     options = {}
     if fmt.name == "onnx":
         options["opset"] = args.opset

@@ -6,6 +6,9 @@ Examples::
     condgan sample runs/a --classes 3,7 --per-class 8 --grid g.png   # two classes, a labelled grid
     condgan sample runs/a --classes cat,dog --per-class 100 --out pngs/ --truncation 0.5
     condgan sample runs/a --classes 3,7 --per-class 4 --interpolate condition --steps 9 --grid i.png
+    condgan sample runs/v --per-class 100 --out v.npz                # a vector model: outputs (N, D)
+    condgan sample runs/v --per-class 100 --out v.npy                # the vectors alone
+    condgan sample runs/t --per-class 500 --out synth.csv            # a table model: rows with the file's columns
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from pathlib import Path
 
 from ..hookspecs import hookimpl
 from . import Command, non_negative_int, positive_float, positive_int
+
+SAMPLE_OUTPUTS = ("image", "vector", "table")  # the output kinds condgan sample writes
+TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +35,9 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
                             "conditions; '' for none (default: each tag alone)")
     which.add_argument("--vectors", metavar="FILE", help="float condition vectors, one per row: .npy, .txt or .csv")
     parser.add_argument("--out", help="an .npz (images (N, C, H, W) float32 in [0, 1], labels (N,) int64 or conditions "
-                                      "(N, K) float32, names) or a folder ending in / (one PNG per sample, named with its label)")
+                                      "(N, K) float32, names) or a folder ending in / (one PNG per sample, named with its label); "
+                                      "a vector model: an .npz (outputs (N, D) float32, labels or conditions, names) or an "
+                                      ".npy (the outputs alone)")
     parser.add_argument("--grid", help="a PNG grid: column k is condition k (up to 10 rows), with a label strip")
     parser.add_argument("--truncation", type=positive_float, metavar="T",
                         help="draw z from a normal truncated to [-T, T] (BigGAN's trick: smaller T, less diversity)")
@@ -54,15 +62,38 @@ def _at_least_two(text: str) -> int:
 
 
 def _out_kind(out: str | None) -> str | None:
-    """"npz", "folder" or None; a ValueError for anything else."""
+    """"npz", "npy", "folder" or None; a ValueError for anything else."""
     if out is None:
         return None
     path = Path(out)
-    if path.suffix == ".npz":
-        return "npz"
+    if path.suffix in (".npz", ".npy") or path.suffix in TABLE_SUFFIXES:
+        return path.suffix[1:]
     if out.endswith(("/", "\\")) or path.is_dir():
         return "folder"
-    raise ValueError(f"--out must name a .npz file or a folder ending in / (for PNG files), got {out!r}")
+    raise ValueError(f"--out must name a .npz file, an .npy file (vectors), a .csv or .parquet file (tables) or a folder "
+                     f"ending in / (for PNG files), got {out!r}")
+
+
+def _check_writes(args: argparse.Namespace, out_kind: str | None, output) -> None:
+    """One line, before sampling, for a file kind this output kind cannot be written as."""
+    table = out_kind in ("csv", "parquet")
+    if output.name == "table":
+        if not table and args.out or args.grid or args.frames or args.interpolate:
+            raise ValueError(f"this model makes {output.describe()}: write its rows with --out FILE.csv or FILE.parquet "
+                             "(no grids, frames or interpolation)")
+        return
+    if table:
+        raise ValueError(f"--out {args.out}: .csv and .parquet hold table rows, and this model makes {output.describe()} outputs")
+    if output.name == "image":
+        if out_kind == "npy":
+            raise ValueError(f"--out {args.out}: .npy holds vectors; an image model writes an .npz or a folder/ of PNG files")
+        return
+    pictures = [flag for flag, value in (("--grid", args.grid), ("--frames", args.frames)) if value]
+    if out_kind == "folder":
+        pictures.append("--out FOLDER/")
+    if pictures:
+        raise ValueError(f"{', '.join(pictures)} draw images, and this model makes {output.describe()} outputs: "
+                         "write them with --out FILE.npz or FILE.npy")
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -77,7 +108,9 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ValueError("--frames writes the steps of an interpolation: add --interpolate z or --interpolate condition")
     if not (args.out or args.grid or args.frames):
         raise ValueError("nothing to write: give --out (an .npz or a folder/), --grid or --frames")
-    generator = load_generator(args.checkpoint, device=resolve_device(args.device))
+    generator = load_generator(args.checkpoint, device=resolve_device(args.device), outputs=SAMPLE_OUTPUTS,
+                               reader="condgan sample")
+    _check_writes(args, out_kind, generator.output)
     conditions = make_conditions(generator, classes=args.classes, tags=args.tags, vectors=args.vectors)
     if args.interpolate:
         interpolate = interpolate_z if args.interpolate == "z" else interpolate_conditions
@@ -92,8 +125,19 @@ def run_sample(args: argparse.Namespace) -> int:
                          "outputs overflow): nothing was written; use an earlier checkpoint of the run")
     shape = tuple(samples.images.shape[1:])
     what = f"{args.per_class} per condition x {len(conditions)} conditions, {shape}"
-    if out_kind == "npz":
-        _write_npz(Path(args.out), samples.images, samples.y, samples.labels)
+    key = "images" if generator.output.name == "image" else "outputs"
+    if out_kind in ("csv", "parquet"):
+        _write_table(Path(args.out), generator.output.rows(samples.images, samples.y), out_kind)
+        print(f"wrote {len(samples.labels)} rows ({args.per_class} per condition x {len(conditions)} conditions) to {args.out}")
+    elif out_kind == "npy":
+        import numpy as np
+
+        from ..checkpoint import atomic_write
+
+        atomic_write(Path(args.out), lambda f: np.save(f, samples.images.numpy().astype(np.float32)))
+        print(f"wrote {len(samples.labels)} samples ({what}; grouped by condition, {args.per_class} each) to {args.out}")
+    elif out_kind == "npz":
+        _write_npz(Path(args.out), samples.images, samples.y, samples.labels, key=key)
         print(f"wrote {len(samples.labels)} samples ({what}) to {args.out}")
     elif out_kind == "folder":
         from ..imagegrid import save_pngs
@@ -105,12 +149,25 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_npz(path: Path, images, y, labels, **extra) -> None:
+def _write_table(path: Path, frame, kind: str) -> None:
+    import io
+
+    from ..checkpoint import atomic_write
+
+    buffer = io.BytesIO()
+    if kind == "csv":
+        buffer.write(frame.to_csv(index=False).encode())
+    else:
+        frame.to_parquet(buffer, index=False)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def _write_npz(path: Path, images, y, labels, key: str = "images", **extra) -> None:
     import numpy as np
 
     from ..checkpoint import atomic_write
 
-    arrays = {"images": images.numpy().astype(np.float32), "names": np.array(labels, dtype=str), **extra}
+    arrays = {key: images.numpy().astype(np.float32), "names": np.array(labels, dtype=str), **extra}
     if y is not None:
         key = "labels" if not y.dtype.is_floating_point else "conditions"
         arrays[key] = y.numpy().astype(np.int64 if key == "labels" else np.float32)
@@ -150,9 +207,17 @@ def _write_interpolation(args, out_kind, result) -> None:
     if out_kind == "npz":
         import numpy as np
 
-        _write_npz(Path(args.out), result.images, None, result.row_labels,
+        images = result.images.dim() == 5
+        _write_npz(Path(args.out), result.images, None, result.row_labels, key="images" if images else "outputs",
                    weights=result.weights.numpy().astype(np.float32), column_labels=np.array(result.column_labels, dtype=str))
-        print(f"wrote the interpolation ({what}; images (R, S, C, H, W)) to {args.out}")
+        print(f"wrote the interpolation ({what}; {'images (R, S, C, H, W)' if images else 'outputs (R, S, D)'}) to {args.out}")
+    elif out_kind == "npy":
+        import numpy as np
+
+        from ..checkpoint import atomic_write
+
+        atomic_write(Path(args.out), lambda f: np.save(f, result.images.numpy().astype(np.float32)))
+        print(f"wrote the interpolation ({what}) to {args.out}")
     elif out_kind == "folder":
         labels = [f"{r}_{row}_{col}" for r, row in enumerate(result.row_labels) for col in result.column_labels]
         paths = save_pngs(flat, labels, args.out)

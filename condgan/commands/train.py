@@ -236,7 +236,8 @@ def _user_budget(given: Mapping[str, Any]) -> dict[str, Any]:
 
 def _left_to_data(model: Any) -> tuple[str, ...]:
     """Model keys a preset leaves to the data (None): the saved run has them filled in."""
-    return tuple(k for k in ("condition_kind", "num_classes", "condition_dim", "image_shape") if getattr(model, k) is None)
+    return tuple(k for k in ("condition_kind", "num_classes", "condition_dim", "image_shape", "output_kind", "output_dim")
+                 if getattr(model, k) is None)
 
 
 def _check_same_model(asked: Mapping[str, Any], saved: Mapping[str, Any], out: Path, ignore: tuple[str, ...] = ()) -> None:

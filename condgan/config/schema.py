@@ -94,9 +94,13 @@ class GANConfig:
     """The model section: everything needed to build a conditional GAN and its optimizers.
 
     ``condition_kind``/``num_classes``/``condition_dim`` describe y (see
-    :class:`~condgan.conditions.ConditionSpec`); ``image_shape`` is (C, H, W). ``None`` for
-    ``image_shape``, ``num_classes`` or ``condition_dim`` (and ``condition_kind``) means "the
-    dataset's": the trainer fills them in from the data (:func:`fit_to_data`). ``class_names``
+    :class:`~condgan.conditions.ConditionSpec`). ``output_kind`` names what G makes, a registered
+    output kind (:mod:`condgan.outputs`): ``"image"`` (the default, and what a config without the
+    field is) of ``image_shape`` (C, H, W), or ``"vector"`` of ``output_dim`` (D,) (``image_shape``
+    is then None); ``output_options`` are the kind's own settings (a ``"table"``: its columns and
+    fitted transforms, filled in by the ``table`` dataset). ``None`` for ``output_kind``, ``image_shape``, ``output_dim``, ``num_classes`` or
+    ``condition_dim`` (and ``condition_kind``) means "the dataset's": the trainer fills them in from
+    the data (:func:`fit_to_data`). ``class_names``
     name the classes or tags (from the dataset), so that samples can be asked for by name.
 
     Training methods: ``augment`` names a registered augmentation of D's inputs (e.g.
@@ -108,6 +112,9 @@ class GANConfig:
     num_classes: int | None = 10
     condition_dim: int | None = None
     image_shape: tuple[int, int, int] | None = (1, 32, 32)
+    output_kind: str | None = "image"
+    output_dim: int | None = None
+    output_options: dict[str, Any] = field(default_factory=dict)
     latent_dim: int = 100
     noise: str = "normal"
     generator: NetworkConfig = field(default_factory=NetworkConfig)
@@ -136,6 +143,17 @@ class GANConfig:
                 raise ValueError(f"image_shape must be None (the dataset's) or (C, H, W), three ints in [1, {MAX_WIDTH}], "
                                  f"got {shape!r}")
             self.image_shape = tuple(int(s) for s in shape)
+        if self.output_kind is not None and (not isinstance(self.output_kind, str) or not self.output_kind):
+            raise ValueError(f"output_kind must be None (the dataset's) or a registered output kind such as 'image' or "
+                             f"'vector', got {self.output_kind!r}")
+        check_int("output_dim", self.output_dim, 1, MAX_WIDTH, optional=True)
+        check_options("output_options", self.output_options)
+        if self.output_kind not in (None, "image") and self.image_shape is not None:
+            raise ValueError(f"image_shape {self.image_shape} is for image outputs, and output_kind is {self.output_kind!r}: "
+                             "set image_shape to None (null)")
+        if self.output_kind == "image" and self.output_dim is not None:
+            raise ValueError(f"output_dim ({self.output_dim}) is for vector outputs, and output_kind is 'image': "
+                             "set output_dim to None (null), or output_kind to 'vector'")
         check_int("latent_dim", self.latent_dim, 1, MAX_WIDTH)
         check_choice("noise", self.noise, NOISE_KINDS)
         _check_component("loss", self.loss)
@@ -161,7 +179,11 @@ class GANConfig:
 
     @property
     def spec(self) -> ConditionSpec:
-        missing = [k for k in ("condition_kind", "image_shape") if getattr(self, k) is None]
+        missing = [k for k in ("condition_kind", "output_kind") if getattr(self, k) is None]
+        if self.output_kind == "image" and self.image_shape is None:
+            missing.append("image_shape")
+        if self.output_kind == "vector" and self.output_dim is None:
+            missing.append("output_dim")
         if self.condition_kind in ("class", "multilabel") and self.num_classes is None:
             missing.append("num_classes")
         if self.condition_kind == "vector" and self.condition_dim is None:

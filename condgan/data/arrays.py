@@ -1,8 +1,10 @@
-"""``tensors``: images and their conditions in one ``.npz`` or ``.pt`` file (``root`` is the file).
+"""``tensors``: images or vectors and their conditions in one ``.npz`` or ``.pt`` file (``root`` is the file).
 
 Keys:
-    - ``images``: (N, C, H, W) uint8, or float in [0, 1] (what ``condgan sample`` writes), which is
-      converted to uint8 (``round(x * 255)``). C is 1 (grey), 3 (RGB), or 2/4 with alpha.
+    - exactly one output: ``images``: (N, C, H, W) uint8, or float in [0, 1] (what ``condgan
+      sample`` writes), which is converted to uint8 (``round(x * 255)``); C is 1 (grey), 3 (RGB),
+      or 2/4 with alpha. Or ``outputs``: (N, D) float vectors, finite (a vector model's samples,
+      what ``condgan sample`` writes for one).
     - exactly one condition: ``labels`` (N,) integer class indices, ``tags`` (N, K) 0/1 (a
       multi-hot condition), or ``vectors`` (N, D) float.
     - optional ``class_names``: one name per class or tag.
@@ -21,18 +23,22 @@ import numpy as np
 import torch
 
 from ..conditions import ConditionSpec
-from .base import Dataset, DatasetError, DatasetNotFoundError, ImageSet
+from .base import Dataset, DatasetError, DatasetNotFoundError, ImageSet, VectorSet
 from .transforms import check_target, fit_images
 
 CONDITION_KEYS = ("labels", "tags", "vectors")
-EXPECTED = "'images' (N, C, H, W) and one of 'labels' (N,) int, 'tags' (N, K) 0/1, 'vectors' (N, D) float"
+OUTPUT_KEYS = ("images", "outputs")
+EXPECTED = ("'images' (N, C, H, W) or 'outputs' (N, D) float, and one of 'labels' (N,) int, 'tags' (N, K) 0/1, "
+            "'vectors' (N, D) float")
 
 
 def _read(path: Path) -> dict[str, Any]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
+                return {k: _npz_entry(f, k, path) for k in f.files}
+        except DatasetError:
+            raise
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DatasetError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())})") from None
     try:
@@ -48,12 +54,44 @@ def _read(path: Path) -> dict[str, Any]:
     return obj
 
 
+def _npz_entry(f: Any, key: str, path: Path) -> np.ndarray:
+    try:
+        return f[key]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an object array: numpy's form of rows of different lengths
+            raise DatasetError(f"{path}: {key!r} is an array of objects (rows of different lengths?), which is read only "
+                               "as numbers: give a float (N, D) array") from None
+        raise
+
+
 def _array(value: Any, key: str, path: Path) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
         return value
+    if isinstance(value, (list, tuple)) and all(isinstance(r, (torch.Tensor, np.ndarray, list, tuple)) for r in value):
+        lengths = [len(r) for r in value]
+        if len(set(lengths)) > 1:
+            first = next(i for i, n in enumerate(lengths) if n != lengths[0])
+            raise DatasetError(f"{path}: the rows of {key!r} differ in length (row 0 has {lengths[0]} values, row {first} "
+                               f"has {lengths[first]}): every row needs the same length")
+        rows = [r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else np.asarray(r) for r in value]
+        return np.stack(rows) if rows else np.zeros((0,))
     raise DatasetError(f"{path}: {key!r} must be an array or tensor, got {type(value).__name__}")
+
+
+def _vectors(outputs: np.ndarray, path: Path) -> torch.Tensor:
+    """Float (N, D) vector outputs, checked: finite, float."""
+    if outputs.ndim != 2 or not np.issubdtype(outputs.dtype, np.floating):
+        raise DatasetError(f"{path}: 'outputs' must be (N, D) floats, got shape {outputs.shape} {outputs.dtype}")
+    if not len(outputs) or not outputs.shape[1]:
+        raise DatasetError(f"{path}: 'outputs' holds no vectors (shape {outputs.shape})")
+    bad = ~np.isfinite(outputs)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise DatasetError(f"{path}: 'outputs' row {row} column {col} is {outputs[row, col]}: vector outputs must be finite "
+                           f"({int(bad.any(axis=1).sum())} rows hold NaN or inf)")
+    return torch.from_numpy(outputs.astype(np.float32))
 
 
 def _to_uint8(images: np.ndarray, path: Path) -> torch.Tensor:
@@ -70,7 +108,7 @@ def _to_uint8(images: np.ndarray, path: Path) -> torch.Tensor:
 
 
 class TensorFile(Dataset):
-    """Images and conditions from one ``.npz`` or ``.pt`` file: class labels, multi-hot tags or float vectors.
+    """Images or vectors, and conditions, from one ``.npz`` or ``.pt`` file: class labels, multi-hot tags or float vectors.
 
     Args:
         root: the ``.npz`` or ``.pt`` file.
@@ -85,7 +123,8 @@ class TensorFile(Dataset):
     """
 
     name = "tensors"
-    description = "images with labels, tags or vectors in one .npz/.pt file (ROOT is the file; what condgan sample writes)"
+    description = ("images or vector outputs with labels, tags or vectors in one .npz/.pt file (ROOT is the file; what "
+                   "condgan sample writes)")
     splits = ("train", "all")
 
     def __init__(self, root=None, *, split="train", download=False, num_classes: int | None = None, **options):
@@ -94,7 +133,7 @@ class TensorFile(Dataset):
             raise DatasetError(f"dataset 'tensors': num_classes must be an int >= 1, got {num_classes!r}")
         self.num_classes = num_classes
 
-    def load(self, *, channels=None, size=None, fit="crop") -> ImageSet:
+    def load(self, *, channels=None, size=None, fit="crop") -> ImageSet | VectorSet:
         channels, size = check_target(channels, size, fit)
         path = self.root
         if path is None or path.suffix not in (".npz", ".pt"):
@@ -103,17 +142,23 @@ class TensorFile(Dataset):
             raise DatasetNotFoundError(f"{path} does not exist")
         data = _read(path)
         keys = ", ".join(map(repr, sorted(map(str, data)))) or "nothing"
-        if "images" not in data:
-            raise DatasetError(f"{path} has no 'images': expected {EXPECTED}; it holds {keys}")
+        outputs = [k for k in OUTPUT_KEYS if k in data]
+        if len(outputs) != 1:
+            what = "no 'images' or 'outputs'" if not outputs else "both 'images' and 'outputs'; keep one"
+            raise DatasetError(f"{path} has {what}: expected {EXPECTED}; it holds {keys}")
         given = [k for k in CONDITION_KEYS if k in data]
         if len(given) != 1:
             what = "no condition" if not given else f"{len(given)} conditions ({', '.join(given)}); keep one"
             raise DatasetError(f"{path} holds {what}: expected {EXPECTED}; it holds {keys}")
-        key = given[0]
-        images = _to_uint8(_array(data["images"], "images", path), path)
+        key, out_key = given[0], outputs[0]
+        if out_key == "images":
+            images = _to_uint8(_array(data["images"], "images", path), path)
+        else:
+            images = _vectors(_array(data["outputs"], "outputs", path), path)
+        one = "image" if out_key == "images" else "output"
         y = _array(data[key], key, path)
         if len(y) != len(images):
-            raise DatasetError(f"{path}: {len(images)} images but {len(y)} {key}: each image needs one")
+            raise DatasetError(f"{path}: {len(images)} {one}s but {len(y)} {key}: each {one} needs one")
         names = data.get("class_names")
         if names is not None:
             names = [str(n) for n in (names.tolist() if isinstance(names, np.ndarray) else names)]
@@ -137,4 +182,7 @@ class TensorFile(Dataset):
             spec, cond = ConditionSpec("vector", dim=int(y.shape[1])), torch.from_numpy(y.astype(np.float32))
         if names is not None and len(names) != spec.num_classes:
             raise DatasetError(f"{path}: {len(names)} class_names for {spec.num_classes} {'classes' if key == 'labels' else 'tags'}")
-        return ImageSet(fit_images(images, channels, size, fit), cond, spec, tuple(names) if names is not None else None)
+        names = tuple(names) if names is not None else None
+        if out_key == "outputs":
+            return VectorSet(images, cond, spec, names)
+        return ImageSet(fit_images(images, channels, size, fit), cond, spec, names)

@@ -1,4 +1,6 @@
-"""The dataset contract: a :class:`Dataset` component reads its files into an :class:`ImageSet`.
+"""The dataset contract: a :class:`Dataset` component reads its files into an :class:`ImageSet`
+(uint8 images) or a :class:`VectorSet` (float vectors); either says what its samples are
+(``output``, :mod:`condgan.outputs`) and what its conditions are (``spec``).
 
 A dataset is a registered component like a conditioner or a loss: a :class:`Dataset` subclass
 with a unique ``name``, returned by a plugin's ``register_datasets`` hook (the built-ins live in
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..conditions import ConditionSpec
+from ..outputs import ImageOutput, OutputSpec, VectorOutput
 
 SPLITS = ("train", "test", "valid", "all")
 FIT_MODES = ("crop", "pad", "stretch")
@@ -57,15 +60,7 @@ class ImageSet:
             raise DatasetError(f"an ImageSet holds (N, C, H, W) uint8 images, got {got}")
         if len(self.images) == 0:
             raise DatasetError("the dataset holds no images")
-        if not isinstance(self.conditions, Tensor) or len(self.conditions) != len(self.images):
-            n = len(self.conditions) if isinstance(self.conditions, Tensor) else type(self.conditions).__name__
-            raise DatasetError(f"{len(self.images)} images but {n} conditions: each image needs one")
-        self.spec.check(self.conditions)
-        if self.class_names is not None:
-            self.class_names = tuple(str(n) for n in self.class_names)
-            if self.spec.kind == "vector" or len(self.class_names) != self.spec.num_classes:
-                raise DatasetError(f"{len(self.class_names)} class names for a {self.spec.kind!r} condition of "
-                                   f"{self.spec.width} entries")
+        self.class_names = _check_conditions(len(self.images), "image", self.conditions, self.spec, self.class_names)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -73,6 +68,78 @@ class ImageSet:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(int(s) for s in self.images.shape[1:])
+
+    @property
+    def output(self) -> ImageOutput:
+        """What a model trained on it makes (:mod:`condgan.outputs`)."""
+        return ImageOutput(*self.image_shape)
+
+    @property
+    def samples(self) -> Tensor:
+        """The outputs a model learns to make: the images."""
+        return self.images
+
+
+def _check_conditions(n: int, one: str, conditions: Tensor, spec: ConditionSpec, class_names) -> tuple[str, ...] | None:
+    if not isinstance(conditions, Tensor) or len(conditions) != n:
+        got = len(conditions) if isinstance(conditions, Tensor) else type(conditions).__name__
+        raise DatasetError(f"{n} {one}s but {got} conditions: each {one} needs one")
+    spec.check(conditions)
+    if class_names is None:
+        return None
+    class_names = tuple(str(n) for n in class_names)
+    if spec.kind == "vector" or len(class_names) != spec.num_classes:
+        raise DatasetError(f"{len(class_names)} class names for a {spec.kind!r} condition of {spec.width} entries")
+    return class_names
+
+
+@dataclass
+class VectorSet:
+    """A conditional set of float vectors in memory: one (D,) output and one condition per row.
+
+    Args:
+        vectors: (N, D) float32, finite (what G learns to make).
+        conditions: (N,) int64 class indices, or (N, K) float32 tags / vectors.
+        spec: what the conditions are.
+        class_names: one name per class or tag (None: unnamed, or vector conditions).
+        output_spec: what the vectors encode when they are not plain vectors (e.g. a
+            :class:`~condgan.tabular.output.TableOutput`: table rows); None: ``VectorOutput(D)``.
+
+    Shape:
+        - vectors: (N, D); conditions: (N,) or (N, K).
+    """
+
+    vectors: Tensor
+    conditions: Tensor
+    spec: ConditionSpec
+    class_names: tuple[str, ...] | None = None
+    output_spec: OutputSpec | None = None
+
+    def __post_init__(self):
+        v = self.vectors
+        if not isinstance(v, Tensor) or v.dtype != torch.float32 or v.dim() != 2:
+            got = f"{tuple(v.shape)} {v.dtype}" if isinstance(v, Tensor) else type(v).__name__
+            raise DatasetError(f"a VectorSet holds (N, D) float32 vectors, got {got}")
+        if len(v) == 0 or v.shape[1] == 0:
+            raise DatasetError(f"the dataset holds no vectors (shape {tuple(v.shape)})")
+        if not bool(torch.isfinite(v).all()):
+            row = int((~torch.isfinite(v)).any(1).nonzero()[0])
+            raise DatasetError(f"vector outputs must be finite: row {row} holds NaN or inf")
+        self.class_names = _check_conditions(len(v), "vector", self.conditions, self.spec, self.class_names)
+        if self.output_spec is not None and self.output_spec.shape != (v.shape[1],):
+            raise DatasetError(f"{self.output_spec.describe()} outputs, but the vectors have {v.shape[1]} values")
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def output(self) -> OutputSpec:
+        return self.output_spec if self.output_spec is not None else VectorOutput(int(self.vectors.shape[1]))
+
+    @property
+    def samples(self) -> Tensor:
+        """The outputs a model learns to make: the vectors."""
+        return self.vectors
 
 
 class Dataset:

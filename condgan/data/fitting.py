@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from .base import ImageSet
+from ..outputs import ImageOutput
+from .base import ImageSet, VectorSet
 
 PIXEL_RANGE_TOLERANCE = 0.01  # float images may exceed pixel_range by this fraction of its width
 
@@ -40,19 +41,37 @@ class FileSet:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def output(self) -> ImageOutput:
+        return ImageOutput(*self.image_shape)
 
-def fit_to_data(model: GANConfig, data: ImageSet, source: str = "the dataset") -> GANConfig:
+
+def fit_to_data(model: GANConfig, data: ImageSet | VectorSet | FileSet, source: str = "the dataset") -> GANConfig:
     """``model`` with the fields it leaves to the data (None) taken from ``data``, checked.
 
+    The output fields (``output_kind``, ``image_shape``, ``output_dim``) are those of the data's
+    ``output`` (:meth:`~condgan.outputs.OutputSpec.config_fields`).
+
     Raises:
-        ValueError: the model fixes an image shape or condition that the data does not have.
+        ValueError: the model fixes an output kind or shape, or a condition, that the data does not have.
     """
     changes: dict[str, Any] = {}
-    if model.image_shape is None:
-        changes["image_shape"] = data.image_shape
-    elif tuple(model.image_shape) != data.image_shape:
-        raise ValueError(f"{source} has images of shape {data.image_shape} but the model's image_shape is "
-                         f"{tuple(model.image_shape)}: set data.image_size/channels, or image_shape")
+    output = data.output
+    if model.output_kind is not None and model.output_kind != output.name:
+        extra = ", image_shape=null" if output.name != "image" else ", output_dim=null"
+        raise ValueError(f"{source} has {output.describe()} outputs but the model makes {model.output_kind!r} outputs: "
+                         f"choose a preset for {output.name}s (condgan list preset) or set model.output_kind={output.name}{extra}")
+    for key, value in output.config_fields().items():
+        current = getattr(model, key)
+        current = tuple(current) if isinstance(current, list) else current
+        if current is None or current == {} or current == value:
+            changes[key] = value
+        elif key == "image_shape" and value is not None:
+            raise ValueError(f"{source} has images of shape {value} but the model's image_shape is "
+                             f"{current}: set data.image_size/channels, or image_shape")
+        else:
+            raise ValueError(f"{source} has {output.describe()} outputs but the model's {key} is {current!r}: "
+                             f"leave {key} to the data (null) or choose a matching dataset")
     spec = data.spec
     kind = model.condition_kind if model.condition_kind is not None else spec.kind
     if kind != spec.kind:
@@ -80,6 +99,8 @@ def check_dataset(gan: nn.Module, images: Tensor, labels: Tensor) -> None:
     Images: a non-empty (N, C, H, W) tensor of the model's ``image_shape``, uint8, or float32 in the
     model's ``pixel_range``, finite; labels: N conditions that fit ``gan.spec`` (dtype, shape, range).
     """
+    if gan.output.name != "image":
+        return check_outputs(gan, images, labels)
     shape = tuple(gan.config.image_shape)
     if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
         raise ValueError(f"data must be (images, labels) tensors, got ({type(images).__name__}, {type(labels).__name__})")
@@ -106,4 +127,24 @@ def check_dataset(gan: nn.Module, images: Tensor, labels: Tensor) -> None:
                              f"[{low:.4g}, {high:.4g}]{hint}")
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels: each image needs one condition")
+    gan.spec.check(labels)
+
+
+def check_outputs(gan: nn.Module, samples: Tensor, labels: Tensor) -> None:
+    """The check of :func:`check_dataset` for outputs other than images (vectors, ...): a non-empty
+    float32 (N, *shape) tensor of finite values and N conditions that fit ``gan.spec``."""
+    output = gan.output
+    if not isinstance(samples, Tensor) or not isinstance(labels, Tensor):
+        raise ValueError(f"data must be ({output.name}s, labels) tensors, got ({type(samples).__name__}, {type(labels).__name__})")
+    if samples.dim() != 1 + len(output.shape) or tuple(samples.shape[1:]) != output.shape:
+        raise ValueError(f"{output.name}s must have shape (N, {', '.join(map(str, output.shape))}) for this model, got {tuple(samples.shape)}")
+    if len(samples) == 0:
+        raise ValueError(f"the dataset is empty: training needs at least one {output.name}")
+    if samples.dtype != torch.float32:
+        raise ValueError(f"{output.name}s must be float32 (the training dtype), got {samples.dtype}")
+    bad = ~torch.isfinite(samples).flatten(1).all(1)
+    if bool(bad.any()):
+        raise ValueError(f"{output.name}s contain NaN or inf (first bad row: index {int(bad.nonzero()[0])})")
+    if len(labels) != len(samples):
+        raise ValueError(f"{len(samples)} {output.name}s but {len(labels)} labels: each needs one condition")
     gan.spec.check(labels)

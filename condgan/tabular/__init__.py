@@ -1,6 +1,6 @@
 """Tables as a GAN's output: column specs, reading CSV/Parquet, CTGAN's transforms, and table judges.
 
-Standalone pieces of issue 23 (nothing here is registered with the plugin system yet):
+The pieces of issue 23 (the first four stand alone; the last two are plugins that wire them in):
 
 - :mod:`~condgan.tabular.columns`: :class:`Column`, :class:`TableSpec` (plain, JSON-able data).
 - :mod:`~condgan.tabular.read`: :func:`read_table`, :func:`infer_spec`, :func:`load_table` -> :class:`Table`.
@@ -10,6 +10,9 @@ Standalone pieces of issue 23 (nothing here is registered with the plugin system
 - :mod:`~condgan.tabular.judges`: :func:`quality_score` (:func:`column_shapes`,
   :func:`column_pair_trends`), :func:`ml_efficacy`, :func:`conditional_fidelity`,
   :func:`distance_to_closest_record`.
+- :mod:`~condgan.tabular.output`: the ``table`` output kind (:class:`~condgan.tabular.output.TableOutput`,
+  registered by ``register_outputs``) and its generator head (tanh / Gumbel-softmax spans).
+- :mod:`~condgan.tabular.dataset`: the ``table`` dataset (``data.options.condition=COLUMN``).
 
 pandas, pyarrow and scikit-learn are the ``table`` extra (``pip install condgan[table]``); they are
 imported when a table is read, fitted or judged, not by importing this package.

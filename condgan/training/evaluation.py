@@ -138,6 +138,9 @@ class TrainingMetrics:
     # -- evaluation -------------------------------------------------------------------------------------
     def _prepare(self, trainer: Trainer) -> None:
         cfg, spec = trainer.config, trainer.gan.spec
+        if trainer.gan.output.name != "image":
+            raise JudgeMismatchError(f"eval_every judges images, and this model makes {trainer.gan.output.describe()} outputs: "
+                                     "leave eval_every off and judge the run with condgan eval afterwards")
         judge = load_judge(cfg.judge).to(trainer.device)
         shape = tuple(trainer.gan.config.image_shape)
         if judge.image_shape != shape:

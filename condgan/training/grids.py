@@ -1,5 +1,7 @@
 """The sample grid a run draws at intervals: fixed conditions and fixed noise, so that grids of
-different steps show the same samples as they train."""
+different steps show the same samples as they train. For images the grid is a picture (images in
+[0, 1]); for other outputs (vectors, ...) it is the samples themselves, as the generator makes them
+(the ``grid`` logger saves them as ``.npz``)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ def grid_noise(generator: nn.Module, n: int, seed: int, device: torch.device) ->
 
 
 def draw_grid(generator: nn.Module, conditions: Tensor, z: Tensor, pixel_range: tuple[float, float]) -> tuple[Tensor, Tensor]:
-    """Images (N, C, H, W) in [0, 1] on the CPU from ``generator``, and their conditions."""
-    images = generator.sample(conditions, z=z)
-    return to_unit(images.float(), pixel_range).cpu(), conditions.cpu()
+    """Images (N, C, H, W) in [0, 1] on the CPU from ``generator`` (other outputs: (N, *shape) as
+    made), and their conditions."""
+    devices = [conditions.device] if conditions.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # a head that draws noise (a table's Gumbel-softmax) leaves the
+        samples = generator.sample(conditions, z=z)  # training RNG as it was: a resumed run stays the same run
+    output = getattr(generator, "output", None)
+    if output is not None and output.name != "image":
+        return samples.float().cpu(), conditions.cpu()
+    return to_unit(samples.float(), pixel_range).cpu(), conditions.cpu()

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import configs as ckpt_configs
 from ..config import AUTOCAST_NAMES, DataConfig, GANConfig, RunConfig, TrainerConfig
-from ..data import ImageSet, TensorBatches
+from ..data import ImageSet, TensorBatches, VectorSet
 from ..data.fingerprint import dataset_fingerprint
 from ..data.fitting import FileSet, check_dataset, fit_to_data
 from ..data.stream import StreamBatches
@@ -88,15 +88,17 @@ def load_training_data(data: Any, model: GANConfig) -> tuple[Any, Tensor, GANCon
     (raw tensors must fit the model as is, and have no fingerprint)."""
     if isinstance(data, tuple) and len(data) == 2:
         return data[0], data[1], model, None
-    source, name = "the given ImageSet", None
+    source, name = f"the given {type(data).__name__}", None
     if isinstance(data, DataConfig):
         shape = tuple(model.image_shape) if model.image_shape is not None else None
         source, name = f"dataset {data.name!r}", data.name
         data = load_data(data, shape)
-    if not isinstance(data, (ImageSet, FileSet)):  # a FileSet is streamed: decoded batch by batch
-        raise TypeError(f"data must be a DataConfig, an ImageSet or (images, labels), got {type(data).__name__}")
-    images = data if isinstance(data, FileSet) else data.images
-    return images, data.conditions, fit_to_data(model, data, source), dataset_fingerprint(data, name)
+    if isinstance(data, FileSet):  # streamed: the images are decoded batch by batch
+        return data, data.conditions, fit_to_data(model, data, source), dataset_fingerprint(data, name)
+    if not isinstance(data, (ImageSet, VectorSet)):
+        raise TypeError(f"data must be a DataConfig, an ImageSet, a VectorSet or (images, labels), got {type(data).__name__}")
+    fingerprint = dataset_fingerprint(data, name) if isinstance(data, ImageSet) else None  # image statistics only, so far
+    return data.samples, data.conditions, fit_to_data(model, data, source), fingerprint
 
 
 def make_batches(gan: nn.Module, images: Any, labels: Tensor, batch_size: int, *, workers: int | None, **order: Any):

@@ -49,7 +49,8 @@ def trainer_state(trainer) -> dict[str, Any]:
     rng = ckpt.capture_rng_state()
     state = {
         "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.FORMAT_VERSION,
-        "gan_config": ckpt_configs.config_to_plain(trainer.gan.config), "trainer_config": trainer.config.to_dict(),
+        "gan_config": ckpt_configs.config_to_plain(trainer.gan.config), "output": trainer.gan.output.to_dict(),
+        "trainer_config": trainer.config.to_dict(),
         "data_config": ckpt_configs.data_config_to_plain(trainer.data_config),
         "generator": trainer.gan.generator.state_dict(), "discriminator": trainer.gan.discriminator.state_dict(),
         "ema": trainer.ema.module.state_dict() if trainer.ema is not None else None,

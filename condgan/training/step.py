@@ -227,7 +227,7 @@ def train_step(gan: GAN, real: Tensor, y_real: Tensor, opt_g: torch.optim.Optimi
     if check:
         _check_optimizer(opt_g, gan.generator, "opt_g", "generator", other=gan.discriminator)
         _check_optimizer(opt_d, gan.discriminator, "opt_d", "discriminator", other=gan.generator)
-        check_images(real, gan.config.image_shape)
+        check_images(real, gan.discriminator.image_shape)
         check_matches(real, "images", gan.discriminator, "discriminator")
         gan.spec.check(y_real, real.shape[0])
         check_matches_device(y_real, gan.discriminator)
