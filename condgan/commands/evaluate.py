@@ -33,8 +33,12 @@ def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=positive_int, help="convert the images to this many channels (default: the dataset's)")
     parser.add_argument("--options", nargs="*", default=[], type=parse_override, metavar="KEY=VALUE",
                         help="the dataset's options, e.g. --options num_classes=4")
-    parser.add_argument("--arch", choices=["mnist-cnn", "judge-cnn"],
-                        help="network: the MNIST CNN (default for MNIST) or a CNN sized to the data (default otherwise)")
+    parser.add_argument("--arch", choices=["cnn", "resnet", "mnist-cnn", "judge-cnn"], default="cnn",
+                        help="network: cnn (default: the MNIST CNN for MNIST, a CNN sized to the data otherwise), resnet "
+                             "(a small ResNet sized to the data), or mnist-cnn / judge-cnn by name")
+    parser.add_argument("--augment", action="store_true",
+                        help="train with random rotations (up to 10 degrees) and shifts (up to a tenth of the side) "
+                             "instead of the plain small shifts; no noise")
     parser.add_argument("--epochs", type=positive_float,
                         help="passes over the training images (default: until the held-out accuracy stops improving "
                              "for 3 epochs, at most --max-epochs)")
@@ -57,7 +61,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     try:
         details = train_judge(args.dataset, args.data_root, args.out, image_size=args.image_size, channels=args.channels,
                               options=dict(args.options), arch=args.arch, epochs=args.epochs, seed=args.seed,
-                              batch_size=args.batch_size, hflip=args.hflip, holdout=args.holdout,
+                              batch_size=args.batch_size, hflip=args.hflip, augment=args.augment, holdout=args.holdout,
                               max_epochs=args.max_epochs)
     except DatasetNotFoundError as exc:
         raise DatasetNotFoundError(f"{str(exc).split(' and --no-download')[0]}; condgan train-classifier never downloads: "
@@ -69,6 +73,8 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     epochs = details["stopping"] if "stopping" in details else f"{details['epochs']:g} epochs"
     print(f"held-out {score} on {held['images']} {args.dataset} images ({where}); trained {details['steps']} steps "
           f"({epochs}) in {details['train_seconds']:.0f} s ({time.perf_counter() - start:.0f} s in all)")
+    print(f"judge recipe: arch {args.arch}{' (' + details['network'] + ')' if args.arch == 'cnn' else ''}, "
+          f"augmentation: {details['augmentation']}, seed {args.seed}")
     if held.get("rule", "").startswith("a stratified"):
         print(f"to train a GAN on the images this judge did not see: --set data.options.exclude_judge={args.out}")
     print(f"wrote {args.out} (sha256 {details['sha256']})")
