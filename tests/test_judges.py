@@ -18,11 +18,11 @@ import torch
 pytest.importorskip("sklearn")
 
 from condgan.cli import main  # noqa: E402
-from condgan.metrics import judge_outputs, load_judge, load_reference  # noqa: E402
+from condgan.metrics import judge_outputs, load_judge  # noqa: E402
 from condgan.metrics.agreement import Target, load_judges, parse_target, worst_case  # noqa: E402
 from condgan.metrics.judge import JudgeError, JudgeMismatchError  # noqa: E402
 from condgan.metrics.judge_training import load_for_judge, train_judge  # noqa: E402
-from condgan.metrics.worst_samples import save_worst_grid, worst_scored  # noqa: E402
+from condgan.metrics.worst_samples import save_worst_grid  # noqa: E402
 
 TINY = {"epochs": 15, "batch_size": 64, "widths": (8, 16), "feature_dim": 16, "lr": 5e-3}  # 40 feature dims
 RECIPES = {"cnn": ("cnn", False, 0), "resnet": ("resnet", False, 1), "augmented": ("cnn", True, 2)}

@@ -38,7 +38,7 @@ def judge_line(path: str, judge, reference) -> str:
 def print_report(paths: Sequence[str], judges: Sequence[Any], references: Sequence[Any], per_judge: Sequence[dict],
                  worst: dict[str, dict], seconds: dict[str, float]) -> None:
     """Every judge's table and protocol line, then the worst case over them and per-class accuracy side by side."""
-    from .evaluate import format_table
+    from .tables import format_table
 
     for k, (path, judge, reference, rows) in enumerate(zip(paths, judges, references, per_judge)):
         print(f"== judge {k + 1} of {len(judges)}: {path} ({judge.label()}) ==")
