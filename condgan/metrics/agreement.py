@@ -131,8 +131,8 @@ def worst_case(per_judge: Sequence[Mapping[str, MetricResult]]) -> dict[str, Met
         else:
             value, judge, values = _worst_of(key, [(j, r.value) for j, r in have], len(per_judge))
         details: dict[str, Any] = {"judge": judge, "per_judge": values}
-        if key == "label_accuracy":
-            per = [r.details.get("per_class") for _, r in have]
+        per = [r.details.get("per_class") for _, r in have] if key == "label_accuracy" else []
+        if per and all(isinstance(p, list) and len(p) == len(per[0]) for p in per):
             details["per_class"] = [None if any(p[c] is None for p in per) else min(p[c] for p in per)
                                     for c in range(len(per[0]))]
         out[key] = MetricResult(key, value, protocol, details)
