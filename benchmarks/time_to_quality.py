@@ -253,6 +253,11 @@ def markdown(report: dict[str, Any]) -> str:
         steps = c["curve"][-1]["steps"] if c["curve"] else 0
         cells = [("-" if c["minutes_to"][m][k] is None else f"{c['minutes_to'][m][k]:g} min") for m, k in columns]
         lines.append(f"| {c['name']} | {steps} | " + " | ".join(cells) + " |")
+    judges = report["protocol"].get("judges") or []
+    if len(judges) > 1:
+        lines += ["", f"Worst case over {len(judges)} judges: " + "; ".join(
+            f"{j['label']} (sha256 {j['sha256'][:12]}, held-out accuracy {(j.get('held_out') or {}).get('accuracy')})"
+            for j in judges) + "."]
     return "\n".join(lines) + "\n"
 
 
