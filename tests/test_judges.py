@@ -225,6 +225,10 @@ def test_time_to_quality_judges_under_several_judges(judges):
     each = time_to_quality.minutes_to_per_judge(points)
     assert len(each) == 3 and [e["label_accuracy"][">= 0.95"] for e in each] == [
         1.0 if p["label_accuracy"] >= 0.95 else None for p in per]
+    table = time_to_quality.markdown({"contenders": [{"name": "replay", "curve": points,
+                                                      "minutes_to": time_to_quality.minutes_to(points)}],
+                                      "protocol": {"judges": judge.identities}})
+    assert "Worst case over 3 judges: cnn seed 0 (sha256 " in table and "resnet seed 1" in table
     args = time_to_quality.parse_args(["--data-root", "x", "--judges", "a.pt,b.pt"])
     assert args.judges == "a.pt,b.pt" and args.classifier is None
 
