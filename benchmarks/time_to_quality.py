@@ -15,7 +15,13 @@ Protocol (every figure in the JSON carries it):
   test set with the classifier ``--classifier`` (its SHA-256 is recorded): label accuracy, FID and
   recall (k-NN, the metric's own k); no Parzen;
 - minutes to a threshold = the training time of the first evaluation that reached it (so the
-  resolution is ``--eval-every``); ``null`` when the budget ended first.
+  resolution is ``--eval-every``); ``null`` when the budget ended first;
+- with ``--judges A.pt,B.pt,C.pt`` (judges trained independently: ``condgan train-classifier --arch
+  cnn --seed 0``, ``--arch resnet --seed 1``, ``--arch cnn --augment --seed 2``) the same samples are
+  judged under each; every point holds each judge's figures (``per_judge``) and, at its top level,
+  the worst case over them (lowest label accuracy and recall, highest FID), which is what the
+  minutes to a threshold count: a threshold is reached only when every judge sees it
+  (``minutes_to_per_judge`` gives each judge's own).
 
     python benchmarks/time_to_quality.py --data-root ../shared/data --classifier runs/classifier.pt \\
         --preset resnet_projection --preset dcgan_projection --minutes 10 --eval-every 1 --json out.json
@@ -50,7 +56,10 @@ THRESHOLDS = {"label_accuracy": ("above", (0.95, 0.98, 0.99)), "fid": ("below", 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", required=True, help="folder holding MNIST (torchvision layout: DIR/MNIST/raw)")
-    p.add_argument("--classifier", required=True, help="the judge file (condgan train-classifier --dataset mnist --image-size S, S the contenders' image size)")
+    p.add_argument("--classifier", "--judge", dest="classifier",
+                   help="the judge file (condgan train-classifier --dataset mnist --image-size S, S the contenders' image size)")
+    p.add_argument("--judges", metavar="A.pt,B.pt,C.pt",
+                   help="several judge files (instead of --classifier): figures per judge and as the worst case over them")
     p.add_argument("--train-classifier", type=float, metavar="EPOCHS",
                    help="train the classifier for EPOCHS epochs into --classifier first when the file is missing")
     p.add_argument("--preset", action="append", dest="presets", help="a preset to time (repeatable; default resnet_projection)")
@@ -72,6 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"need 0 < --eval-every <= --minutes, got --eval-every {args.eval_every}, --minutes {args.minutes}")
     if args.per_class < 1:
         p.error(f"--per-class must be >= 1, got {args.per_class}")
+    if bool(args.classifier) == bool(args.judges):
+        p.error("give either --classifier FILE or --judges A.pt,B.pt,C.pt")
+    if args.judges and args.train_classifier is not None:
+        p.error("--train-classifier trains one judge into --classifier; train several with condgan train-classifier")
     args.presets = args.presets or ["resnet_projection"]
     return args
 
@@ -89,29 +102,45 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 class Judge:
-    """The fixed metric: label accuracy, FID and recall of ``per_class`` samples per class against MNIST test."""
+    """The fixed metric: label accuracy, FID and recall of ``per_class`` samples per class, under one judge or several.
 
-    def __init__(self, data_root: str, classifier_path: str, per_class: int, seed: int, device: torch.device):
+    ``paths`` is one judge file or several; each judge reads the same samples against its own
+    reference set. A call returns the worst case over the judges with each judge's figures under
+    ``"per_judge"`` (one judge: its figures, and ``per_judge`` holding them once).
+    """
+
+    def __init__(self, data_root: str, paths: str | list[str], per_class: int, seed: int, device: torch.device):
+        from condgan.metrics.agreement import load_judges
         from condgan.metrics.evaluate import load_reference
-        from condgan.metrics.judge import load_judge
 
-        self.classifier = load_judge(classifier_path).to(device)  # a judge file, or a legacy classifier file
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.judges = [j.to(device) for j in load_judges(self.paths)]  # judge files, or a legacy classifier file
+        self.classifier = self.judges[0]
         self.identity = self.classifier.identity()
-        self.reference = load_reference(self.classifier, data_root, seed=seed)
+        self.identities = [{"path": p, "label": j.label(), **j.identity()} for p, j in zip(self.paths, self.judges)]
+        self.references = [load_reference(j, data_root, seed=seed) for j in self.judges]
+        self.reference = self.references[0]
         self.per_class, self.seed, self.device = per_class, seed, device
         self.protocol: dict[str, Any] | None = None
 
-    def __call__(self, generator: Any, pixel_range: tuple[float, float]) -> dict[str, float]:
+    def __call__(self, generator: Any, pixel_range: tuple[float, float]) -> dict[str, Any]:
         from condgan.metrics import evaluate_images, sample_generator
+        from condgan.metrics.agreement import worse
 
         images, labels, _ = sample_generator(generator, per_class=self.per_class, num_classes=10, seed=self.seed)
-        results = evaluate_images(images, labels, self.classifier, self.reference, pixel_range=pixel_range,
-                                  parzen=False, knn=True, source="time_to_quality samples")
-        if self.protocol is None:
-            self.protocol = {name: r.protocol for name, r in results.items()}
-        return {"label_accuracy": float(results["label_accuracy"].value), "fid": float(results["fid"].value),
-                "recall": float(results["precision_recall"].value["recall"]),
-                "precision": float(results["precision_recall"].value["precision"])}
+        per_judge = []
+        for judge, reference in zip(self.judges, self.references):
+            results = evaluate_images(images, labels, judge, reference, pixel_range=pixel_range,
+                                      parzen=False, knn=True, source="time_to_quality samples")
+            if self.protocol is None:
+                self.protocol = {name: r.protocol for name, r in results.items()}
+            per_judge.append({"label_accuracy": float(results["label_accuracy"].value), "fid": float(results["fid"].value),
+                              "recall": float(results["precision_recall"].value["recall"]),
+                              "precision": float(results["precision_recall"].value["precision"])})
+        worst = {m: per_judge[0][m] for m in per_judge[0]}
+        for scores in per_judge[1:]:
+            worst = {m: (v if worse(m, v, worst[m]) else worst[m]) for m, v in scores.items()}
+        return {**worst, "per_judge": per_judge}
 
 
 class ReferenceSampler(torch.nn.Module):
@@ -144,8 +173,10 @@ def curve(name: str, train_for: Callable[[float], int], sampler: Callable[[], An
         scores = judge(sampler(), pixel_range)
         points.append({"minutes": round(k * every, 4), "steps": steps, **scores,
                        "eval_seconds": round(time.perf_counter() - start, 1)})
+        spread = "" if len(scores["per_judge"]) < 2 else " (worst of {}; per judge: {})".format(
+            len(scores["per_judge"]), "; ".join(", ".join(f"{m} {v:.3f}" for m, v in each.items()) for each in scores["per_judge"]))
         print(f"{name}: {k * every:.2f} min, {steps} steps: " +
-              ", ".join(f"{m} {v:.3f}" for m, v in scores.items()), flush=True)
+              ", ".join(f"{m} {v:.3f}" for m, v in scores.items() if m != "per_judge") + spread, flush=True)
     return points
 
 
@@ -208,6 +239,12 @@ def minutes_to(points: list[dict[str, float]]) -> dict[str, dict[str, float | No
     return out
 
 
+def minutes_to_per_judge(points: list[dict[str, Any]]) -> list[dict[str, dict[str, float | None]]]:
+    """:func:`minutes_to` under each judge alone (from each point's ``per_judge`` figures)."""
+    n = len(points[0]["per_judge"]) if points and "per_judge" in points[0] else 0
+    return [minutes_to([{"minutes": p["minutes"], **p["per_judge"][k]} for p in points]) for k in range(n)]
+
+
 def markdown(report: dict[str, Any]) -> str:
     columns = [(m, key) for m, levels in report["contenders"][0]["minutes_to"].items() for key in levels]
     lines = ["| contender | steps | " + " | ".join(f"{m} {k}" for m, k in columns) + " |",
@@ -216,6 +253,11 @@ def markdown(report: dict[str, Any]) -> str:
         steps = c["curve"][-1]["steps"] if c["curve"] else 0
         cells = [("-" if c["minutes_to"][m][k] is None else f"{c['minutes_to'][m][k]:g} min") for m, k in columns]
         lines.append(f"| {c['name']} | {steps} | " + " | ".join(cells) + " |")
+    judges = report["protocol"].get("judges") or []
+    if len(judges) > 1:
+        lines += ["", f"Worst case over {len(judges)} judges: " + "; ".join(
+            f"{j['label']} (sha256 {j['sha256'][:12]}, held-out accuracy {(j.get('held_out') or {}).get('accuracy')})"
+            for j in judges) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -224,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    classifier = Path(args.classifier)
-    if not classifier.is_file():
+    from condgan.metrics.agreement import split_paths
+
+    classifier = Path(args.classifier or "")
+    if args.classifier and not classifier.is_file():
         if args.train_classifier is None:
             raise SystemExit(f"classifier {classifier} does not exist: make one with condgan train-classifier, "
                              "or pass --train-classifier EPOCHS")
@@ -234,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         classifier.parent.mkdir(parents=True, exist_ok=True)
         details = train_classifier(args.data_root, classifier, epochs=args.train_classifier, seed=args.seed)
         print(f"trained the classifier: test accuracy {details['test_accuracy']:.4f}", flush=True)
-    judge = Judge(args.data_root, str(classifier), args.per_class, args.seed, device)
+    judge = Judge(args.data_root, split_paths(args.judges) if args.judges else str(classifier), args.per_class, args.seed,
+                  device)
     overrides = dict(parse_override(s) for s in args.set)
     contenders = []
     plans = [(p, lambda p=p: condgan_contender(p, overrides, args, device)) for p in args.presets]
@@ -243,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in plans:
         train_for, sampler, pixel_range, setup = make()
         points = curve(name, train_for, sampler, pixel_range, judge, args.minutes, args.eval_every)
-        contenders.append({"name": name, "setup": setup, "curve": points, "minutes_to": minutes_to(points)})
+        contenders.append({"name": name, "setup": setup, "curve": points, "minutes_to": minutes_to(points),
+                           "minutes_to_per_judge": minutes_to_per_judge(points)})
     reference = next((c for c in contenders if c["name"] == "reference loop"), None)
     if reference is not None:
         for c in contenders:
@@ -259,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             "training data": "MNIST training set (60,000 images)", "thresholds": THRESHOLDS,
             "minutes_to": "training time of the first evaluation that reached the threshold (resolution: eval_every)",
             "metrics": judge.protocol,
+            "judges": judge.identities,
+            "worst_case": ("each point's top-level figures are the worst over the judges (lowest label accuracy, recall "
+                           "and precision, highest FID); minutes_to counts those" if len(judge.judges) > 1 else None),
         },
         "contenders": contenders,
     }

@@ -117,7 +117,7 @@ def test_a_table_run_resumes_exactly_and_its_samples_are_seeded(tmp_path):
 
     penguins(tmp_path / "held.csv", 60, seed=5)  # the judges that need the training rows, on a barely trained model
     code, out, err = cli(["eval", tmp_path / "whole", "--reference", tmp_path / "held.csv", "--real", tmp_path / "p.csv",
-                          "--target", "island", "--json", tmp_path / "e.json"])
+                          "--predict", "island", "--json", tmp_path / "e.json"])
     assert code == 0, err
     import json
 

@@ -201,7 +201,7 @@ def test_condgan_eval_judges_vector_runs_and_sample_files_against_held_out_vecto
     assert code != 0 and "condgan eval with a judge (vector models: --reference FILE) handles image outputs only" in line
     code, _, err = cli(["eval", tmp_path / "run"])
     [line] = err.strip().splitlines()
-    assert code != 0 and "needs --classifier FILE" in line and "--reference FILE" in line
+    assert code != 0 and "needs a judge: --judge FILE" in line and "--reference FILE" in line
 
 
 def test_a_vector_run_resumes_exactly(tmp_path):

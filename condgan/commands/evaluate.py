@@ -19,7 +19,7 @@ from typing import Any
 
 from ..hookspecs import hookimpl
 from . import Command, non_negative_int, parse_override, positive_float, positive_int
-from .tables import format_table
+from .tables import COLUMNS, format_table  # noqa: F401 - where they were
 
 IMAGE_READER = "condgan eval with a judge (vector models: --reference FILE)"
 MISSING_CLASSIFIER_ADVICE = ("train one with: condgan train-classifier --dataset NAME --data-root DIR --out FILE "
@@ -36,8 +36,12 @@ def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=positive_int, help="convert the images to this many channels (default: the dataset's)")
     parser.add_argument("--options", nargs="*", default=[], type=parse_override, metavar="KEY=VALUE",
                         help="the dataset's options, e.g. --options num_classes=4")
-    parser.add_argument("--arch", choices=["mnist-cnn", "judge-cnn"],
-                        help="network: the MNIST CNN (default for MNIST) or a CNN sized to the data (default otherwise)")
+    parser.add_argument("--arch", choices=["cnn", "resnet", "mnist-cnn", "judge-cnn"], default="cnn",
+                        help="network: cnn (default: the MNIST CNN for MNIST, a CNN sized to the data otherwise), resnet "
+                             "(a small ResNet sized to the data), or mnist-cnn / judge-cnn by name")
+    parser.add_argument("--augment", action="store_true",
+                        help="train with random rotations (up to 10 degrees) and shifts (up to a tenth of the side) "
+                             "instead of the plain small shifts; no noise")
     parser.add_argument("--epochs", type=positive_float,
                         help="passes over the training images (default: until the held-out accuracy stops improving "
                              "for 3 epochs, at most --max-epochs)")
@@ -60,7 +64,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     try:
         details = train_judge(args.dataset, args.data_root, args.out, image_size=args.image_size, channels=args.channels,
                               options=dict(args.options), arch=args.arch, epochs=args.epochs, seed=args.seed,
-                              batch_size=args.batch_size, hflip=args.hflip, holdout=args.holdout,
+                              batch_size=args.batch_size, hflip=args.hflip, augment=args.augment, holdout=args.holdout,
                               max_epochs=args.max_epochs)
     except DatasetNotFoundError as exc:
         raise DatasetNotFoundError(f"{str(exc).split(' and --no-download')[0]}; condgan train-classifier never downloads: "
@@ -72,6 +76,8 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     epochs = details["stopping"] if "stopping" in details else f"{details['epochs']:g} epochs"
     print(f"held-out {score} on {held['images']} {args.dataset} images ({where}); trained {details['steps']} steps "
           f"({epochs}) in {details['train_seconds']:.0f} s ({time.perf_counter() - start:.0f} s in all)")
+    print(f"judge recipe: arch {args.arch}{' (' + details['network'] + ')' if args.arch == 'cnn' else ''}, "
+          f"augmentation: {details['augmentation']}, seed {args.seed}")
     if held.get("rule", "").startswith("a stratified"):
         print(f"to train a GAN on the images this judge did not see: --set data.options.exclude_judge={args.out}")
     print(f"wrote {args.out} (sha256 {details['sha256']})")
@@ -116,7 +122,19 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", dest="real_vectors", metavar="FILE",
                         help="with --reference: the real training vectors (a tensors file) as a reference row, or the real "
                              "training rows of a table model (for ML efficacy and DCR)")
-    parser.add_argument("--target", help="table models: the column ML efficacy predicts (default: the condition column)")
+    parser.add_argument("--predict", metavar="COLUMN",
+                        help="table models: the column ML efficacy predicts (default: the condition column)")
+    parser.add_argument("--judges", metavar="A.pt,B.pt,C.pt",
+                        help="several judge files trained independently (another --arch, --augment, --seed), separated "
+                             "by commas: every figure under each judge and as the worst case over them (instead of --judge)")
+    parser.add_argument("--target", action="append", default=[], type=_target, metavar="METRIC>=VALUE",
+                        help="a quality target, e.g. label_accuracy>=0.99 or fid<=5 (repeatable): met only when every "
+                             "judge's figure meets it; exit status 1 when a source misses one")
+    parser.add_argument("--worst-grid", metavar="FILE.png",
+                        help="draw, under each judge, each class's lowest-scored samples (lowest probability of the asked "
+                             "class), one row per class (several sources or judges: FILE_SOURCE_J<k>.png)")
+    parser.add_argument("--worst-per-class", type=positive_int, default=8,
+                        help="samples per class in --worst-grid (default 8)")
     parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw)")
     parser.add_argument("--json", dest="json_out", help="also write every figure with its protocol to this JSON file")
     parser.add_argument("--per-class", type=positive_int, default=1000, help="samples per class from a checkpoint (default 1000)")
@@ -139,8 +157,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from ..metrics.evaluate import PAPER_PARZEN, evaluate_images, load_reference
-    from ..metrics.judge import load_judge
+    from ..metrics.agreement import load_judges, worst_case
+    from ..metrics.evaluate import PAPER_PARZEN, evaluate_images
+    from . import judges as several
 
     if args.reference:
         from .evaluate_tables import TABLE_SUFFIXES, run_table_eval
@@ -149,9 +168,7 @@ def run_eval(args: argparse.Namespace) -> int:
         return (run_table_eval if Path(args.reference).suffix.lower() in TABLE_SUFFIXES else run_vector_eval)(args)
     if args.real_vectors:
         raise ValueError("--real FILE goes with --reference FILE (vector models); image models take their real row from the judge's data")
-    if not args.classifier:
-        raise ValueError(f"condgan eval of image models needs --classifier FILE ({MISSING_CLASSIFIER_ADVICE}); "
-                         "vector models take --reference FILE instead")
+    paths = several.judge_paths(args)
     if not args.sources and not args.real:
         raise ValueError("nothing to evaluate: give checkpoints or .npz files, or drop --no-real")
     from ..checkpoint import check_output_kind, saved_output
@@ -166,56 +183,117 @@ def run_eval(args: argparse.Namespace) -> int:
         from ..metrics.inception import InceptionMetrics
 
         inception = InceptionMetrics(args.inception_weights, device=device)  # a missing file fails before any work
-    judge = load_judge(args.classifier).to(device)
-    reference = load_reference(judge, args.data_root, seed=args.seed)
-    rows: dict[str, dict[str, Any]] = {}
+    judges = [j.to(device) for j in load_judges(paths)]
+    judge, many = judges[0], len(judges) > 1
+    if args.worst_grid and judge.kind != "class":
+        raise ValueError(f"--worst-grid draws the samples of each class; the judge reads {judge.kind} conditions")
+    references = _references(judges, args.data_root, args.seed)
+    reference = references[0]
+    per_judge: list[dict[str, dict[str, Any]]] = [{} for _ in judges]
+    samples: dict[str, tuple] = {}
     seconds: dict[str, float] = {}
     for source, given_name in sources:
         start = time.perf_counter()
         images, labels, pixel_range, described = _load_source(source, args.per_class, args.seed, device, judge=judge,
                                                                  reference=reference, samples=args.samples,
                                                                  other_data=args.allow_other_data)
-        name = given_name or ("generated" if len(sources) == 1 else _row_name(source, rows))
-        rows[name] = evaluate_images(images, labels, judge, reference, pixel_range=pixel_range, source=described,
-                                     parzen=args.parzen, knn=args.knn)
+        for other in judges[1:]:
+            _check_model_data(source, other, args.allow_other_data)
+        name = given_name or ("generated" if len(sources) == 1 else _row_name(source, per_judge[0]))
+        samples[name] = (images, labels, pixel_range)
+        for k, (j, ref) in enumerate(zip(judges, references)):
+            per_judge[k][name] = evaluate_images(images, labels, j, ref, pixel_range=pixel_range, source=described,
+                                                 parzen=args.parzen and k == 0, knn=args.knn)
         if inception is not None:
-            rows[name].update(inception.evaluate(images, reference.test_images, pixel_range=pixel_range))
+            per_judge[0][name].update(inception.evaluate(images, reference.test_images, pixel_range=pixel_range))
         seconds[name] = time.perf_counter() - start
     if args.real:
         start = time.perf_counter()
         name = f"real {judge.dataset} train"
-        rows[name] = evaluate_images(reference.train_images, reference.train_labels, judge, reference,
-                                     source=reference.description["real_row"], parzen=args.parzen, knn=args.knn)
+        for k, (j, ref) in enumerate(zip(judges, references)):
+            per_judge[k][name] = evaluate_images(ref.train_images, ref.train_labels, j, ref, source=ref.description["real_row"],
+                                                 parzen=args.parzen and k == 0, knn=args.knn)
         if inception is not None:
-            rows[name].update(inception.evaluate(reference.train_images, reference.test_images))
+            per_judge[0][name].update(inception.evaluate(reference.train_images, reference.test_images))
+        if not samples:
+            samples[name] = (reference.train_images, reference.train_labels, None)
         seconds[name] = time.perf_counter() - start
-    print(format_table(rows, seconds, class_names=judge.class_names, weak=judge.weak_classes()))
-    group_summaries = {group: _group_summary(group, names, rows) for group, names in groups.items()}
+    rows = per_judge[0]
+    worst = {name: worst_case([r[name] for r in per_judge]) for name in rows} if many else rows
+    if many:
+        several.print_report(paths, judges, references, per_judge, worst, seconds)
+    else:
+        print(format_table(rows, seconds, class_names=judge.class_names, weak=judge.weak_classes()))
+    group_summaries = {group: _group_summary(group, names, worst) for group, names in groups.items()}
     if any("parzen_log_likelihood" in r for r in rows.values()):
         print("paper, Table 1 (Parzen LL, same protocol): " + "; ".join(f"{k} {v:.0f} +/- {s}" for k, (v, s) in PAPER_PARZEN.items()))
-    held = judge.protocol.get("held_out") or {}
-    score = held.get("accuracy", held.get("rmse"))
-    print(f"judge {args.classifier}: {judge.protocol.get('architecture')} on {judge.dataset} at "
-          f"{'x'.join(map(str, judge.image_shape))}, sha256 {judge.sha256[:16]}..., held-out "
-          f"{'accuracy' if 'accuracy' in held else 'RMSE'} {score if score is None else round(score, 4)}; "
-          f"features: {judge.describe_features()}; reference: {reference.description['reference']}")
+    if not many:
+        print(several.judge_line(paths[0], judge, reference))
     if inception is not None:
         print(f"Inception: {inception.describe()}")
+    targets = several.check_targets(args.target, list(samples), per_judge, judges)  # the sources (or the real row)
+    grids = several.write_worst_grids(args.worst_grid, args.worst_per_class, samples, judges) if args.worst_grid else []
     if args.json_out:
         payload = {
-            "arguments": {k: v for k, v in vars(args).items() if k not in ("command", "command_name", "options")},
-            "data_root": args.data_root, "classifier": {"path": str(args.classifier), "sha256": judge.sha256,
-                                                        "protocol": judge.identity()},
+            "arguments": {k: (v if k != "target" else [str(t) for t in v]) for k, v in vars(args).items()
+                          if k not in ("command", "command_name", "options")},
+            "data_root": args.data_root,
+            "classifier": ({"path": str(paths[0]), "sha256": judge.sha256, "protocol": judge.identity()} if not many else
+                           {"path": ",".join(map(str, paths)), "sha256": ",".join(j.sha256[:16] for j in judges),
+                            "protocol": judge.identity(), "worst_case_over": len(judges)}),
             "reference": reference.description, "seconds": {k: round(v, 1) for k, v in seconds.items()},
-            "rows": {name: {key: r.to_dict() for key, r in results.items()} for name, results in rows.items()},
+            "rows": {name: {key: r.to_dict() for key, r in results.items()} for name, results in worst.items()},
             "paper_parzen": {k: {"value": v, "stderr": s} for k, (v, s) in PAPER_PARZEN.items()},
             "groups": group_summaries,
             "torch": torch.__version__,
         }
+        if many:
+            payload["judges"] = several.judges_payload(paths, judges, references, per_judge)
+            payload["rows_are"] = "the worst case over the judges (each judge's own rows: judges[k].rows)"
+        if targets:
+            payload["targets"] = targets
+        if grids:
+            payload["worst_grids"] = grids
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
         print(f"wrote {args.json_out}")
-    return 0
+    return 1 if any(not t["met"] for t in targets) else 0
+
+
+def _target(text: str):
+    from ..metrics.agreement import parse_target
+
+    try:
+        return parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _references(judges, data_root, seed: int) -> list:
+    """Each judge's reference set; judges whose protocol names the same held-out images share one."""
+    from ..metrics.evaluate import load_reference
+
+    cache: dict[str, Any] = {}
+    out = []
+    for judge in judges:
+        data, held = judge.protocol.get("dataset") or {}, judge.protocol.get("held_out") or {}
+        key = json.dumps([judge.legacy, data.get("name"), data.get("options"), data.get("load"), held.get("split"),
+                          held.get("rule"), held.get("files_sha256")], sort_keys=True, default=str)
+        if key not in cache:
+            cache[key] = load_reference(judge, data_root, seed=seed)
+        out.append(cache[key])
+    return out
+
+
+def _check_model_data(source: str, judge, other_data: bool) -> None:
+    """The data checks of :func:`_load_source` under another judge of the set (a generator source only)."""
+    if Path(source).suffix == ".npz":
+        return
+    from ..checkpoint import load_generator
+
+    check_same_data(source, load_generator(source, device="cpu").config, judge)
+    if not other_data:
+        check_same_dataset(source, model_data(source), judge)
 
 
 def _expand_groups(sources: list[str]) -> tuple[list[tuple[str, str | None]], dict[str, list[str]]]:

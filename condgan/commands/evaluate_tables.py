@@ -100,7 +100,7 @@ def run_table_eval(args: argparse.Namespace) -> int:
         result.update(quality=quality["score"], column_shapes=quality["column_shapes"], column_pair_trends=quality["column_pair_trends"])
         result["conditional_fidelity"] = conditional_fidelity(reference, synth, spec, condition)["score"]
         if train is not None:
-            target = args.target or condition
+            target = args.predict or condition
             efficacy = ml_efficacy(train, synth, reference, spec, target, seed=args.seed)
             result.update(ml_target=target, ml_metric=efficacy["metric"], ml_real=efficacy["real"], ml_synthetic=efficacy["synthetic"],
                           ml_ratio=efficacy["ratio"])

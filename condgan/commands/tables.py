@@ -1,4 +1,4 @@
-"""The plain-text table ``condgan eval`` prints: one line per evaluated set, its headline figures."""
+"""The plain-text table of ``condgan eval``: headline figures per evaluated set, then per-class label accuracy."""
 
 from __future__ import annotations
 
@@ -30,10 +30,12 @@ COLUMNS = [  # (header, result key, how to read it)
 
 
 def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | None = None, *,
-                 class_names: tuple[str, ...] | None = None, weak: dict[int, float] | None = None) -> str:
+                 class_names: tuple[str, ...] | None = None, weak: dict[int, float] | None = None,
+                 per_class: bool = True) -> str:
     """A plain-text table of the headline figures, one line per evaluated set, then per-class label accuracy.
 
-    Columns that no row has are left out; a row without a figure shows ``-``. ``weak`` (class ->
+    Columns that no row has are left out; a row without a figure shows ``-``; ``per_class=False``
+    leaves out the per-class lines. ``weak`` (class ->
     the judge's held-out accuracy there) marks those classes' figures with ``*`` and a note.
     """
     weak = weak or {}
@@ -47,7 +49,8 @@ def format_table(rows: dict[str, dict[str, Any]], seconds: dict[str, float] | No
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
-    per_class = {name: r["label_accuracy"].details["per_class"] for name, r in rows.items() if "label_accuracy" in r}
+    per_class = {name: r["label_accuracy"].details["per_class"] for name, r in rows.items()
+                 if per_class and "label_accuracy" in r}
     if per_class:
         k = len(next(iter(per_class.values())))
         names = class_names or tuple(str(c) for c in range(k))

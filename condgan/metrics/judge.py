@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import mnist_cnn
+from .judge_resnet import JUDGE_RESNET, JudgeResNet
 from .images import IMAGE_RULE, guess_pixel_range, to_metric_input
 from .mnist_cnn import ClassifierError, ClassifierHashError, MnistClassifier, weights_sha256
 
@@ -132,13 +133,15 @@ class JudgeCNN(nn.Module):
 
 
 def build_net(architecture: str, options: Mapping[str, Any]) -> nn.Module:
-    """The network of a judge file: ``condgan-judge-cnn-v1`` or ``condgan-mnist-cnn-v1``."""
-    if architecture == JUDGE_CNN:
+    """The network of a judge file: ``condgan-judge-cnn-v1``, ``condgan-judge-resnet-v1`` or ``condgan-mnist-cnn-v1``."""
+    if architecture in (JUDGE_CNN, JUDGE_RESNET):
         opts = dict(options)
-        return JudgeCNN(opts.pop("image_shape"), opts.pop("out_dim"), **opts)
+        cls = JudgeCNN if architecture == JUDGE_CNN else JudgeResNet
+        return cls(opts.pop("image_shape"), opts.pop("out_dim"), **opts)
     if architecture == mnist_cnn.ARCHITECTURE:
         return MnistClassifier(**options)
-    raise JudgeError(f"unknown judge architecture {architecture!r}; this condgan knows {JUDGE_CNN!r} and {mnist_cnn.ARCHITECTURE!r}")
+    raise JudgeError(f"unknown judge architecture {architecture!r}; this condgan knows {JUDGE_CNN!r}, {JUDGE_RESNET!r} "
+                     f"and {mnist_cnn.ARCHITECTURE!r}")
 
 
 class Judge(nn.Module):
@@ -191,11 +194,32 @@ class Judge(nn.Module):
         """SHA-256 of the weights (for a legacy file: of the network alone, as that file recorded)."""
         return weights_sha256(self.net if self.legacy else self)
 
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """How the judge was made: ``arch`` (``cnn``, ``resnet``, ``mnist-cnn``, ``judge-cnn``), ``augment`` and ``seed``.
+
+        Files written before judges recorded a recipe give what their protocol says (the
+        architecture's short name, ``augment`` False, the training seed or None).
+        """
+        recipe = self.protocol.get("recipe")
+        if isinstance(recipe, Mapping):
+            return dict(recipe)
+        arch = {JUDGE_CNN: "judge-cnn", JUDGE_RESNET: "resnet", mnist_cnn.ARCHITECTURE: "mnist-cnn"}.get(
+            self.protocol.get("architecture"), self.protocol.get("architecture"))
+        return {"arch": arch, "augment": False, "seed": (self.protocol.get("training") or {}).get("seed")}
+
+    def label(self) -> str:
+        """A short name of the recipe, e.g. ``"resnet seed 1"`` or ``"cnn+augment seed 2"``."""
+        r = self.recipe
+        seed = r.get("seed")
+        return f"{r.get('arch')}{'+augment' if r.get('augment') else ''}" + ("" if seed is None else f" seed {seed}")
+
     def identity(self) -> dict[str, Any]:
-        """What a metric quotes about its judge (architecture, hash, dataset, held-out accuracy, features)."""
+        """What a metric quotes about its judge (architecture, recipe, hash, dataset, held-out accuracy, features)."""
         p = self.protocol
         return {
             "architecture": p.get("architecture"), "architecture_options": p.get("architecture_options"),
+            "recipe": self.recipe,
             "sha256": self.sha256, "kind": self.kind, "image_shape": list(self.image_shape),
             "dataset": p.get("dataset"), "held_out": p.get("held_out"), "class_names": p.get("class_names"),
             "input": IMAGE_RULE if self.legacy else JUDGE_RULE, "features": self.describe_features(),

@@ -24,6 +24,8 @@ from torch import Tensor
 
 from ..conditions import ConditionSpec
 from .judge import JUDGE_CNN, Judge, JudgeCNN, judge_outputs, save_judge
+from .judge_augment import AUGMENT_DEGREES, augment_settings, augment_shift, random_affine
+from .judge_resnet import JUDGE_RESNET, JudgeResNet
 from .mnist_cnn import ARCHITECTURE as MNIST_CNN
 from .mnist_cnn import MnistClassifier
 
@@ -34,6 +36,8 @@ MAX_EPOCHS = 30  # the cap of training until the held-out score stops improving
 PATIENCE = 3  # reads of the held-out score without improvement before it stops
 MIN_ROUND_STEPS = 20  # a small set is read every 20 steps, not every epoch of one step
 MIN_CAP_STEPS = 600  # and may train this many steps whatever max_epochs says
+#: judge architectures by their short name (``condgan train-classifier --arch``); ``cnn`` is the data's CNN
+ARCHS = ("cnn", "resnet", "mnist-cnn", "judge-cnn")
 
 
 def _shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
@@ -51,21 +55,41 @@ def _unit(images: Tensor) -> Tensor:
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
+def check_arch(arch: str) -> str:
+    """``arch`` if it is one of :data:`ARCHS`, else one line naming them."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown judge arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    return arch
+
+
+def default_cnn(dataset: str | None, image_shape: Sequence[int]) -> str:
+    """What ``cnn`` means for the data: the MNIST CNN for square grey MNIST, a :class:`JudgeCNN` otherwise."""
+    c, h, w = (int(s) for s in image_shape)
+    return "mnist-cnn" if dataset == "mnist" and c == 1 and h == w else "judge-cnn"
+
+
 def make_judge(arch: str, image_shape: Sequence[int], spec: ConditionSpec, *, widths: Sequence[int] | None = None,
-               feature_dim: int = 128, dropout: float = 0.3) -> Judge:
-    """An untrained judge of architecture ``arch`` (``"judge-cnn"`` or ``"mnist-cnn"``) for the data."""
+               feature_dim: int = 128, dropout: float = 0.3, blocks: int = 1) -> Judge:
+    """An untrained judge of architecture ``arch`` (``"judge-cnn"``, ``"mnist-cnn"`` or ``"resnet"``) for the data.
+
+    ``blocks`` is the residual blocks per stage of a ``resnet``.
+    """
     c, h, w = (int(s) for s in image_shape)
     out_dim = spec.width
-    if arch == "mnist-cnn":
+    check_arch(arch)
+    if arch == "cnn":
+        raise ValueError("arch 'cnn' means the data's CNN: resolve it with default_cnn(dataset, image_shape) first")
+    if arch == "resnet":
+        net = JudgeResNet((c, h, w), out_dim, widths=widths, blocks=blocks, feature_dim=feature_dim, dropout=dropout)
+        name, layers = JUDGE_RESNET, tuple(range(len(net.widths) + 1))
+    elif arch == "mnist-cnn":
         if c != 1 or h != w:
             raise ValueError(f"the MNIST CNN reads square 1-channel images, got {c}x{h}x{w}; use arch='judge-cnn'")
         net = MnistClassifier(tuple(widths) if widths else (16, 32), feature_dim, out_dim, dropout, image_size=h)
         name, layers = MNIST_CNN, (0, 1, 2)
-    elif arch == "judge-cnn":
+    else:
         net = JudgeCNN((c, h, w), out_dim, widths=widths, feature_dim=feature_dim, dropout=dropout)
         name, layers = JUDGE_CNN, tuple(range(len(net.widths) + 1))
-    else:
-        raise ValueError(f"arch must be 'judge-cnn' or 'mnist-cnn', got {arch!r}")
     protocol = {"architecture": name, "architecture_options": net.architecture()}
     return Judge(net, kind=spec.kind, image_shape=(c, h, w), feature_layers=layers, protocol=protocol)
 
@@ -80,13 +104,17 @@ def _loss(judge: Judge, out: Tensor, target: Tensor) -> Tensor:
 
 def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: str = "judge-cnn",
               epochs: float | None = 3.0, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 1e-4,
-              max_shift: int | None = None, hflip: bool = False, seed: int = 0, widths: Sequence[int] | None = None,
-              feature_dim: int = 128, dropout: float = 0.3, monitor: tuple[Tensor, Tensor] | None = None,
-              max_epochs: int = MAX_EPOCHS, patience: int = PATIENCE) -> tuple[Judge, dict[str, Any]]:
+              max_shift: int | None = None, hflip: bool = False, augment: bool = False, seed: int = 0,
+              widths: Sequence[int] | None = None, feature_dim: int = 128, dropout: float = 0.3, blocks: int = 1,
+              monitor: tuple[Tensor, Tensor] | None = None, max_epochs: int = MAX_EPOCHS,
+              patience: int = PATIENCE) -> tuple[Judge, dict[str, Any]]:
     """Train a judge on images (N, C, H, W) (uint8, or float in [0, 1]) and their conditions; returns it and the details.
 
     Adam with a cosine decay to zero, random shifts of up to ``max_shift`` pixels (default
-    ``max(1, round(min(H, W) / 14))``), optional horizontal flips. Then ``feature_scale`` is set
+    ``max(1, round(min(H, W) / 14))``), optional horizontal flips; with ``augment`` random rotations
+    of up to 10 degrees and shifts of up to a tenth of the side instead of the plain shifts
+    (:mod:`condgan.metrics.judge_augment`). ``arch`` is ``"judge-cnn"``, ``"mnist-cnn"`` or
+    ``"resnet"`` (``blocks`` residual blocks per stage). Then ``feature_scale`` is set
     so that each FID feature block has unit mean variance on (up to 5,000 of) the training images.
     Deterministic for a ``seed`` on the CPU; the global RNG is left untouched.
 
@@ -110,7 +138,10 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
         raise ValueError(f"epochs must be > 0 (or None), batch_size, max_epochs and patience >= 1, got {epochs}, "
                          f"{batch_size}, {max_epochs}, {patience}")
     n, (c, h, w) = len(images), images.shape[1:]
-    shift = max(1, round(min(h, w) / 14)) if max_shift is None else int(max_shift)
+    if augment:
+        shift = augment_shift(h, w) if max_shift is None else int(max_shift)
+    else:
+        shift = max(1, round(min(h, w) / 14)) if max_shift is None else int(max_shift)
     target = conditions.long() if spec.kind == "class" else conditions.float()
     per_epoch = max(1, math.ceil(n / batch_size))
     round_steps = max(per_epoch, MIN_ROUND_STEPS)  # how often the held-out score is read
@@ -122,9 +153,9 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        judge = make_judge(arch, (c, h, w), spec, widths=widths, feature_dim=feature_dim, dropout=dropout)
+        judge = make_judge(arch, (c, h, w), spec, widths=widths, feature_dim=feature_dim, dropout=dropout, blocks=blocks)
         net = judge.net
-        if isinstance(net, JudgeCNN):
+        if isinstance(net, (JudgeCNN, JudgeResNet)):
             sample = _unit(images[torch.randperm(n, generator=gen)[:CALIBRATION_IMAGES]])
             net.mean.copy_(sample.mean((0, 2, 3)))
             net.std.copy_(sample.std((0, 2, 3)).clamp(min=1e-3))
@@ -141,7 +172,9 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
             idx = order[pos:pos + batch_size]
             pos += batch_size
             xb = _unit(images[idx])
-            if shift > 0:
+            if augment:
+                xb = random_affine(xb, shift, AUGMENT_DEGREES, gen)
+            elif shift > 0:
                 xb = _shift(xb, shift, gen)
             if hflip:
                 flip = torch.rand(len(xb), generator=gen) < 0.5
@@ -169,7 +202,9 @@ def fit_judge(images: Tensor, conditions: Tensor, spec: ConditionSpec, *, arch: 
         "optimizer": "Adam", "lr": lr, "weight_decay": weight_decay, "schedule": "cosine to 0 per step",
         "epochs": epochs if not auto else best_epoch, "steps": steps if not auto else step + 1, "batch_size": batch_size,
         "seed": seed, "train_images": n,
-        "augmentation": f"random shifts <= {shift} px" + (", horizontal flips" if hflip else "") + "; no noise (issue 16)",
+        "augmentation": ((f"random rotations <= {AUGMENT_DEGREES:g} degrees and shifts <= {shift} px (bilinear)" if augment
+                          else f"random shifts <= {shift} px") + (", horizontal flips" if hflip else "") + "; no noise (issue 16)"),
+        "augment": {**augment_settings(h, w), "max_shift_px": shift} if augment else None,
         "final_batch_loss": float(loss.detach()), "train_seconds": round(time.perf_counter() - start, 1),
         "torch": str(torch.__version__),
     }
@@ -306,18 +341,23 @@ def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, 
         image_size: bring images to ``image_size`` x ``image_size`` (the dataset's own size when None).
         channels: convert to this many channels (the dataset's own when None).
         options: the dataset's options (as ``data.options`` in a config); ``split="train"`` is accepted.
-        arch: ``"mnist-cnn"`` (default for MNIST) or ``"judge-cnn"`` (default otherwise).
+        arch: ``"cnn"`` (default: the MNIST CNN for MNIST, ``"judge-cnn"`` otherwise), ``"resnet"``
+            (:class:`~condgan.metrics.judge_resnet.JudgeResNet`), ``"mnist-cnn"`` or ``"judge-cnn"``.
         epochs: passes over the training images; None: until the held-out score stops improving
             (at most ``max_epochs``, see :func:`fit_judge`).
         seed: the seed of the weights, the batches and the held-out draw.
         holdout: the fraction of each class held out of a flat image folder.
-        **fit_options: see :func:`fit_judge`.
+        **fit_options: see :func:`fit_judge` (``augment=True``: random rotations and shifts).
+
+    The file records the recipe (``protocol["recipe"]``: ``arch`` as asked, the network it
+    became, ``augment`` and ``seed``), so that judges trained differently can be told apart.
 
     Returns:
         The training details with ``held_out`` (scores, per-class accuracy) and ``sha256``.
     """
     from ..data.fingerprint import dataset_fingerprint
 
+    asked = check_arch(arch or "cnn")
     options = _training_options(dataset, data_root, dict(options or {}), holdout, seed)
     size = (image_size, image_size) if image_size is not None else None
     source, data = load_for_judge(dataset, data_root, "train", options=options, channels=channels, size=size)
@@ -336,9 +376,7 @@ def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, 
                             f"(options holdout={options['holdout']:g}, holdout_seed={options.get('holdout_seed', 0)})")
         if getattr(test_source, "files_sha256", None):
             held["files_sha256"] = test_source.files_sha256
-    if arch is None:
-        c, h, w = data.image_shape
-        arch = "mnist-cnn" if dataset == "mnist" and c == 1 and h == w else "judge-cnn"
+    arch = default_cnn(dataset, data.image_shape) if asked == "cnn" else asked
     if epochs is None:
         fit_options["monitor"] = (test_x, test_y)
     judge, details = fit_judge(train_x, train_y, data.spec, arch=arch, epochs=epochs, seed=seed, **fit_options)
@@ -349,8 +387,10 @@ def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, 
                     "fingerprint": dataset_fingerprint(data, dataset)},
         "held_out": held, "class_names": list(data.class_names) if data.class_names else None,
         "condition": {"kind": data.spec.kind, "num_classes": data.spec.num_classes, "dim": data.spec.dim},
+        "recipe": {"arch": asked, "network": arch, "augment": bool(fit_options.get("augment", False)), "seed": seed},
     })
     details["sha256"] = save_judge(judge, out)
     details["held_out"] = held
     details["class_names"] = judge.protocol["class_names"]
+    details["network"] = arch
     return details
