@@ -82,11 +82,14 @@ def add_missing(frame, condition: str, *, fraction: float = 0.05, seed: int = 0)
 
 def prepare(name: str, seed: int, folder: Path):
     """Write the table's train and held-out splits to ``folder``; returns (train.csv, test.csv, condition)."""
-    from condgan.tabular import holdout_split
+    from condgan.tabular import holdout_split, infer_spec
 
     frame, condition = load(name)
     frame = add_missing(frame, condition, seed=seed)
     train, test = holdout_split(frame, 0.25, seed=seed)
+    # column kinds from the whole table (a split alone may make a numeric column look integer)
+    kinds = {c.name: c.kind for c in infer_spec(frame)}
+    (folder / "kinds.json").write_text(json.dumps(kinds))
     train.to_csv(folder / "train.csv", index=False)
     test.to_csv(folder / "test.csv", index=False)
     return folder / "train.csv", folder / "test.csv", condition
@@ -107,7 +110,9 @@ def train_condgan(preset: str, train_csv: Path, condition: str, seconds: float, 
     batch = run.training.batch_size
     if preset == "ctgan":  # the batch a packing D can judge: a multiple of pac that the rows fill
         batch = max(10, min(batch, n // 10 * 10))
+    kinds = json.loads((train_csv.parent / "kinds.json").read_text())
     run = run_config(run, {"data.name": "table", "data.root": str(train_csv), "data.options.condition": condition,
+                           "data.options.kinds": kinds,
                            "training.minutes": seconds / 60, "training.batch_size": batch, "training.seed": seed,
                            "training.device": "cpu", "training.out_dir": str(out), "training.loggers": [],
                            "training.sample_every": 0})
@@ -186,9 +191,13 @@ def judge(train_csv: Path, test_csv: Path, synth, condition: str, folder: Path) 
     """The judged figures of synthetic rows against the held-out real rows."""
     from condgan.tabular import conditional_fidelity, load_table, ml_efficacy, quality_score
 
-    train = load_table(train_csv, condition)
-    kinds = {c.name: c.kind for c in train.spec}
+    kinds = json.loads((folder / "kinds.json").read_text())
+    train = load_table(train_csv, condition, kinds=kinds)
     test = load_table(test_csv, condition, kinds=kinds)
+    synth = synth.copy()
+    for c in train.spec:  # integer columns as integers (condgan restores them itself; ctgan's rows may hold floats)
+        if c.kind == "integer" and c.name in synth:
+            synth[c.name] = synth[c.name].round()
     synth.to_csv(folder / "synth.csv", index=False)
     fake = load_table(folder / "synth.csv", condition, kinds=kinds)
     spec = train.spec
