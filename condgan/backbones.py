@@ -94,11 +94,17 @@ class MLP(Backbone):
         output_activation: ``None``, ``"tanh"``, ``"sigmoid"``, ... applied after the last Linear.
         spectral_norm: spectral normalisation (Miyato et al. 2018) of every Linear layer, the output
             layer included (not of a conditioner's norm layers); for a discriminator.
+        pac: PacGAN packing (Lin et al. 2018; CTGAN's ``pac=10``), for a discriminator: each group
+            of ``pac`` consecutive rows is judged as one, their (conditioned) inputs concatenated;
+            the batch must be a multiple of ``pac`` and the output has B / pac rows (a WGAN-GP
+            penalty groups its gradients the same way, :func:`condgan.losses.gradient_penalty`).
 
     Shape:
-        - x: (B, *in_shape) -> (B, *out_shape)
+        - x: (B, *in_shape) -> (B, *out_shape), or (B / pac, *out_shape) when packing
 
     Example:
+        >>> MLP((5,), (1,), widths=(8,), pac=4)(torch.randn(8, 5), None).shape
+        torch.Size([2, 1])
         >>> g = MLP((110,), (1, 32, 32), widths=(128, 256, 512, 1024),
         ...         norm=(None, "batch", "batch", "batch"), norm_eps=0.8, output_activation="tanh")
     """
@@ -124,8 +130,12 @@ class MLP(Backbone):
         output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = None,
         pieces: int | Sequence[int] = 1,
         spectral_norm: bool = False,
+        pac: int = 1,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
+        self.pac = check_int(pac, "mlp pac")
+        if self.pac > 1:
+            self.partial_input_grad = False  # packed rows share the first layer: no per-column shortcut
         if (not isinstance(widths, (list, tuple)) or not widths
                 or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in widths)):
             raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths!r}")
@@ -134,7 +144,7 @@ class MLP(Backbone):
         check_number(norm_eps, "norm_eps")
         check_number(norm_momentum, "norm_momentum", 0.0, 1.0)
         layers: list[nn.Module] = []
-        width_in = math.prod(self.in_shape)
+        width_in = math.prod(self.in_shape) * self.pac
         for width, norm_name, p, k in zip(widths, norms, dropouts, all_pieces):
             k = check_int(k, "pieces")
             if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p < 1.0:
@@ -172,6 +182,11 @@ class MLP(Backbone):
             raise ValueError("batch norm in training mode needs a batch of at least 2, got a batch of 1: "
                              "use a larger batch, or call .eval() to normalise with the running statistics")
         h = x.flatten(1)  # (B, prod(in_shape))
+        if self.pac > 1:
+            if h.shape[0] % self.pac:
+                raise ValueError(f"a discriminator packing pac={self.pac} samples judges batches that are a multiple "
+                                 f"of {self.pac}, got a batch of {h.shape[0]}")
+            h = h.reshape(h.shape[0] // self.pac, -1)  # (B / pac, pac * prod(in_shape)): a pack's rows side by side
         noise, start = None, 0
         if self.training and self._dropout_width and current_dropout_draws() == "uniform":
             # the masks of the whole pass in one draw, a row per sample (see layers.dropout_draws)

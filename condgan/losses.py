@@ -357,10 +357,20 @@ def r1_penalty(discriminator: Callable[..., Tensor], real: Tensor, y_real: Tenso
 
 def gradient_penalty(discriminator: Callable[..., Tensor], real: Tensor, fake: Tensor, y: Tensor) -> Tensor:
     """``E (||grad_x D(x_hat|y)|| - 1)^2`` at ``x_hat = a * real + (1 - a) * fake``, a ~ U[0, 1) per
-    sample (drawn on real's device), without its weight."""
-    a = torch.rand(real.shape[0], *(1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)  # (B, 1, 1, 1)
+    sample (drawn on real's device), without its weight.
+
+    A discriminator that packs ``pac`` samples into one judgement (its ``pac`` attribute, PacGAN)
+    gets one ``a`` per pack and the norm of each pack's gradient as a whole (as CTGAN's
+    ``calc_gradient_penalty``): the penalty is on the function D computes, of the packed input.
+    """
+    pac = int(getattr(discriminator, "pac", getattr(getattr(discriminator, "module", None), "pac", 1)))
+    b = real.shape[0]
+    if b % pac:
+        raise ValueError(f"a discriminator packing pac={pac} samples needs a batch that is a multiple of {pac}, got {b}")
+    a = torch.rand(b // pac, *(1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)  # (B / pac, 1, ...)
+    a = a.repeat_interleave(pac, dim=0)  # one weight per pack: (B, 1, 1, 1)
     x_hat = torch.lerp(fake.detach().to(real.dtype), real.detach(), a)
-    grad = input_gradient(discriminator, x_hat, y).flatten(1)  # (B, C*H*W)
+    grad = input_gradient(discriminator, x_hat, y).reshape(b // pac, -1)  # (B / pac, pac * C*H*W)
     norm = (grad.pow(2).sum(1) + 1e-12).sqrt()  # the epsilon keeps the gradient finite at grad = 0
     return (norm - 1).pow(2).mean()
 

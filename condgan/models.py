@@ -252,6 +252,12 @@ class ConditionalDiscriminator(nn.Module):
             raise ValueError(f"augment_options {dict(augment_options)} were given without an augment: set augment "
                              "(e.g. 'diffaugment') or drop them")
 
+    @property
+    def pac(self) -> int:
+        """How many samples the backbone packs into one judgement (PacGAN; 1: none): D's batches
+        must be a multiple of it and it returns B / pac scores."""
+        return int(getattr(self.backbone, "pac", 1))
+
     def judge(self, x: Tensor, y: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor | None]:
         """The score (B, 1) and the conditioner's auxiliary loss (or None)."""
         if check:

@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "condgan.conditioners",
     "condgan.losses",
     "condgan.backbones",
+    "condgan.tabular.networks",
     "condgan.augment",
     "condgan.presets",
     "condgan.loggers",

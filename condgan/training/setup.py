@@ -113,6 +113,22 @@ def make_batches(gan: nn.Module, images: Any, labels: Tensor, batch_size: int, *
     return TensorBatches(images, labels, batch_size, **order)
 
 
+def packed_batches(gan: nn.Module, n: int, batch_size: int) -> bool:
+    """Whether the epoch's short last batch is dropped: a discriminator packing ``pac`` samples
+    (PacGAN) judges multiples of ``pac`` only, so a last batch of ``n % batch_size`` rows that is not
+    one is left out (the next epoch reshuffles). ValueError (one line) when no batch can be packed."""
+    pac = int(getattr(getattr(gan, "discriminator", None), "pac", 1))
+    if pac == 1:
+        return False
+    if batch_size % pac:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of the discriminator's pac {pac} (PacGAN packs "
+                         f"{pac} samples into one judgement): use a batch_size such as {max(pac, batch_size // pac * pac)}")
+    if n < batch_size and n % pac:
+        raise ValueError(f"{n} rows make one batch of {n}, not a multiple of the discriminator's pac {pac}: use a "
+                         f"batch_size that is a multiple of {pac} and at most {n} (e.g. {n // pac * pac})")
+    return n > batch_size and (n % batch_size) % pac != 0
+
+
 def check_batch_sizes(gan: nn.Module, labels: Tensor, batch_size: int, world_size: int, device: torch.device) -> None:
     """A batch of one in training mode breaks batch norm: find out now, not at the epoch's last batch."""
     b, n = batch_size, len(labels)

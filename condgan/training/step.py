@@ -82,7 +82,7 @@ class _Forwards:
         D, loss = gan.discriminator, gan.loss
         if self.joined:  # a batch-independent D has no augmentation and no auxiliary loss
             scores, _ = D.judge(torch.cat([real, fake]), torch.cat([y_real, y_fake]), check=False)  # (2B, 1)
-            real_score, fake_score = scores.split(real.shape[0])
+            real_score, fake_score = scores.split(real.shape[0] // getattr(D, "pac", 1))  # a packing D: B / pac scores each
             d_loss = _add(loss.discriminator_loss(real_score, fake_score), loss.score_penalty(real_score, fake_score))
             return _add(d_loss, loss.penalty(D, real, fake, y_real, y_fake))
         real_score, real_aux = D.judge(real, y_real, check=False)

@@ -76,10 +76,11 @@ class Trainer:
                                                                             self.process.is_main)
         self.autocast_dtype = setup.AUTOCAST_DTYPES[config.autocast] if config.autocast else None
         self.data_generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        drop_last = setup.packed_batches(self.gan, len(labels), config.batch_size)  # before the first step
         self.batches = setup.make_batches(
             self.gan, images, labels, config.batch_size, workers=getattr(self.data_config, "workers", None),
             device=self.device, pixel_range=self.gan.config.pixel_range, generator=self.data_generator,
-            rank=self.process.rank, world_size=self.process.world_size)
+            rank=self.process.rank, world_size=self.process.world_size, drop_last=drop_last)
         setup.check_batch_sizes(self.gan, labels, config.batch_size, self.process.world_size, self.device)
         self.dataset_size, self.batches_per_epoch = len(labels), len(self.batches)
         self.cuda_graph = use_cuda_graph(config.cuda_graph, self.gan.config, self.device, compile=config.compile,
