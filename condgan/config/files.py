@@ -53,15 +53,15 @@ def config_overrides(data: Mapping[str, Any], path: str | Path, *, allow_empty: 
     if not allow_empty and not any(_flatten(body) if isinstance(body, dict) else True for body in data.values()):
         raise ValueError(f"config file {path} is empty: it sets no key (sections {', '.join(SECTIONS)}; "
                          "'condgan config show PRESET' prints one to start from)")
-    return {f"{section}.{key}": _tuples(value) for section, body in data.items() for key, value in _flatten(body).items()}
+    return {f"{section}.{key}": as_tuples(value) for section, body in data.items() for key, value in _flatten(body).items()}
 
 
-def _tuples(value: Any) -> Any:
-    """Lists (TOML and JSON arrays) as tuples, as the presets write them."""
+def as_tuples(value: Any) -> Any:
+    """Lists (TOML and JSON arrays) as tuples, recursively, as the presets write them."""
     if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
+        return tuple(as_tuples(v) for v in value)
     if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
+        return {k: as_tuples(v) for k, v in value.items()}
     return value
 
 

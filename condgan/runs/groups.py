@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..config.files import as_tuples
+
 GROUP_FILE = "group.json"
 GROUP_FORMAT = "condgan-group/1"
 SEEDS_HELP = "seeds like 0-7, 0,3,5 or 0-3,8"
@@ -241,9 +243,9 @@ def read_group(path: str | Path) -> Group:
         raise GroupError(f"{file} cannot be read as a group file: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != GROUP_FORMAT or not isinstance(data.get("runs"), list):
         raise GroupError(f"{file} is not a condgan group file (format {GROUP_FORMAT})")
-    runs = [GroupRun(r["name"], _tuples(r.get("overrides") or {}), r.get("status", "pending"), r.get("result") or {})
+    runs = [GroupRun(r["name"], as_tuples(r.get("overrides") or {}), r.get("status", "pending"), r.get("result") or {})
             for r in data["runs"]]
-    return Group(folder, data.get("preset") or "mnist_mlp", _tuples(data.get("base") or {}), runs)
+    return Group(folder, data.get("preset") or "mnist_mlp", as_tuples(data.get("base") or {}), runs)
 
 
 def group_run_dirs(path: str | Path) -> list[tuple[str, Path]]:
@@ -262,15 +264,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     raise GroupError(f"the group file holds plain values only (numbers, strings, lists, tables), got {value!r}")
-
-
-def _tuples(value: Any) -> Any:
-    """JSON's lists back to tuples, as config files read them."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    return value
 
 
 # -- training -------------------------------------------------------------------------------------------
