@@ -119,7 +119,8 @@ def combinations():
         if "generator" not in cond.obj.roles:
             continue
         for backbone in list_components("backbone"):
-            out.append((cond.name, backbone.name, cond.obj.kinds[0]))
+            if "image" in getattr(backbone.obj, "outputs", ("image",)):  # config_for builds image models
+                out.append((cond.name, backbone.name, cond.obj.kinds[0]))
     return out + [("onehot", "mlp", "multilabel"), ("cbn", "dcgan", "vector")]
 
 

@@ -71,7 +71,7 @@ def test_a_backbone_says_what_it_makes_and_a_mismatch_is_one_line_at_build_time(
     message = str(info.value)
     assert "\n" not in message
     assert message == ("the generator's backbone 'dcgan' makes image outputs only, and this model's output is vector (4,): "
-                       "choose a backbone for vectors (mlp, resmlp)")
+                       "choose a backbone for vectors (ctgan_residual, mlp, resmlp)")
 
 
 @pytest.mark.parametrize("backbone", ["mlp", "resmlp"])
