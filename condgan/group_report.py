@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .reporting import PALETTE, STYLE, _esc, _eval_tables, _fmt, _table
+from .reporting import PALETTE, STYLE, SVG_MARGINS, _esc, _eval_tables, _fmt, _table, svg_end, svg_frame
 
 Band = tuple[list[float], list[float], list[float], list[float]]  # steps, mean, min, max
 
@@ -35,23 +35,9 @@ def bands(curves: dict[str, tuple[list[int], list[float]]]) -> Band | None:
 def plot_bands_svg(title: str, series: dict[str, Band], ylabel: str, *, width: int = 540, height: int = 320) -> str:
     """An inline SVG: each series' mean as a line over its min-max band."""
     points = [(x, y) for xs, _, lo, hi in series.values() for x, a, b in zip(xs, lo, hi) for y in (a, b)]
-    left, right, top, bottom = 56, 12, 28, 36
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{_esc(title)}</text>']
+    parts, sx, sy = svg_frame(title, points, ylabel, width=width, height=height)
+    left, _, top, _ = SVG_MARGINS
     if points:
-        x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-        y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
-        sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
-        sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
-        parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-                     'fill="none" stroke="#999"/>')
-        for value, y in ((y0, height - bottom), (y1, top)):
-            parts.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" font-size="11">{value:.3g}</text>')
-        for value, x in ((x0, left), (x1, width - right)):
-            parts.append(f'<text x="{x}" y="{height - bottom + 14}" text-anchor="middle" font-size="11">{value:.0f}</text>')
-        parts.append(f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
-                     f'text-anchor="middle">{_esc(ylabel)}</text>')
         for i, ((name, (xs, mean, lo, hi)), colour) in enumerate(zip(series.items(), PALETTE)):
             outline = [(sx(x), sy(y)) for x, y in zip(xs, hi)] + [(sx(x), sy(y)) for x, y in zip(reversed(xs), reversed(lo))]
             parts.append(f'<polygon class="band" fill="{colour}" fill-opacity="0.2" stroke="none" points="'
@@ -60,10 +46,7 @@ def plot_bands_svg(title: str, series: dict[str, Band], ylabel: str, *, width: i
                          + " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, mean)) + '"/>')
             parts.append(f'<text x="{left + 8}" y="{top + 14 + 13 * i}" font-size="11" fill="{colour}">{_esc(name)} '
                          "(mean, min-max band)</text>")
-    else:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12">no data</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return svg_end(parts, width=width, height=height, empty=not points)
 
 
 def _plot_bands_matplotlib(title: str, series: dict[str, Band], ylabel: str) -> str | None:

@@ -63,36 +63,55 @@ def _plot_matplotlib(title: str, series: dict[str, tuple[list[float], list[float
     return f'<img alt="{_esc(title)}" src="{_png_data(buf.getvalue())}">'
 
 
+SVG_MARGINS = (56, 12, 28, 36)  # left, right, top, bottom (pixels)
+
+
+def svg_frame(title: str, points: list[tuple[float, float]], ylabel: str, *, width: int, height: int,
+              xlabel: str | None = None):
+    """(SVG parts so far, x -> pixel, y -> pixel) of a plot over ``points``: the title, and with points
+    the frame, min/max labels and axis names (the maps are None without points). :func:`svg_end` closes it."""
+    left, right, top, bottom = SVG_MARGINS
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{_esc(title)}</text>']
+    if not points:
+        return parts, None, None
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
+    sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+    parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+                 'fill="none" stroke="#999"/>')
+    for value, y in ((y0, height - bottom), (y1, top)):
+        parts.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" font-size="11">{value:.3g}</text>')
+    for value, x in ((x0, left), (x1, width - right)):
+        parts.append(f'<text x="{x}" y="{height - bottom + 14}" text-anchor="middle" font-size="11">{value:.0f}</text>')
+    if xlabel:
+        parts.append(f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" font-size="11">{_esc(xlabel)}</text>')
+    parts.append(f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
+                 f'text-anchor="middle">{_esc(ylabel)}</text>')
+    return parts, sx, sy
+
+
+def svg_end(parts: list[str], *, width: int, height: int, empty: bool) -> str:
+    """The SVG text of ``parts``, with "no data" when the plot had no points."""
+    if empty:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12">no data</text>')
+    return "".join(parts + ["</svg>"])
+
+
 def plot_svg(title: str, series: dict[str, tuple[list[float], list[float]]], ylabel: str, *,
              width: int = 540, height: int = 320) -> str:
     """An inline SVG line plot (the fallback without matplotlib): axes, min/max labels, one polyline per series."""
     points = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
-    left, right, top, bottom = 56, 12, 28, 36
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{_esc(title)}</text>']
+    parts, sx, sy = svg_frame(title, points, ylabel, width=width, height=height, xlabel="step")
+    left, _, top, _ = SVG_MARGINS
     if points:
-        x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-        y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
-        sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
-        sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
-        parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-                     'fill="none" stroke="#999"/>')
-        for value, y in ((y0, height - bottom), (y1, top)):
-            parts.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" font-size="11">{value:.3g}</text>')
-        for value, x in ((x0, left), (x1, width - right)):
-            parts.append(f'<text x="{x}" y="{height - bottom + 14}" text-anchor="middle" font-size="11">{value:.0f}</text>')
-        parts.append(f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" font-size="11">step</text>')
-        parts.append(f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
-                     f'text-anchor="middle">{_esc(ylabel)}</text>')
         for i, ((name, (xs, ys)), colour) in enumerate(zip(series.items(), PALETTE)):
             pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys) if y is not None and math.isfinite(y))
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{pts}"/>')
             parts.append(f'<text x="{left + 8}" y="{top + 14 + 13 * i}" font-size="11" fill="{colour}">{_esc(name)}</text>')
-    else:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="12">no data</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return svg_end(parts, width=width, height=height, empty=not points)
 
 
 def plot(title: str, series: dict[str, tuple[list[float], list[float]]], ylabel: str, *, svg: bool = False) -> str:
