@@ -1,29 +1,42 @@
-"""condgan against ctgan on real tables: the same training seconds each, the same judges (issue 23, item 5).
+"""condgan against ctgan on real tables: the same judges, budgets in epochs or seconds (issue 23, item 5).
 
-    python benchmarks/tabular.py --seconds 30 --json results/tabular.json --markdown results/tabular.md
+    python benchmarks/tabular.py --epochs 300 --seeds 0,1,2 --share condgan_tabular=0.3333 \
+        --json benchmarks/results/tabular.json --markdown benchmarks/results/tabular.md
 
-Tables (all ship inside scikit-learn, no download): ``iris`` (150 rows, conditioned on
-``species``), ``wine`` (178 rows, on ``cultivar``), ``diabetes`` (442 rows, on ``sex``, mapped to
-"F"/"M"). None has missing values, so a documented, seeded rule adds them:
-:func:`add_missing` blanks 5% of the cells of the first two numeric output columns
-(``numpy.random.default_rng(seed)``), which every contender sees alike.
+Tables (no download): ``iris`` (150 rows, conditioned on ``species``), ``wine`` (178 rows, on
+``cultivar``), ``diabetes`` (442 rows, on ``sex``, mapped to "F"/"M"), all bundled with
+scikit-learn, and ``penguins`` (palmerpenguins, 344 rows, on ``species``: continuous, integer and
+categorical columns with its own missing values: 2 rows of the four measurements, 11 of ``sex``).
+A table without missing values gets some by a documented, seeded rule: :func:`add_missing` blanks
+5% of the cells of the first two numeric output columns (``numpy.random.default_rng(0)``).
 
-Protocol, for each table: a seeded 75/25 split (:func:`condgan.tabular.holdout_split`); each
-contender trains on the 75% for ``--seconds`` of its training loop's wall-clock time, in its own
-subprocess (a clean peak memory: ``resource.getrusage`` max RSS of that process) with
-``--threads`` torch threads; the contenders' order rotates from table to table (interleaved, so a
-change in machine load hits each alike). Each then samples as many rows as the training split has,
-with the training split's condition counts (condgan: ``--per-class`` by class; ctgan:
+Protocol, for each table: one seeded 75/25 split (:func:`condgan.tabular.holdout_split`, seed 0;
+the split and the missing rule stay fixed so that ``--seeds`` varies the training alone); for each
+training seed, each contender trains on the 75% in its own subprocess (a clean peak memory:
+``resource.getrusage`` max RSS of that process) with ``--threads`` torch threads:
+
+- ``ctgan`` and condgan's ``ctgan`` preset: ``--epochs`` epochs each (ctgan's own epoch:
+  ``max(rows // 500, 1)`` steps of 500 rows drawn by training-by-sampling, which the preset's
+  ``ctgan_cond`` draws alike, so both make the same number of steps at the same batch), or
+  ``--seconds`` of loop time without ``--epochs``;
+- a contender named in ``--share NAME=F`` (default: ``condgan_tabular=0.3333``): F times the
+  seconds ctgan's loop took on the same table and seed (ctgan runs first), or F x ``--seconds``
+  when ctgan is not run.
+
+The other contenders' order rotates from table to table and seed to seed. Each then samples as many
+rows as the training split has, with its condition counts (condgan: by class; ctgan:
 ``sample(condition_column=, condition_value=)``), and :mod:`condgan.tabular.judges` judges them
 against the held-out 25%: the quality score (column shapes and pair trends), ML efficacy (a
 gradient-boosted classifier of the condition column trained on synthetic rows over the same model
 trained on the real training rows, macro F1 on the held-out rows) and conditional fidelity (column
 shapes within each condition value). Time per epoch is the loop's seconds over the passes it made
-(an epoch: ``ceil(rows / batch)`` condgan steps, ``max(rows // batch, 1)`` ctgan steps).
+(condgan's ``tabular``: ``ceil(rows / batch)`` steps an epoch). The summary gives each figure's
+mean and standard deviation over the seeds (and min/max in the JSON); ``targets`` says per table
+whether the ``ctgan`` preset's mean lies within ctgan's seed range and whether ``tabular``'s mean
+at least matches ctgan's (quality and ML efficacy).
 
-Contenders: condgan's ``tabular`` preset, condgan's ``ctgan`` preset (batch 500 capped to the
-largest multiple of pac 10 the table's rows fill), and ctgan 0.12.x itself (``pip install
-condgan[bench-tabular]``; skipped with one line when it is not installed).
+Contenders: condgan's ``tabular`` preset, condgan's ``ctgan`` preset, and ctgan 0.12.x itself
+(``pip install condgan[bench-tabular]``; skipped with one line when it is not installed).
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ import time
 from pathlib import Path
 
 CONTENDERS = ("condgan_tabular", "condgan_ctgan", "ctgan")
-TABLES = ("iris", "wine", "diabetes")
+TABLES = ("iris", "wine", "diabetes", "penguins")
 FIGURES = ("quality", "column_shapes", "column_pair_trends", "ml_efficacy_ratio", "ml_real_f1", "ml_synthetic_f1",
            "conditional_fidelity", "seconds", "steps", "epochs", "seconds_per_epoch", "peak_rss_mb")
 
@@ -64,6 +77,12 @@ def load(name: str):
         frame = bunch.frame.copy()
         frame["sex"] = frame["sex"].map({1.0: "F", 2.0: "M"})  # scaled=False: 1 and 2
         return frame, "sex"
+    if name == "penguins":  # palmerpenguins (the bench-tabular extra): mixed kinds, its own missing values
+        try:
+            from palmerpenguins import load_penguins
+        except ImportError:
+            raise SystemExit("tabular.py: the penguins table needs palmerpenguins (pip install condgan[bench-tabular])") from None
+        return load_penguins(), "species"
     raise SystemExit(f"tabular.py: unknown table {name!r}; the tables: {', '.join(TABLES)}")
 
 
@@ -85,7 +104,8 @@ def prepare(name: str, seed: int, folder: Path):
     from condgan.tabular import holdout_split, infer_spec
 
     frame, condition = load(name)
-    frame = add_missing(frame, condition, seed=seed)
+    if not frame.isna().any().any():  # a table with no missing values gets some, by the seeded rule
+        frame = add_missing(frame, condition, seed=seed)
     train, test = holdout_split(frame, 0.25, seed=seed)
     # column kinds from the whole table (a split alone may make a numeric column look integer)
     kinds = {c.name: c.kind for c in infer_spec(frame)}
@@ -96,8 +116,10 @@ def prepare(name: str, seed: int, folder: Path):
 
 
 # -- contenders (each in a worker process) ---------------------------------------------------------
-def train_condgan(preset: str, train_csv: Path, condition: str, seconds: float, seed: int, out: Path):
-    """Train a condgan preset for ``seconds`` of loop time; returns (synthetic frame, steps, epochs, loop seconds)."""
+def train_condgan(preset: str, train_csv: Path, condition: str, seconds: float | None, epochs: int | None, seed: int,
+                  out: Path):
+    """Train a condgan preset for ``seconds`` of loop time or ``epochs`` passes; returns (synthetic
+    frame, steps, epochs, loop seconds)."""
     import pandas as pd
     import torch
 
@@ -105,21 +127,15 @@ def train_condgan(preset: str, train_csv: Path, condition: str, seconds: float, 
     from condgan.resolve import run_config
     from condgan.tabular.columns import TableSpec
 
-    run = run_config(preset)
-    n = sum(1 for _ in open(train_csv)) - 1
-    batch = run.training.batch_size
-    if preset == "ctgan":  # the batch a packing D can judge: a multiple of pac that the rows fill
-        batch = max(10, min(batch, n // 10 * 10))
     kinds = json.loads((train_csv.parent / "kinds.json").read_text())
-    run = run_config(run, {"data.name": "table", "data.root": str(train_csv), "data.options.condition": condition,
-                           "data.options.kinds": kinds,
-                           "training.minutes": seconds / 60, "training.batch_size": batch, "training.seed": seed,
-                           "training.device": "cpu", "training.out_dir": str(out), "training.loggers": [],
-                           "training.sample_every": 0})
+    budget = {"training.epochs": epochs, "training.minutes": None} if epochs else {"training.minutes": seconds / 60}
+    run = run_config(preset, {"data.name": "table", "data.root": str(train_csv), "data.options.condition": condition,
+                              "data.options.kinds": kinds, **budget, "training.seed": seed,
+                              "training.device": "cpu", "training.out_dir": str(out), "training.loggers": [],
+                              "training.sample_every": 0})
     trainer = Trainer(run)
-    start = time.perf_counter()
     trainer.train()
-    elapsed = time.perf_counter() - start
+    elapsed = trainer.elapsed_s  # the loop's seconds (as ctgan's: from its first step to its last)
     gen = trainer.gan.generator.eval()
     output = gen.output
     counts = pd.read_csv(train_csv)[condition].astype(str).value_counts()
@@ -135,9 +151,10 @@ class _Budget(Exception):
     pass
 
 
-def train_ctgan(train_csv: Path, condition: str, seconds: float, seed: int):
-    """Train ctgan 0.12's CTGAN (its defaults) for ``seconds`` of loop time; the loop is stopped
-    from inside (its DataSampler's ``sample_condvec``, called twice a step, raises at the deadline)."""
+def train_ctgan(train_csv: Path, condition: str, seconds: float | None, epochs: int | None, seed: int):
+    """Train ctgan 0.12's CTGAN (its defaults) for ``epochs`` (its own loop) or ``seconds`` of loop
+    time (stopped from inside: its DataSampler's ``sample_condvec``, called twice a step, raises
+    at the deadline). Returns (synthetic frame, steps, epochs, loop seconds)."""
     import numpy as np
     import pandas as pd
     import torch
@@ -156,11 +173,12 @@ def train_ctgan(train_csv: Path, condition: str, seconds: float, seed: int):
     discrete = [c for c in frame.columns if frame[c].dtype == object or c == condition]
     calls, clock = [0], {}
     original = DataSampler.sample_condvec
+    limit = math.inf if epochs else seconds
 
     def sample_condvec(self, batch):
         if "start" not in clock:
             clock["start"] = time.perf_counter()
-        elif time.perf_counter() - clock["start"] >= seconds:
+        elif time.perf_counter() - clock["start"] >= limit:
             clock["stop"] = time.perf_counter()
             raise _Budget
         calls[0] += 1
@@ -169,13 +187,14 @@ def train_ctgan(train_csv: Path, condition: str, seconds: float, seed: int):
     DataSampler.sample_condvec = sample_condvec
     torch.manual_seed(seed)
     np.random.seed(seed)
-    model = CTGAN(epochs=10 ** 9, enable_gpu=False)
+    model = CTGAN(epochs=epochs or 10 ** 9, enable_gpu=False)
     try:
         model.fit(frame, discrete_columns=discrete)
     except _Budget:
         pass
     finally:
         DataSampler.sample_condvec = original
+    stop = clock.get("stop", time.perf_counter())
     steps = calls[0] // 2
     per_epoch = max(len(frame) // model._batch_size, 1)
     counts = frame[condition].astype(str).value_counts()
@@ -184,7 +203,7 @@ def train_ctgan(train_csv: Path, condition: str, seconds: float, seed: int):
     synth[condition] = [v for v, k in counts.items() for _ in range(int(k))]  # the value each row was asked for
     for c in flagged:
         synth.loc[synth.pop(c + "__missing") == "yes", c] = np.nan
-    return synth, steps, steps / per_epoch, clock.get("stop", time.perf_counter()) - clock.get("start", time.perf_counter())
+    return synth, steps, steps / per_epoch, stop - clock.get("start", stop)
 
 
 def judge(train_csv: Path, test_csv: Path, synth, condition: str, folder: Path) -> dict:
@@ -215,12 +234,13 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     folder = Path(args.folder)
     train_csv, test_csv, condition = folder / "train.csv", folder / "test.csv", args.condition
+    epochs = args.epochs or None
     if args.worker == "ctgan":
-        synth, steps, epochs, loop = train_ctgan(train_csv, condition, args.seconds, args.seed)
+        synth, steps, epochs, loop = train_ctgan(train_csv, condition, args.seconds, epochs, args.seed)
     else:
         preset = args.worker.removeprefix("condgan_")
-        synth, steps, epochs, loop = train_condgan(preset, train_csv, condition, args.seconds, args.seed,
-                                                   folder / f"run_{preset}")
+        synth, steps, epochs, loop = train_condgan(preset, train_csv, condition, args.seconds, epochs, args.seed,
+                                                   folder / f"run_{preset}_{args.seed}")
     result = judge(train_csv, test_csv, synth, condition, folder)
     result.update(seconds=loop, steps=int(steps), epochs=float(epochs),
                   seconds_per_epoch=loop / epochs if epochs else math.nan,
@@ -235,46 +255,121 @@ def ctgan_installed() -> bool:
     return importlib.util.find_spec("ctgan") is not None
 
 
-def run_one(table: str, contender: str, folder: Path, condition: str, args) -> dict:
+def run_one(table: str, contender: str, folder: Path, condition: str, seed: int, seconds: float, epochs: int | None,
+            args) -> dict:
     cmd = [sys.executable, __file__, "--worker", contender, "--folder", str(folder), "--condition", condition,
-           "--seconds", str(args.seconds), "--seed", str(args.seed), "--threads", str(args.threads)]
+           "--seconds", str(seconds), "--epochs", str(epochs or 0), "--seed", str(seed), "--threads", str(args.threads)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                        os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit(f"tabular.py: {contender} on {table} failed: {tail}")
+        raise SystemExit(f"tabular.py: {contender} on {table} (seed {seed}) failed: {tail}")
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def markdown(results: list[dict]) -> str:
-    head = ("| table | contender | quality | ML efficacy (F1 synth / real) | conditional fidelity | steps | "
-            "s / epoch | peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
-    rows = [f"| {r['table']} ({r['rows']} rows) | {r['contender']} | {r['quality']:.3f} | {r['ml_efficacy_ratio']:.3f} "
-            f"({r['ml_synthetic_f1']:.3f} / {r['ml_real_f1']:.3f}) | {r['conditional_fidelity']:.3f} | {r['steps']} | "
-            f"{r['seconds_per_epoch']:.3f} | {r['peak_rss_mb']:.0f} |" for r in results]
+def summarise(results: list[dict]) -> list[dict]:
+    """Mean, standard deviation (over seeds, ddof 1), min and max of each figure per (table, contender)."""
+    import statistics
+
+    groups: dict = {}
+    for r in results:
+        groups.setdefault((r["table"], r["contender"]), []).append(r)
+    out = []
+    for (table, contender), runs in groups.items():
+        row = {"table": table, "contender": contender, "rows": runs[0]["rows"], "seeds": [r["seed"] for r in runs]}
+        for key in FIGURES:
+            values = [float(r[key]) for r in runs]
+            row[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "min": min(values), "max": max(values)}
+        out.append(row)
+    return out
+
+
+def targets(summary: list[dict], best: str) -> list[dict]:
+    """Per table: is the ``ctgan`` preset's mean within ctgan's seed range (min..max), and does the
+    best preset's mean at least match ctgan's, for the quality score and the ML efficacy."""
+    by = {(r["table"], r["contender"]): r for r in summary}
+    out = []
+    for table in dict.fromkeys(r["table"] for r in summary):
+        ref = by.get((table, "ctgan"))
+        if ref is None:
+            continue
+        row = {"table": table}
+        for key in ("quality", "ml_efficacy_ratio"):
+            rep = by.get((table, "condgan_ctgan"))
+            if rep is not None:
+                row[f"ctgan_preset_{key}_in_ctgan_range"] = ref[key]["min"] <= rep[key]["mean"] <= ref[key]["max"]
+            top = by.get((table, best))
+            if top is not None:
+                row[f"{best}_{key}_at_least_ctgan"] = top[key]["mean"] >= ref[key]["mean"]
+        if (table, best) in by:
+            row[f"{best}_seconds_over_ctgan"] = by[(table, best)]["seconds"]["mean"] / ref["seconds"]["mean"]
+        out.append(row)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    def f(v, digits=3):
+        return f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
+
+    head = ("| table | contender | quality | ML efficacy (F1 synth / real) | conditional fidelity | train s | steps | "
+            "s / epoch | peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    rows = [f"| {r['table']} ({r['rows']} rows) | {r['contender']} | {f(r['quality'])} | {f(r['ml_efficacy_ratio'])} "
+            f"({r['ml_synthetic_f1']['mean']:.3f} / {r['ml_real_f1']['mean']:.3f}) | {f(r['conditional_fidelity'])} | "
+            f"{r['seconds']['mean']:.1f} | {r['steps']['mean']:.0f} | {r['seconds_per_epoch']['mean']:.3f} | "
+            f"{r['peak_rss_mb']['mean']:.0f} |" for r in summary]
     return head + "\n".join(rows) + "\n"
+
+
+def _shares(text: str, parser) -> dict[str, float]:
+    shares = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in CONTENDERS or not value:
+            parser.error(f"--share takes CONTENDER=FRACTION items (contenders: {', '.join(CONTENDERS)}), got {item!r}")
+        try:
+            shares[name] = float(value)
+        except ValueError:
+            parser.error(f"--share {item!r}: the fraction must be a number")
+        if not shares[name] > 0:
+            parser.error(f"--share {item!r}: the fraction must be > 0")
+    return shares
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="training seconds per contender per table")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="training seconds per contender per table and seed (without --epochs)")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="ctgan and condgan's ctgan preset train this many epochs instead (the same steps at batch 500)")
+    parser.add_argument("--share", default="condgan_tabular=0.3333",
+                        help="CONTENDER=F,...: that contender trains F x ctgan's measured training seconds on the same "
+                             "table and seed (ctgan then runs first), or F x --seconds without ctgan")
     parser.add_argument("--tables", default=",".join(TABLES))
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2 (the split and the missing rule keep seed 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each contender")
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--condition", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)
         return 0
     if not args.seconds > 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if args.epochs < 0:
+        parser.error(f"--epochs must be >= 1 (or 0: train by --seconds), got {args.epochs}")
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds takes integers separated by commas, got {args.seeds!r}")
+    shares = _shares(args.share, parser)
     tables, contenders = args.tables.split(","), args.contenders.split(",")
     for c in contenders:
         if c not in CONTENDERS:
@@ -292,26 +387,48 @@ def main(argv=None) -> int:
         for i, table in enumerate(tables):
             folder = Path(tmp) / table
             folder.mkdir()
-            train_csv, _, condition = prepare(table, args.seed, folder)
+            train_csv, _, condition = prepare(table, 0, folder)
             rows = sum(1 for _ in open(train_csv)) - 1
-            order = contenders[i % len(contenders):] + contenders[:i % len(contenders)]  # interleaved
-            for contender in order:
-                r = run_one(table, contender, folder, condition, args)
-                r.update(table=table, contender=contender, rows=rows, condition=condition)
-                results.append(r)
-                print(f"{table:9s} {contender:16s} quality {r['quality']:.3f}  ML efficacy {r['ml_efficacy_ratio']:.3f}  "
-                      f"fidelity {r['conditional_fidelity']:.3f}  {r['steps']} steps  {r['seconds_per_epoch']:.3f} s/epoch  "
-                      f"{r['peak_rss_mb']:.0f} MB", flush=True)
-    results.sort(key=lambda r: (tables.index(r["table"]), CONTENDERS.index(r["contender"])))
-    protocol = {"seconds": args.seconds, "seed": args.seed, "threads": args.threads, "torch": torch.__version__,
-                "cpus": os.cpu_count(), "load_average": os.getloadavg(), "missing_rule": "5% of the first two numeric columns, seeded",
-                "split": "75/25 holdout_split(seed)", "ctgan": _version("ctgan")}
+            for j, seed in enumerate(seeds):
+                fixed = [c for c in contenders if c not in shares]
+                k = (i + j) % max(len(fixed), 1)
+                order = fixed[k:] + fixed[:k]  # interleaved
+                if "ctgan" in order and any(c in shares for c in contenders):
+                    order = ["ctgan"] + [c for c in order if c != "ctgan"]  # the shares need ctgan's seconds
+                order += [c for c in contenders if c in shares]
+                ctgan_seconds = None
+                for contender in order:
+                    if contender in shares:
+                        seconds, epochs = shares[contender] * (ctgan_seconds or args.seconds), None
+                    elif contender in ("ctgan", "condgan_ctgan"):
+                        seconds, epochs = args.seconds, args.epochs or None
+                    else:
+                        seconds, epochs = args.seconds, None
+                    r = run_one(table, contender, folder, condition, seed, seconds, epochs, args)
+                    if contender == "ctgan":
+                        ctgan_seconds = r["seconds"]
+                    r.update(table=table, contender=contender, rows=rows, condition=condition, seed=seed)
+                    results.append(r)
+                    print(f"{table:9s} seed {seed} {contender:16s} quality {r['quality']:.3f}  ML efficacy "
+                          f"{r['ml_efficacy_ratio']:.3f}  fidelity {r['conditional_fidelity']:.3f}  {r['seconds']:.1f} s  "
+                          f"{r['steps']} steps  {r['seconds_per_epoch']:.3f} s/epoch  {r['peak_rss_mb']:.0f} MB", flush=True)
+    results.sort(key=lambda r: (tables.index(r["table"]), CONTENDERS.index(r["contender"]), r["seed"]))
+    summary = summarise(results)
+    best = "condgan_tabular"
+    protocol = {"seconds": args.seconds, "epochs": args.epochs or None, "shares": shares, "seeds": seeds,
+                "threads": args.threads, "torch": torch.__version__, "cpus": os.cpu_count(),
+                "load_average": os.getloadavg(), "missing_rule": "tables without missing values: 5% of the first two "
+                "numeric columns, seeded (seed 0)", "split": "75/25 holdout_split(seed 0)", "ctgan": _version("ctgan")}
+    reading = targets(summary, best)
     if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": protocol, "results": results}, indent=2, default=str))
-    table_md = markdown(results)
+        Path(args.json).write_text(json.dumps({"protocol": protocol, "summary": summary, "targets": reading,
+                                               "results": results}, indent=2, default=str))
+    table_md = markdown(summary)
     if args.markdown:
         Path(args.markdown).write_text(table_md)
     print(table_md)
+    for row in reading:
+        print(json.dumps(row))
     return 0
 
 

@@ -23,6 +23,13 @@ so a conditioner overrides only the points where it acts:
    projection discriminator adds ``<embed(y), h>`` to the score.
 4. **Auxiliary loss** (:meth:`Conditioner.auxiliary_loss`): a term added to the network's
    adversarial loss for real and fake batches alike: the auxiliary classifier (ACGAN) head.
+5. **Generator loss** (:meth:`Conditioner.generator_loss`, a generator's conditioner): a term
+   added to G's loss only, from G's raw output (before the output kind's head) and y: CTGAN's
+   cross-entropy that makes G produce the category its conditional vector asks for.
+
+A conditioner that needs to know what the network makes (a table's columns) sets
+:attr:`Conditioner.takes_output`; it is then built with ``output=`` the
+:class:`~condgan.outputs.OutputSpec`.
 
 A conditioner with :attr:`Conditioner.soft_conditions` also accepts conditions between two
 conditions (class interpolation in :mod:`condgan.sampling`): for a class condition, a float
@@ -79,6 +86,8 @@ class Conditioner(nn.Module, ABC):
     soft_conditions: ClassVar[bool] = False
     #: why :mod:`condgan.export` must refuse this conditioner (None: it traces to TorchScript and ONNX).
     not_exportable: ClassVar[str | None] = None
+    #: True: built with ``output=`` the network's :class:`~condgan.outputs.OutputSpec` (what G makes, D judges).
+    takes_output: ClassVar[bool] = False
 
     def __init__(self, spec: ConditionSpec, role: str):
         super().__init__()
@@ -140,6 +149,11 @@ class Conditioner(nn.Module, ABC):
     # 4. auxiliary loss ------------------------------------------------------------------------
     def auxiliary_loss(self, h: Tensor, y: Tensor) -> Tensor | None:
         """An extra loss term from the features h and the condition y, or None."""
+        return None
+
+    # 5. generator loss ------------------------------------------------------------------------
+    def generator_loss(self, out: Tensor, y: Tensor) -> Tensor | None:
+        """An extra term of G's loss from G's raw output ``out`` (before the output head) and y, or None."""
         return None
 
     def extra_repr(self) -> str:

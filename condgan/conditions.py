@@ -83,10 +83,12 @@ class ConditionSpec:
         """Conditions for a batch of fakes, drawn on y_real's device.
 
         Class labels are uniform over the classes (as the reference does); multilabel and vector
-        conditions are the real batch's conditions in a random order (their prior is the data's).
+        conditions are the real batch's conditions in a random order (their prior is the data's), and
+        so are class conditions given as float rows (a conditioner's wider code drawn with the batch:
+        CTGAN's conditional vector, :mod:`condgan.tabular.conditional`).
         """
         n = y_real.shape[0]
-        if self.kind == "class":
+        if self.kind == "class" and not y_real.dtype.is_floating_point:
             return torch.randint(0, self.num_classes, (n,), device=y_real.device, generator=generator)
         return y_real[torch.randperm(n, device=y_real.device, generator=generator)]
 

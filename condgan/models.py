@@ -42,7 +42,8 @@ def _compose(role, spec, in_shape, out_shape, conditioner, conditioner_options, 
     cond_cls = get_component("conditioner", conditioner)
     if not (isinstance(cond_cls, type) and issubclass(cond_cls, Conditioner)):
         raise TypeError(f"conditioner must be a registered name or a Conditioner subclass, got {conditioner!r}")
-    cond = construct(cond_cls, spec, role, **options(conditioner_options, "conditioner_options"))
+    extra = {"output": output} if getattr(cond_cls, "takes_output", False) else {}
+    cond = construct(cond_cls, spec, role, **extra, **options(conditioner_options, "conditioner_options"))
     backbone_cls = get_component("backbone", backbone)
     if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, nn.Module) and hasattr(backbone_cls, "flat_input")):
         raise TypeError(f"backbone must be a registered name or a Backbone subclass, got {backbone!r}")
@@ -172,10 +173,16 @@ class ConditionalGenerator(nn.Module):
                 raise ValueError("noise z contains NaN or inf")
             self.spec.check(y, z.shape[0])
             check_matches_device(y, self)
+        return self.generate(z, y)[0]
+
+    def generate(self, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The output for (z, y), unchecked, and the conditioner's generator loss on the raw output
+        (None for most conditioners; the training step adds it to G's loss)."""
         x = self.conditioner.join(z, y)  # (B, latent_dim + input_features)
         h = self.backbone.features(x, y)  # (B, feature_dim)
         out = self.conditioner.output(h, self.backbone.head(h), y)  # (B, *output.shape)
-        return out if self.output_head is None else self.output_head(out)
+        extra = self.conditioner.generator_loss(out, y)
+        return (out if self.output_head is None else self.output_head(out)), extra
 
     def sample_noise(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None) -> Tensor:
         """z of shape (n, latent_dim) from this generator's noise distribution, drawn on ``device``."""

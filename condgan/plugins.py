@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "condgan.losses",
     "condgan.backbones",
     "condgan.tabular.networks",
+    "condgan.tabular.conditional",
     "condgan.augment",
     "condgan.presets",
     "condgan.loggers",

@@ -350,19 +350,21 @@ def tabular() -> RunConfig:
 def ctgan() -> RunConfig:
     """CTGAN's recipe (Xu et al. 2019; the defaults of ctgan 0.12's ``CTGAN``), on condgan's table dataset.
 
-    G: z (128, normal) joined with the one-hot condition -> ``ctgan_residual`` (256, 256): Linear ->
-    BatchNorm -> ReLU, each layer's output concatenated to its input -> Linear -> the table head
-    (tanh scalars, Gumbel-softmax groups, tau 0.2). D: the encoded row joined with the one-hot
-    condition -> ``mlp`` (256, 256), Linear -> LeakyReLU(0.2) -> Dropout(0.5), packing ``pac`` 10
-    rows into one judgement (PacGAN) -> a score. WGAN-GP (lambda 10, one alpha and one gradient norm
-    per pack); Adam 2e-4, betas (0.5, 0.9), weight decay 1e-6 for both; one D step per G step;
-    batches of 500; mode-specific normalisation (``vgm``, the table dataset's default).
+    G: z (128, normal) joined with CTGAN's conditional vector (``ctgan_cond``) -> ``ctgan_residual``
+    (256, 256): Linear -> BatchNorm -> ReLU, each layer's output concatenated to its input -> Linear
+    -> the table head (tanh scalars, Gumbel-softmax groups, tau 0.2); G's loss adds CTGAN's
+    cross-entropy on the category its vector asks for. D: the encoded row joined with the vector ->
+    ``mlp`` (256, 256), Linear -> LeakyReLU(0.2) -> Dropout(0.5), packing ``pac`` 10 rows into one
+    judgement (PacGAN) -> a score. Training-by-sampling draws the batches (a discrete column
+    uniformly, a category by log-frequency, a real row holding it; 500 rows drawn with replacement,
+    an epoch ``max(rows // 500, 1)`` steps, as ctgan). WGAN-GP (lambda 10, one alpha and one gradient
+    norm per pack); Adam 2e-4, betas (0.5, 0.9), weight decay 1e-6 for both; one D step per G step;
+    mode-specific normalisation (``vgm``, the table dataset's default).
 
-    What differs from ctgan itself: the condition is one column chosen by the user (a class), not
-    CTGAN's conditional vector over every discrete column with training-by-sampling, so G has no
-    cross-entropy term on it; the condition column is not part of the generated row; the gradient
-    penalty interpolates the rows with the condition held fixed (CTGAN interpolates the condition
-    too, which is the same vector on both sides when real and fake share it).
+    What differs from ctgan itself (see :mod:`condgan.tabular.conditional`): the condition column
+    chosen by the user (a class) is always in the vector and is not part of the generated row (ctgan
+    generates it and gives G only the drawn pair); the gradient penalty interpolates the rows with
+    the real batch's vectors (CTGAN interpolates the vectors too).
     """
     def adam() -> OptimizerConfig:
         return OptimizerConfig("Adam", 2e-4, {"betas": (0.5, 0.9), "weight_decay": 1e-6})
@@ -373,9 +375,9 @@ def ctgan() -> RunConfig:
         image_shape=None,
         output_kind="table",
         latent_dim=128,
-        generator=NetworkConfig(conditioner="onehot", backbone="ctgan_residual",
+        generator=NetworkConfig(conditioner="ctgan_cond", backbone="ctgan_residual",
                                 backbone_options={"widths": (256, 256), "norm": "batch", "activation": "relu"}),
-        discriminator=NetworkConfig(conditioner="onehot", backbone="mlp",
+        discriminator=NetworkConfig(conditioner="ctgan_cond", backbone="mlp",
                                     backbone_options={"widths": (256, 256), "activation": "leaky_relu", "dropout": 0.5,
                                                       "pac": 10}),
         loss="wgan_gp",
@@ -401,5 +403,5 @@ def register_presets():
         Preset("vector_mlp", vector_mlp,
                "vectors from any condition: two-branch MLP G and D (the paper's tag networks, smaller), BCE (fits the data)"),
         Preset("tabular", tabular, "table rows conditioned on a column: residual MLP G with the table head, MLP D, BCE + R1"),
-        Preset("ctgan", ctgan, "CTGAN's recipe: concatenating residual G, packed (pac 10) dropout MLP D, WGAN-GP, Adam (0.5, 0.9), batch 500"),
+        Preset("ctgan", ctgan, "CTGAN's recipe: conditional vector + training-by-sampling, concatenating residual G, packed (pac 10) dropout MLP D, WGAN-GP, batch 500"),
     ]

@@ -71,3 +71,41 @@ def test_the_ctgan_preset_is_ctgans_recipe():
     assert g(torch.randn(4, 128), torch.randint(0, 3, (4,))).shape == (4, 12)
     assert [type(m).__name__ for m in d.backbone.layers] == ["Linear", "Dropout", "LeakyReLU"] * 2  # LeakyReLU and dropout commute
     assert d.backbone.layers[2].negative_slope == 0.2
+
+
+def test_the_ctgan_preset_on_a_table_has_ctgans_sizes_less_the_condition_column_it_does_not_generate(tmp_path):
+    """ctgan 0.12's Generator and Discriminator, built for the same (all-discrete) table as ctgan's own
+    fit builds them, against the ``ctgan`` preset's networks built by the trainer: the conditional
+    vector has the same width (every discrete column's categories, the condition column's
+    included); condgan's G does not generate the condition column (3 one-hot entries), so its head
+    and D's first layer are smaller by exactly those entries."""
+    pd = pytest.importorskip("pandas")
+    ctgan_module = pytest.importorskip("ctgan.synthesizers.ctgan")
+    from ctgan.data_sampler import DataSampler
+    from ctgan.data_transformer import DataTransformer
+
+    from condgan import Trainer
+    from condgan.resolve import run_config
+
+    g = torch.Generator().manual_seed(0)
+    frame = pd.DataFrame({"species": [f"s{v}" for v in torch.randint(0, 3, (60,), generator=g).tolist()],
+                          "a": [f"a{v}" for v in torch.randint(0, 4, (60,), generator=g).tolist()],
+                          "b": [f"b{v}" for v in torch.randint(0, 2, (60,), generator=g).tolist()]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    transformer = DataTransformer()
+    transformer.fit(frame, ["species", "a", "b"])
+    data = transformer.transform(frame)
+    sampler = DataSampler(data, transformer.output_info_list, True)
+    data_dim, cond_dim = transformer.output_dimensions, sampler.dim_cond_vec()
+    cg = ctgan_module.Generator(128 + cond_dim, (256, 256), data_dim)
+    cd = ctgan_module.Discriminator(data_dim + cond_dim, (256, 256), pac=10)
+
+    trainer = Trainer(run_config("ctgan", {"data.root": str(tmp_path / "t.csv"), "data.options.condition": "species",
+                                           "training.device": "cpu", "training.loggers": [], "training.steps": 1}))
+    G, D = trainer.gan.generator, trainer.gan.discriminator
+    assert (data_dim, cond_dim) == (9, 9) and G.conditioner.width == cond_dim == D.conditioner.width
+    assert G.output.dim == data_dim - 3  # species is the condition, not an output
+    g_features = 128 + cond_dim + 256 + 256
+    assert n_params(G) == n_params(cg) - 3 * (g_features + 1)
+    assert n_params(D) == n_params(cd) - 3 * 10 * 256
+    assert len(trainer.batches) == 1 and next(iter(trainer.batches))[0].shape == (500, 6)  # 500 rows drawn from 60

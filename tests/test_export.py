@@ -150,6 +150,8 @@ def config_for(conditioner, backbone, kind):
     ("cbn", "resnet", "class"), ("vector", "resnet", "vector"),
     ("embedding", "resmlp", "class"), ("onehot", "resmlp", "class"), ("branches", "resmlp", "class"),
     ("cbn", "resmlp", "class"), ("vector", "resmlp", "vector"),
+    ("ctgan_cond", "mlp", "class"), ("ctgan_cond", "dcgan", "class"), ("ctgan_cond", "resnet", "class"),
+    ("ctgan_cond", "resmlp", "class"),
 ])
 def test_every_generator_part_exports_to_every_format(conditioner, backbone, kind, tmp_path):
     config = config_for(conditioner, backbone, kind)

@@ -110,7 +110,18 @@ def make_batches(gan: nn.Module, images: Any, labels: Tensor, batch_size: int, *
         return StreamBatches(images.paths, labels, batch_size, channels=c, size=(h, w), fit=images.fit,
                              num_workers=workers, **order)
     check_dataset(gan, images, labels)  # validated once, before the loop
+    drawn = drawn_batches(gan)
+    if drawn is not None:
+        return drawn(images, labels, batch_size, **order)
     return TensorBatches(images, labels, batch_size, **order)
+
+
+def drawn_batches(gan: nn.Module):
+    """The generator conditioner's own batch maker, ``training_batches(samples, labels, batch_size,
+    **order)``, when it draws the batches itself (CTGAN's training-by-sampling: the conditional
+    vector decides which rows a batch holds, drawn with replacement, every batch full); else None."""
+    conditioner = getattr(getattr(gan, "generator", None), "conditioner", None)
+    return getattr(conditioner, "training_batches", None)
 
 
 def packed_batches(gan: nn.Module, n: int, batch_size: int) -> bool:
@@ -123,6 +134,8 @@ def packed_batches(gan: nn.Module, n: int, batch_size: int) -> bool:
     if batch_size % pac:
         raise ValueError(f"batch_size {batch_size} is not a multiple of the discriminator's pac {pac} (PacGAN packs "
                          f"{pac} samples into one judgement): use a batch_size such as {max(pac, batch_size // pac * pac)}")
+    if drawn_batches(gan) is not None:  # drawn with replacement: every batch holds batch_size rows
+        return False
     if n < batch_size and n % pac:
         raise ValueError(f"{n} rows make one batch of {n}, not a multiple of the discriminator's pac {pac}: use a "
                          f"batch_size that is a multiple of {pac} and at most {n} (e.g. {n // pac * pac})")
@@ -132,7 +145,7 @@ def packed_batches(gan: nn.Module, n: int, batch_size: int) -> bool:
 def check_batch_sizes(gan: nn.Module, labels: Tensor, batch_size: int, world_size: int, device: torch.device) -> None:
     """A batch of one in training mode breaks batch norm: find out now, not at the epoch's last batch."""
     b, n = batch_size, len(labels)
-    sizes = {b} if world_size > 1 or n % b == 0 else {b, n % b}
+    sizes = {b} if world_size > 1 or n % b == 0 or drawn_batches(gan) is not None else {b, n % b}
     if 1 not in sizes:
         return
     probe = copy.deepcopy(gan).train()

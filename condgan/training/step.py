@@ -68,14 +68,14 @@ class _Forwards:
     def generator_pass(self, z: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor) -> tuple[Tensor, Tensor]:
         gan = self.gan
         D, loss = gan.discriminator, gan.loss
-        fake = gan.generator(z, y_fake, check=False)  # (B, C, H, W)
+        fake, g_extra = gan.generator.generate(z, y_fake)  # (B, C, H, W); the conditioner's G-only loss or None
         fake_score, fake_aux = D.judge(fake, y_fake, check=False)
         if getattr(loss, "needs_real_scores_for_generator", False):
             real_score, _ = D.judge(real, y_real, check=False)  # (B, 1); its auxiliary loss does not depend on G
             g_loss = loss.generator_loss(fake_score, real_score.detach())
         else:
             g_loss = loss.generator_loss(fake_score)
-        return fake, _add(g_loss, fake_aux)
+        return fake, _add(_add(g_loss, fake_aux), g_extra)
 
     def discriminator_pass(self, real: Tensor, y_real: Tensor, fake: Tensor, y_fake: Tensor) -> Tensor:
         gan = self.gan
