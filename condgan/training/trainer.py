@@ -88,6 +88,7 @@ class Trainer:
         self.opt_g, self.opt_d = make_optimizers(self.gan, self.device, cuda_graph=self.cuda_graph)
         self.ema = EMA(self.gan.generator, config.ema_decay, config.ema_start) if config.ema_decay is not None else None
         self.step_fn = self._build_step()
+        self.step_rng: torch.Generator | None = None  # a stacked group's run: the generator its steps draw from
         if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
             seed_everything(distributed.rank_seed(config.seed, self.process.rank))
         self.guard = guards.LossGuard(config.nonfinite, config.max_skipped_intervals)
