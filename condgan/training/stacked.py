@@ -87,7 +87,9 @@ def _network_refusal(net: nn.Module, role: str) -> str | None:
     if bb.pac != 1:
         return f"the {role}'s packing (pac={bb.pac}) is not stacked"
     for m in list(bb.layers) + [bb.out, bb.out_activation]:
-        if type(m) is nn.Linear and not nn.utils.parametrize.is_parametrized(m):
+        if nn.utils.parametrize.is_parametrized(m):
+            return f"the {role}'s spectral norm (a parametrization of its Linear layers) is not stacked"
+        if type(m) is nn.Linear:
             continue
         if type(m) is nn.BatchNorm1d and m.affine and m.track_running_stats and m.momentum is not None:
             continue
@@ -130,12 +132,14 @@ def _linear_solo(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return F.linear(h, w, b)
 
 
-def _linear_batched(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K, B, out)
+class _StackedLinear(torch.autograd.Function):
+    """``F.linear`` of each run, batched: (K, B, in) x (K, out, in) + (K, out) -> (K, B, out).
 
-
-class _LinearSomeColumns(torch.autograd.Function):
-    """Batched :func:`~condgan.layers.linear_some_input_grad`: h's gradient in ``columns`` only."""
+    The backward's products are batched too; the bias gradient is summed run by run, as the solo
+    backward sums it (one batched sum over the rows takes another order: the bias of a layer before
+    a batch norm has a gradient of cancelling terms, where the order shows). With ``columns``
+    (:func:`~condgan.layers.linear_some_input_grad`), h's gradient in those columns only.
+    """
 
     @staticmethod
     def forward(ctx, h, w, b, columns):
@@ -148,13 +152,20 @@ class _LinearSomeColumns(torch.autograd.Function):
         h, w = ctx.saved_tensors
         grad_h = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.zeros_like(h)
-            grad_h[:, :, ctx.columns] = torch.bmm(grad, w[:, :, ctx.columns])
+            if ctx.columns is None:
+                grad_h = torch.bmm(grad, w)
+            else:
+                grad_h = torch.zeros_like(h)
+                grad_h[:, :, ctx.columns] = torch.bmm(grad, w[:, :, ctx.columns])
         if ctx.needs_input_grad[1]:
             grad_w = torch.bmm(grad.transpose(1, 2), h)
         if ctx.needs_input_grad[2]:
-            grad_b = grad.sum(1)
+            grad_b = torch.stack([g.sum(0) for g in grad.unbind(0)])
         return grad_h, grad_w, grad_b, None
+
+
+def _linear_batched(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return _StackedLinear.apply(h, w, b, None)
 
 
 def _columns_solo(h, w, b, *, columns):
@@ -170,7 +181,7 @@ class _Bare:
 
 
 def _columns_batched(h, w, b, *, columns):
-    return _LinearSomeColumns.apply(h, w, b, columns)
+    return _StackedLinear.apply(h, w, b, columns)
 
 
 def _norm_solo(h, w, b, rm, rv, *, momentum, eps):
@@ -267,6 +278,13 @@ def _apply(kind: str, h: Tensor, params: Sequence[Tensor], shape: tuple, bitwise
     return batched(h, *params, **options)
 
 
+def global_generator(device: torch.device) -> torch.Generator:
+    """A generator holding the global RNG's state now: where a run just built or resumed would draw next."""
+    gen = torch.Generator(device=device)
+    gen.set_state(torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device))
+    return gen
+
+
 # -- the step ----------------------------------------------------------------------------------------
 class StackedStep:
     """One training step of K runs at once; see the module's docstring.
@@ -292,7 +310,7 @@ class StackedStep:
         self.k = len(self.trainers)
         self.device = trainers[0].device
         self.bitwise = bitwise and self.device.type == "cpu"
-        self.generators = list(generators) if generators is not None else [self._global_copy() for _ in trainers]
+        self.generators = list(generators) if generators is not None else [global_generator(self.device) for _ in trainers]
         self.stacked: dict[str, Tensor] = {}
         self.counters: dict[str, list[list[Tensor]]] = {"G.": [], "D.": []}  # batch norms' num_batches_tracked, per run
         for prefix, nets in (("G.", [t.gan.generator for t in trainers]), ("D.", [t.gan.discriminator for t in trainers])):
@@ -300,11 +318,6 @@ class StackedStep:
         self.params = {prefix: [v for n, v in self.stacked.items() if n.startswith(prefix) and v.requires_grad]
                        for prefix in ("G.", "D.")}
         self.template = trainers[0].gan
-
-    def _global_copy(self) -> torch.Generator:
-        gen = torch.Generator(device=self.device)
-        gen.set_state(torch.get_rng_state() if self.device.type == "cpu" else torch.cuda.get_rng_state(self.device))
-        return gen
 
     def _stack(self, prefix: str, nets: Sequence[nn.Module]) -> None:
         for name, first in nets[0].named_parameters():

@@ -216,7 +216,8 @@ class Trainer:
     def _train(self) -> str:
         main, hook = self.process.is_main, self.registry.hook
         self.stop_reason, self.stop_signal, self._stop_request = None, None, None
-        with events.run_plugins(self.registry, self.config.loggers, self.config.callbacks, active=main), \
+        with events.run_plugins(self.registry, self.config.loggers, self.config.callbacks, active=main,
+                                owner=self if self.step_rng is not None else None), \
                 stop_on_signals(self._on_signal):
             try:
                 if main and self.out_dir is not None:
