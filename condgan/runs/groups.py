@@ -2,8 +2,7 @@
 
 ``condgan train ... --seeds 0-7 --sweep model.g_optimizer.lr=1e-4,2e-4 --out runs/g`` makes one
 run directory per combination under ``runs/g`` (``runs/g/lr=0.0001,seed_3``) and a group file,
-``runs/g/group.json``, that lists the runs with their overrides and their state. The runs are
-trained one after another; each is exactly the run that ``condgan train`` with the same overrides
+``runs/g/group.json``, that lists the runs with their overrides and their state. Each run is exactly the run that ``condgan train`` with the same overrides
 (``--seed 3 --set model.g_optimizer.lr=1e-4``) makes alone: every trainer seeds its own weights,
 noise and data order, so run k of a group has the same weights, bit for bit on the CPU, as its seed
 trained alone. Each run directory is an ordinary run: ``condgan sample``, ``eval``, ``export`` and
