@@ -1,4 +1,4 @@
-"""The small benchmark scripts: time-to-quality curves (plot_time_to_quality.py) and whole-process timing (startup.py)."""
+"""The small benchmark scripts: time-to-quality curves (plot_time_to_quality.py), whole-process timing (startup.py) and stacked runs (stacked.py)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,15 @@ def test_timed_lines_times_the_marker_line_and_the_rest(tmp_path):
     assert to_marker >= 0.3 and after >= 0.2  # the sleeps bound each part from below
     with pytest.raises(RuntimeError, match="printed no 'never' line"):
         startup.timed_lines([sys.executable, "-c", "print('x')"], "never")
+
+
+def test_stacked_benchmark_writes_rounds_ratios_and_its_protocol(tmp_path):
+    import stacked
+
+    out = tmp_path / "stacked.json"
+    stacked.main(["--ks", "1,2", "--steps", "1", "--rounds", "1", "--contenders", "stacked,sequential", "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert data["protocol"]["preset"] == "mnist_mlp" and data["protocol"]["threads"] == 1
+    assert sorted((r["k"], r["contender"]) for r in data["summary"]) == [(1, "sequential"), (1, "stacked"),
+                                                                        (2, "sequential"), (2, "stacked")]
+    assert all(r["steps_per_s"] > 0 and r["ratio"] > 0 for r in data["summary"])

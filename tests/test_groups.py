@@ -1,4 +1,5 @@
-"""Groups of runs (issue 26): ``condgan train --seeds/--sweep`` trains K runs one after another, each
+"""Groups of runs (issue 26): ``condgan train --seeds/--sweep`` trains K runs (side by side where they
+stack, tests/test_stacked.py; with ``--no-stack`` one after another), each
 equal to its run trained alone, resumable, and usable on its own; bad seeds and sweeps are one line."""
 
 from __future__ import annotations
@@ -125,16 +126,16 @@ class InterruptOnce:
 
 
 def test_an_interrupted_group_resumes_every_unfinished_run_exactly(tmp_path, capsys):
-    code, _, err = run(train(tmp_path / "straight", "--steps", 6, "--seeds", "0-2"), capsys)
+    code, _, err = run(train(tmp_path / "straight", "--steps", 6, "--seeds", "0-2", "--no-stack"), capsys)
     assert code == 0, err
     condgan.register_plugin(InterruptOnce(), name="interrupt_once")
     try:
-        code, _, err = run(train(tmp_path / "g", "--steps", 6, "--seeds", "0-2", "--checkpoint-every", 2), capsys)
+        code, _, err = run(train(tmp_path / "g", "--steps", 6, "--seeds", "0-2", "--checkpoint-every", 2, "--no-stack"), capsys)
     finally:
         condgan.unregister_plugin("interrupt_once")
     assert code == 130 and "interrupted in run seed_1 at step 3" in err and "--resume" in err
     assert [r.status for r in read_group(tmp_path / "g").runs] == ["done", "running", "pending"]
-    code, out, err = run(["train", "--out", tmp_path / "g", "--resume", "--loggers", "console"], capsys)
+    code, out, err = run(["train", "--out", tmp_path / "g", "--resume", "--loggers", "console", "--no-stack"], capsys)
     assert code == 0, err
     assert "run 1/2: seed_1" in out and "resumed at step 3" in out and "run 2/2: seed_2" in out  # seed_0 skipped
     assert [r.status for r in read_group(tmp_path / "g").runs] == ["done"] * 3

@@ -123,7 +123,10 @@ def save_file(obj: Mapping[str, Any], path: str | Path) -> Path:
 
 def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
+        obj = obj.detach().cpu()
+        # a view into a larger storage (a stacked group's weights, condgan.training.stacked) as its own
+        # copy: torch.save writes a tensor's whole storage
+        return obj.clone() if obj.untyped_storage().nbytes() > obj.numel() * obj.element_size() else obj
     if isinstance(obj, dict):
         return {k: _to_cpu(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

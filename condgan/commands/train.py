@@ -71,6 +71,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", action="append", default=[], type=_group_arg("parse_sweep"), metavar="KEY=V1,V2",
                         help="train a group: one run per value of a config key (values as Python literals), e.g. "
                              "--sweep model.g_optimizer.lr=1e-4,2e-4; several --sweep make a grid (with --seeds: each over every seed)")
+    parser.add_argument("--no-stack", dest="no_stack", action="store_true",
+                        help="a group's runs one after another, not side by side with stacked weights (the default "
+                             "where their architecture can be stacked: MLPs as mnist_mlp's)")
     parser.add_argument("--sync-batchnorm", dest="sync_batchnorm", action="store_true", default=None,
                         help="under torchrun on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)")
 
@@ -211,10 +214,11 @@ def run_group(args: argparse.Namespace, out: Path, overrides: Mapping[str, Any],
     def check(run_overrides: Mapping[str, Any]) -> None:
         new_run_config(out, group.preset, {**group.base, **run_overrides}, budget)
 
-    print(f"group {out}: {len(group.runs)} runs, one after another ({', '.join(r.name for r in group.runs[:4])}"
+    print(f"group {out}: {len(group.runs)} runs ({', '.join(r.name for r in group.runs[:4])}"
           f"{', ...' if len(group.runs) > 4 else ''})")
     new_budget = any(k.split(".", 1)[1] in BUDGET_KEYS for k in budget)
-    stop = groups.train_group(group, make, check, resume=args.resume, retrain_done=new_budget)
+    stop = groups.train_group(group, make, check, resume=args.resume, retrain_done=new_budget,
+                              stack=not getattr(args, "no_stack", False))
     if stop["reason"] == "interrupted":
         print(f"{PROG}: interrupted in run {stop['run']} at step {stop['step']}. Continue the group with: "
               f"condgan train --out {out} --resume", file=sys.stderr)

@@ -2,16 +2,18 @@
 
 ``condgan train ... --seeds 0-7 --sweep model.g_optimizer.lr=1e-4,2e-4 --out runs/g`` makes one
 run directory per combination under ``runs/g`` (``runs/g/lr=0.0001,seed_3``) and a group file,
-``runs/g/group.json``, that lists the runs with their overrides and their state. The runs are
-trained one after another; each is exactly the run that ``condgan train`` with the same overrides
+``runs/g/group.json``, that lists the runs with their overrides and their state. Each run is exactly the run that ``condgan train`` with the same overrides
 (``--seed 3 --set model.g_optimizer.lr=1e-4``) makes alone: every trainer seeds its own weights,
 noise and data order, so run k of a group has the same weights, bit for bit on the CPU, as its seed
 trained alone. Each run directory is an ordinary run: ``condgan sample``, ``eval``, ``export`` and
 ``train --resume`` take it on its own; ``condgan train --out runs/g --resume`` resumes every
 unfinished run of the group.
 
-Stacking the K runs' weights into one batched step (issue 26's first idea) is not done: on a 2-core
-CPU one ``mnist_mlp`` step already runs near the matmul ceiling (``benchmarks/README.md``).
+Where the runs share one architecture (seeds, sweeps of optimizer settings) of the stackable set
+(MLPs as ``mnist_mlp``'s), they train side by side instead, their weights stacked and each step
+computed for all of them at once (:mod:`condgan.runs.stacked`), each run still bitwise its solo self
+on the CPU; elsewhere one line says which part cannot be stacked, and they go one after another.
+``stack=False`` (``condgan train --no-stack``) always trains them one after another.
 
 Example:
     >>> plan_group(parse_seeds("0-1"), [parse_sweep("lr=1e-4,2e-4")])
@@ -272,8 +274,10 @@ MakeTrainer = Callable[[Path, Mapping[str, Any], bool], Any]
 
 
 def train_group(group: Group, make_trainer: MakeTrainer, check: Callable[[Mapping[str, Any]], Any] | None = None, *,
-                resume: bool = False, retrain_done: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the group's runs one after another; returns ``{"reason": "done"}``, or for a run
+                resume: bool = False, retrain_done: bool = False, stack: bool = True,
+                echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the group's runs side by side (``stack``, where they can be stacked:
+    :mod:`condgan.runs.stacked`) or one after another; returns ``{"reason": "done"}``, or for a run
     interrupted by a signal (the group stops there) ``{"reason": "interrupted", "run": name,
     "step": s, "signal": n}``.
 
@@ -293,10 +297,17 @@ def train_group(group: Group, make_trainer: MakeTrainer, check: Callable[[Mappin
     group.save()
     stop: dict[str, Any] = {"reason": "done"}
     todo = [r for r in group.runs if not (resume and r.status == "done" and not retrain_done)]
+    prebuilt: dict[str, Any] = {}
+    if stack and len(todo) > 1:
+        from .stacked import train_group_stacked
+
+        stacked, prebuilt = train_group_stacked(group, todo, make_trainer, echo, resume=resume)
+        if stacked is not None:
+            return stacked
     for k, run in enumerate(todo, 1):
         out = group.run_dir(run)
         again = resume and ckpt.latest_checkpoint(out) is not None
-        trainer = make_trainer(out, run.overrides, again)
+        trainer = prebuilt.pop(run.name, None) or make_trainer(out, run.overrides, again)
         if again and trainer.budget.reached(trainer.step, trainer.epoch, trainer.elapsed_s) and not _generator_behind(trainer):
             echo(f"group {group.path}: run {run.name} already reached its budget at step {trainer.step}")
         else:

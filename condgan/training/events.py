@@ -33,8 +33,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import threading
 from typing import Iterator
 
+from .. import hookspecs
+from ..hookspecs import hookimpl
 from ..plugins import Registry
 
 EVENTS = ("on_train_start", "on_step_end", "on_log", "on_sample", "on_checkpoint", "on_failure", "on_train_end")
@@ -48,16 +53,44 @@ def check_run_plugins(registry: Registry, loggers: tuple[str, ...], callbacks: t
         registry.get("callback", name)
 
 
+_REGISTERING = threading.Lock()  # runs side by side (condgan.runs.stacked) register their plugins from threads
+
+
 @contextlib.contextmanager
-def run_plugins(registry: Registry, loggers: tuple[str, ...], callbacks: tuple[str, ...], *, active: bool) -> Iterator[list]:
+def run_plugins(registry: Registry, loggers: tuple[str, ...], callbacks: tuple[str, ...], *, active: bool,
+                owner: object | None = None) -> Iterator[list]:
     """One instance of each named logger and callback, registered for the ``with`` block (none when
-    not ``active``: processes other than 0 fire no events)."""
+    not ``active``: processes other than 0 fire no events). With ``owner`` (a trainer training beside
+    others in one process), each instance receives the events of that trainer only."""
     made = ([registry.get("logger", n)() for n in loggers] + [registry.get("callback", n)() for n in callbacks]
             if active else [])
-    for plugin in made:
-        registry.register(plugin)
+    registered = [plugin if owner is None else _owned(plugin, owner) for plugin in made]
+    with _REGISTERING:
+        for plugin in registered:
+            registry.register(plugin)
     try:
         yield made
     finally:
-        for plugin in made:
-            registry.unregister(plugin)
+        with _REGISTERING:
+            for plugin in registered:
+                registry.unregister(plugin)
+
+
+def _owned(plugin: object, owner: object) -> object:
+    """A stand-in for ``plugin`` whose event methods pass on the events whose ``trainer`` is ``owner``."""
+    stand_in = type(f"Owned{type(plugin).__name__}", (), {})()
+    for event in EVENTS:
+        impl = getattr(plugin, event, None)
+        marks = getattr(impl, hookspecs.PROJECT + "_impl", None)
+        if impl is None or marks is None:
+            continue
+        at = list(inspect.signature(impl).parameters).index("trainer")
+
+        def call(*args, _impl=impl, _at=at):
+            return _impl(*args) if args[_at] is owner else None
+
+        functools.update_wrapper(call, impl)
+        del call.__wrapped__  # pluggy reads the argument names from the signature below
+        call.__signature__ = inspect.signature(impl)
+        setattr(stand_in, event, hookimpl(**marks)(call) if marks else hookimpl(call))
+    return stand_in

@@ -47,6 +47,11 @@ def trainer_state(trainer) -> dict[str, Any]:
     """Everything a checkpoint holds (see :mod:`condgan.checkpoint.files`); a collective under
     torch.distributed (it gathers each process's RNG state)."""
     rng = ckpt.capture_rng_state()
+    own = getattr(trainer, "step_rng", None)  # a stacked group's run draws from its own generator
+    if own is not None and own.device.type == "cpu":
+        rng["torch"] = own.get_state()
+    elif own is not None and "cuda" in rng:
+        rng["cuda"][own.device.index or 0] = own.get_state()
     state = {
         "format": ckpt.CHECKPOINT_FORMAT, "version": ckpt.FORMAT_VERSION,
         "gan_config": ckpt_configs.config_to_plain(trainer.gan.config), "output": trainer.gan.output.to_dict(),

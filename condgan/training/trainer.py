@@ -88,6 +88,7 @@ class Trainer:
         self.opt_g, self.opt_d = make_optimizers(self.gan, self.device, cuda_graph=self.cuda_graph)
         self.ema = EMA(self.gan.generator, config.ema_decay, config.ema_start) if config.ema_decay is not None else None
         self.step_fn = self._build_step()
+        self.step_rng: torch.Generator | None = None  # a stacked group's run: the generator its steps draw from
         if self.process.rank > 0:  # one random stream per process; process 0 keeps the single-process stream
             seed_everything(distributed.rank_seed(config.seed, self.process.rank))
         self.guard = guards.LossGuard(config.nonfinite, config.max_skipped_intervals)
@@ -215,7 +216,8 @@ class Trainer:
     def _train(self) -> str:
         main, hook = self.process.is_main, self.registry.hook
         self.stop_reason, self.stop_signal, self._stop_request = None, None, None
-        with events.run_plugins(self.registry, self.config.loggers, self.config.callbacks, active=main), \
+        with events.run_plugins(self.registry, self.config.loggers, self.config.callbacks, active=main,
+                                owner=self if self.step_rng is not None else None), \
                 stop_on_signals(self._on_signal):
             try:
                 if main and self.out_dir is not None:
