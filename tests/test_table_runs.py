@@ -1,0 +1,80 @@
+"""Table runs end to end (issue 23, Done-when): the held-out rows a run records and ``condgan eval RUN``
+judging against them, ``condgan report`` showing the table judges, several condition columns, and
+``condgan sample --rows N --condition col=value``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sampling_helpers import cli
+from test_tables import penguins
+
+from condgan.tabular.holdout import split_rows
+
+TRAIN = ["train", "--preset", "tabular", "--dataset", "table", "--device", "cpu", "--loggers", "console", "--seed", 0]
+
+
+def test_split_rows_is_seeded_disjoint_and_in_file_order():
+    train, held = split_rows(100, 0.2, seed=3)
+    assert len(held) == 20 and len(train) == 80 and not set(train) & set(held)
+    assert list(train) == sorted(train) and sorted([*train, *held]) == list(range(100))
+    assert np.array_equal(split_rows(100, 0.2, seed=3)[1], held) and not np.array_equal(split_rows(100, 0.2, seed=4)[1], held)
+    assert len(split_rows(5, 0.0)[1]) == 0
+
+
+def test_eval_without_reference_judges_the_run_against_its_held_out_rows_and_the_report_shows_it(tmp_path):
+    penguins(tmp_path / "p.csv", 400)
+    run = tmp_path / "run"
+    code, _, err = cli([*TRAIN, "--data-root", tmp_path / "p.csv", "--set", "data.options.condition=species",
+                        "--steps", 150, "--out", run])
+    assert code == 0, err
+    report = tmp_path / "r.html"
+    assert cli(["report", run, "--out", report])[0] == 0
+    assert "no table judgement in this run yet" in report.read_text()  # the report offers the eval
+    code, out, err = cli(["eval", run, "--json", run / "eval.json"])
+    assert code == 0, err
+    assert "reference: the 80 rows" in out and "held out of" in out and "ML efficacy" in out
+    judged = json.loads((run / "eval.json").read_text())
+    assert judged["kind"] == "table" and judged["protocol"]["real"] == "its 320 training rows"
+    row = judged["rows"][str(run)]
+    assert row["rows"] == 320 and row["ml_target"] == "species"  # as many rows per species as training had
+    assert row["quality"] > 0.7 and row["conditional_fidelity"] > 0.6 and row["copies"] < 0.05  # measured 0.828, 0.809, 0.0
+    assert row["ml_synthetic"] > 0.6 * row["ml_real"]  # measured 0.887 against 0.951
+    assert cli(["report", run, "--out", report])[0] == 0
+    page = report.read_text()
+    for figure in ("table judges", "quality score", "column shapes", "column pairs", "conditional fidelity",
+                   "ML efficacy synth", "ML efficacy real", "DCR copy fraction", f"{row['quality']:.4f}"):
+        assert figure in page, figure
+    code, _, err = cli(["report", run, "--eval", "--out", report])  # the report runs the eval itself
+    assert code == 0, err
+    assert (run / "eval_table.json").is_file() and "eval_table.json (condgan eval, table judges)" in report.read_text()
+
+    frame = pd.read_csv(tmp_path / "p.csv")
+    frame.iloc[:-1].to_csv(tmp_path / "p.csv", index=False)  # one row fewer: the held-out rows are lost
+    code, _, err = cli(["eval", run])
+    [line] = err.strip().splitlines()
+    assert code != 0 and "p.csv changed since" in line and "give --reference HELDOUT.csv" in line, line
+    frame.to_csv(tmp_path / "moved.csv", index=False)
+    code, out, err = cli(["eval", run, "--data-root", tmp_path / "moved.csv"])  # the same bytes elsewhere
+    assert code == 0 and "reference: the 80 rows" in out, err
+
+
+def test_a_run_without_held_out_rows_and_wrong_judges_are_one_line(tmp_path):
+    penguins(tmp_path / "p.csv", 60)
+    run = tmp_path / "run"
+    assert cli([*TRAIN, "--data-root", tmp_path / "p.csv", "--set", "data.options.condition=species", "--set",
+                "data.options.holdout=0", "--steps", 2, "--out", run])[0] == 0
+    for argv, message in [
+        (["eval", run], "was trained on every row of"),
+        (["eval", run, "--judge", tmp_path / "judge.pt"], "makes table rows, which a judge file does not read: drop --judge"),
+        (["eval", run, "--real", tmp_path / "p.csv"], "--real TRAIN.csv goes with --reference HELDOUT.csv"),
+        (["report", tmp_path / "run", "--eval"], "was trained on every row of"),
+        ([*TRAIN, "--data-root", tmp_path / "p.csv", "--set", "data.options.condition=species", "--set",
+          "data.options.holdout=1.5", "--steps", 2, "--out", tmp_path / "bad"], "holdout is the fraction of rows kept out"),
+    ]:
+        code, _, err = cli(argv)
+        [line] = err.strip().splitlines()
+        assert code != 0 and message in line, (argv, line)
