@@ -111,3 +111,71 @@ def test_several_condition_columns_make_a_class_per_combination_the_file_holds(t
     assert code == 0, err
     row = json.loads((tmp_path / "e.json").read_text())["rows"][str(run)]
     assert row["ml_target"] == "species" and row["conditional_fidelity"] > 0.5  # fidelity within each combination
+
+
+def test_sample_rows_by_training_frequencies_or_fixed_condition_values(tmp_path):
+    from condgan.checkpoint import load_generator
+    from condgan.tabular.draw import rows_per_class
+
+    penguins(tmp_path / "p.csv", 200)
+    run = tmp_path / "run"
+    assert cli([*TRAIN, "--data-root", tmp_path / "p.csv", "--set", "data.options.condition=species,island", "--steps", 3,
+                "--out", run])[0] == 0
+    output = load_generator(run).output
+    assert len(output.counts) == len(output.class_values) == 5 and sum(output.counts) == 160  # training rows per (species, island)
+    share = rows_per_class(output, 1000, {})
+    assert sum(share.values()) == 1000 and rows_per_class(output, 1000, {}) == share  # deterministic
+    for k, n in share.items():  # largest remainders: within one row of the exact share
+        assert abs(n - 1000 * output.counts[k] / sum(output.counts)) < 1
+    assert set(rows_per_class(output, 10, {"species": "Adelie"})) == {0, 1, 2}  # Adelie lives on three islands
+    assert rows_per_class(output, 10, {"species": "Gentoo", "island": "Biscoe"}) == {4: 10}
+
+    code, out, err = cli(["sample", run, "--rows", 300, "--out", tmp_path / "all.csv"])
+    assert code == 0 and "wrote 300 rows" in out, err
+    synth = pd.read_csv(tmp_path / "all.csv")
+    drawn = synth.groupby(["species", "island"]).size().to_dict()
+    assert drawn == {output.class_values[k]: n for k, n in rows_per_class(output, 300, {}).items()}  # by the training frequencies
+    code, out, err = cli(["sample", run, "--rows", 40, "--condition", "island=Dream", "--condition", "species=Chinstrap",
+                          "--out", tmp_path / "c.parquet"])
+    assert code == 0, err
+    rows = pd.read_parquet(tmp_path / "c.parquet")
+    assert len(rows) == 40 and set(rows["species"]) == {"Chinstrap"} and set(rows["island"]) == {"Dream"}
+    for argv, message in [
+        (["--rows", 5, "--condition", "species=Emperor"], "--condition species=Emperor: column 'species' never held 'Emperor'; "
+                                                          "its values: Adelie, Chinstrap, Gentoo"),
+        (["--rows", 5, "--condition", "colour=red"], "'colour' is not a condition column of this model; its condition columns: species, island"),
+        (["--rows", 5, "--condition", "species=Gentoo", "--condition", "island=Dream"], "the training rows never held this combination"),
+        (["--rows", 5, "--condition", "species"], "expected COLUMN=VALUE"),
+        (["--per-class", 5, "--condition", "species=Gentoo"], "--condition COLUMN=VALUE goes with --rows N"),
+        (["--rows", 5, "--classes", "Gentoo/Biscoe"], "choose their condition values with --condition"),
+    ]:
+        code, _, err = cli(["sample", run, *argv, "--out", tmp_path / "x.csv"])
+        [line] = err.strip().splitlines()
+        assert code != 0 and message in line, (argv, line)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_table_given_to_image_commands_and_an_image_model_to_table_commands_are_one_line(tmp_path):
+    from sampling_helpers import train_tiny_run
+
+    penguins(tmp_path / "p.csv", 60)
+    table = tmp_path / "table"
+    assert cli([*TRAIN, "--data-root", tmp_path / "p.csv", "--set", "data.options.condition=species", "--steps", 2,
+                "--out", table])[0] == 0
+    image = train_tiny_run(tmp_path / "image", steps=2)
+    cases = [
+        (["train-classifier", "--dataset", "table", "--data-root", tmp_path / "p.csv", "--options", "condition=species",
+          "--out", tmp_path / "j.pt"], "dataset 'table' holds table (4 columns"),
+        ([*TRAIN, "--data-root", tmp_path / "p.csv", "--set", "data.options.condition=species", "--steps", 4, "--log-every", 1,
+          "--eval-every", 2, "--judge", tmp_path / "j.pt", "--out", tmp_path / "judged"], "eval_every judges images, and this model makes table"),
+        (["sample", table, "--per-class", 2, "--grid", tmp_path / "g.png"], "write its rows with --out FILE.csv or FILE.parquet"),
+        (["sample", image, "--per-class", 2, "--out", tmp_path / "x.csv"], ".csv and .parquet hold table rows, and this model makes image"),
+        (["sample", image, "--rows", 4, "--out", tmp_path / "x.csv"], "--rows/--condition draw table rows, and"),
+        (["sample", image, "--rows", 4, "--condition", "label=3", "--out", tmp_path / "x.npz"], "--rows/--condition draw table rows"),
+        (["eval", image, "--reference", tmp_path / "p.csv"], "handles table outputs only"),
+        (["report", image, "--eval"], "--eval judges table runs by their held-out rows, and"),
+    ]
+    for argv, message in cases:
+        code, _, err = cli(argv)
+        lines = err.strip().splitlines()
+        assert code != 0 and len(lines) == 1 and message in lines[0], (argv, err)
