@@ -93,6 +93,8 @@ class ConsoleProgress:
 
     @hookimpl
     def on_train_end(self, trainer: TrainerView) -> None:
+        if not hasattr(self, "start_time"):  # another plugin's on_train_start failed before ours ran: its error stands
+            return
         elapsed = time.perf_counter() - self.start_time
         steps = trainer.step - self.start_step
         rate = steps / elapsed if elapsed > 0 else 0.0

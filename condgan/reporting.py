@@ -207,7 +207,15 @@ def _eval_tables(run: Path) -> list[str]:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if not isinstance(data, dict) or "rows" not in data or "classifier" not in data:
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), dict):
+            continue
+        if _is_table_eval(data):
+            out.append(_table_eval(path, data))
+            continue
+        if _is_vector_eval(data):
+            out.append(_vector_eval(path, data))
+            continue
+        if "classifier" not in data:
             continue
         keys = [("label_accuracy", None), ("attribute_accuracy", None), ("condition_rmse", None), ("fid", None),
                 ("intra_class_fid", None), ("precision_recall", "precision"), ("precision_recall", "recall"),
@@ -226,6 +234,71 @@ def _eval_tables(run: Path) -> list[str]:
                    f'dataset {_esc((judge.get("dataset") or {}).get("name"))} at {_esc(judge.get("image_shape"))}; '
                    f'reference: {_esc(data.get("reference", {}).get("reference"))}{_esc(weak_note(judge))}</p>')
     return out
+
+
+TABLE_EVAL_KEYS = (("quality", "quality score"), ("column_shapes", "column shapes"), ("column_pair_trends", "column pairs"),
+                   ("conditional_fidelity", "conditional fidelity"), ("ml_synthetic", "ML efficacy synth"),
+                   ("ml_real", "ML efficacy real"), ("ml_ratio", "ML synth/real"), ("copies", "DCR copy fraction"),
+                   ("median_dcr_ratio", "median DCR ratio"))
+VECTOR_EVAL_KEYS = (("frechet_distance", None, "Frechet distance"), ("intra_class_fd", None, "intra-class FD"),
+                    ("precision_recall", "precision", "precision"), ("precision_recall", "recall", "recall"),
+                    ("density_coverage", "density", "density"), ("density_coverage", "coverage", "coverage"))
+
+
+TABLE_EVAL_FILE = "eval_table.json"  # what ``condgan report RUN --eval`` writes
+
+
+def _output_kind(config: dict[str, Any] | None) -> str | None:
+    """The output kind in a run's config (older configs: image); None without a config."""
+    if config is None:
+        return None
+    model = config.get("model") or {}
+    return (model.get("output_kind") or "image") if isinstance(model, dict) else "image"
+
+
+def _is_table_eval(data: dict[str, Any]) -> bool:
+    """``condgan eval --json`` of table models (``kind`` "table"; older files: rows with a quality score)."""
+    return data.get("kind") == "table" or (isinstance(data.get("protocol"), dict)
+                                           and all(isinstance(r, dict) and "quality" in r for r in data["rows"].values()))
+
+
+def _is_vector_eval(data: dict[str, Any]) -> bool:
+    """``condgan eval --reference FILE --json`` of vector models: rows keyed by the vector judges."""
+    return "classifier" not in data and bool(data["rows"]) and all(
+        isinstance(r, dict) and "frechet_distance" in r for r in data["rows"].values())
+
+
+def _table_eval(path: Path, data: dict[str, Any]) -> str:
+    """The table judges of a ``condgan eval --json`` file of table models, with their protocol."""
+    used = [(k, h) for k, h in TABLE_EVAL_KEYS if any(k in r for r in data["rows"].values())]
+    rows = [[name, r.get("rows"), *(_fmt(r.get(k)) for k, _ in used)] for name, r in data["rows"].items()]
+    protocol = data.get("protocol") or {}
+    target = next((f'{r["ml_target"]} ({r.get("ml_metric")})' for r in data["rows"].values() if "ml_target" in r), None)
+    notes = [f'reference: {protocol.get("reference")}', f'samples: {protocol.get("samples")}']
+    if protocol.get("real"):
+        notes.append(f'ML efficacy: gradient boosting predicting {target}, trained on synthetic rows against on '
+                     f'{protocol["real"]}, scored on the reference; DCR copy fraction: synthetic rows that copy a training row')
+    if data.get("torch"):
+        notes.append(f'torch {data["torch"]}')
+    return (f"<h3>{_esc(path.name)} (condgan eval, table judges)</h3>" + _table(["set", "rows", *(h for _, h in used)], rows)
+            + f'<p class="note">{_esc("; ".join(notes))}</p>')
+
+
+def _vector_eval(path: Path, data: dict[str, Any]) -> str:
+    """The vector judges of a ``condgan eval --reference FILE --json`` file of vector models."""
+    used = [k for k in VECTOR_EVAL_KEYS if any(k[0] in r for r in data["rows"].values())]
+
+    def value(results: dict[str, Any], metric: str, part: str | None) -> str:
+        if metric not in results:
+            return "-"
+        v = results[metric].get("value")
+        return _fmt(v.get(part) if part and isinstance(v, dict) else v)
+
+    rows = [[name, (next(iter(r.values())).get("protocol") or {}).get("samples"), *(value(r, a, b) for a, b, _ in used)]
+            for name, r in data["rows"].items()]
+    return (f"<h3>{_esc(path.name)} (condgan eval, vector judges)</h3>" + _table(["set", "n", *(h for *_, h in used)], rows)
+            + f'<p class="note">reference: {_esc(data.get("reference"))}; distances between the vectors themselves'
+            f'{"; torch " + _esc(data["torch"]) if data.get("torch") else ""}</p>')
 
 
 def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) -> str:
@@ -268,9 +341,13 @@ def build_report(run_dir: str | Path, *, max_grids: int = 8, svg: bool = False) 
                 ["features", judge.get("features")], ["samples", protocol.get("samples")],
                 ["reference", protocol.get("reference")], ["noise", protocol.get("noise")],
                 ["conditions", protocol.get("conditions")], ["generator", protocol.get("generator")]]))
-    else:
+    elif _output_kind(config) == "image":
         parts.append('<p class="note">no in-training evaluations (train with --eval-every N --judge FILE)</p>')
-    parts.extend(_eval_tables(run))
+    tables = _eval_tables(run)
+    parts.extend(tables)
+    if not tables and _output_kind(config) == "table":
+        parts.append(f'<p class="note">no table judgement in this run yet: condgan report {_esc(run)} --eval (or condgan eval '
+                     f'{_esc(run)} --json {_esc(run / TABLE_EVAL_FILE)}) judges its rows against the rows it held out</p>')
 
     parts.append("<h2>Curves</h2><div class='plots'>")
     losses = _series(entries, "losses")

@@ -123,7 +123,7 @@ def test_resume_continues_the_run(tmp_path, capsys):
     (["train", "--out", "x", "--steps", "2", "--minutes", "3"], "not allowed with argument"),
     (["train", "--out", "x", "--set", "batch_size"], "argument --set: expected KEY=VALUE, got 'batch_size'"),
     (["train", "--out", "x", "--autocast", "fp8"], "argument --autocast: invalid choice: 'fp8'"),
-    (["sample", "ckpt.pt", "--out", "s.npz"], "the following arguments are required: --per-class"),
+    (["sample", "ckpt.pt", "--out", "s.npz"], "one of the arguments --per-class --rows is required"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(argv, message, capsys):
     code, out, err = run(argv, capsys)

@@ -12,5 +12,5 @@ __getattr__, __dir__, __all__ = lazy_face(__name__, {
     ".files": ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "CHECKPOINT_DIR", "LATEST", "GENERATOR_FILE", "CONFIG_FILE", "SAFETENSORS_SUFFIX", "CHECKPOINT_FIELDS", "GENERATOR_FIELDS", "COMPONENT_FIELDS", "atomic_write", "save_file", "save_checkpoint", "list_checkpoints", "latest_checkpoint", "resolve_checkpoint", "read_file", "upgrade", "resume_batch", "read_safetensors", "capture_rng_state", "restore_rng_state", "dataclass_from_dict"],
     ".integrity": ["CheckpointError"],
     ".configs": ["config_to_plain", "save_run_config", "data_config_to_plain", "check_plain", "gan_config_from_plain"],
-    ".generator": ["build_generator", "check_output_kind", "generator_file", "load_generator", "saved_output"],
+    ".generator": ["build_generator", "check_output_kind", "generator_file", "load_generator", "saved_data", "saved_output"],
 })

@@ -14,7 +14,7 @@ from ..models import ConditionalGenerator
 from ..resolve import output_from_plain, output_spec
 from . import integrity as checks
 from .configs import config_to_plain, gan_config_from_plain
-from .files import (CHECKPOINT_FORMAT, FORMAT_VERSION, GENERATOR_FORMAT, SAFETENSORS_SUFFIX, CheckpointError, read_file,
+from .files import (CHECKPOINT_FORMAT, FORMAT_VERSION, GENERATOR_FILE, GENERATOR_FORMAT, SAFETENSORS_SUFFIX, CheckpointError, read_file,
                     read_safetensors, resolve_checkpoint)
 
 
@@ -54,6 +54,27 @@ def saved_output(path: str | Path) -> Any:
     if "output" in obj:
         return output_from_plain(obj["output"], path)
     return output_spec(gan_config_from_plain(obj["gan_config"], path))
+
+
+def saved_data(source: str | Path) -> dict[str, Any] | None:
+    """What a generator file or checkpoint records of its training data: the fingerprint (generator
+    files; a checkpoint takes its run's ``generator.pt``), else the dataset's name (a checkpoint's
+    data section), else None."""
+    path = resolve_checkpoint(source)
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return None
+    obj = read_file(path)
+    if isinstance(obj.get("data"), dict):
+        return obj["data"]
+    if obj.get("format") != CHECKPOINT_FORMAT:
+        return None
+    sibling = path.parent.parent / GENERATOR_FILE
+    if sibling.is_file():
+        record = read_file(sibling).get("data")
+        if isinstance(record, dict):
+            return record
+    name = (obj.get("data_config") or {}).get("name")
+    return {"name": name} if isinstance(name, str) else None
 
 
 def load_generator(path: str | Path, *, device: torch.device | str = "cpu", outputs: tuple[str, ...] | None = None,

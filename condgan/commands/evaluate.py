@@ -19,6 +19,7 @@ from typing import Any
 
 from ..hookspecs import hookimpl
 from . import Command, non_negative_int, parse_override, positive_float, positive_int
+from ..checkpoint.generator import saved_data as model_data  # noqa: F401 - where it was
 from .tables import COLUMNS, format_table  # noqa: F401 - where they were
 
 IMAGE_READER = "condgan eval with a judge (vector models: --reference FILE)"
@@ -117,8 +118,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"the judge file, for image models ({MISSING_CLASSIFIER_ADVICE})")
     parser.add_argument("--reference", metavar="FILE",
                         help="vector models: held-out real vectors, a tensors .npz/.pt ('outputs' (N, D) and their labels, tags "
-                             "or vectors); table models: held-out real rows, a .csv/.parquet; each source is judged against "
-                             "them (no --classifier)")
+                             "or vectors); table models: held-out real rows, a .csv/.parquet (default: the rows the run "
+                             "held out, data.options.holdout); each source is judged against them (no --classifier)")
     parser.add_argument("--real", dest="real_vectors", metavar="FILE",
                         help="with --reference: the real training vectors (a tensors file) as a reference row, or the real "
                              "training rows of a table model (for ML efficacy and DCR)")
@@ -135,7 +136,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                              "class), one row per class (several sources or judges: FILE_SOURCE_J<k>.png)")
     parser.add_argument("--worst-per-class", type=positive_int, default=8,
                         help="samples per class in --worst-grid (default 8)")
-    parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw)")
+    parser.add_argument("--data-root", help="folder holding the judge's dataset (MNIST: DIR/MNIST/raw); a table run: its "
+                                            "table file, where it moved since training")
     parser.add_argument("--json", dest="json_out", help="also write every figure with its protocol to this JSON file")
     parser.add_argument("--per-class", type=positive_int, default=1000, help="samples per class from a checkpoint (default 1000)")
     parser.add_argument("--samples", type=positive_int, default=10000,
@@ -166,6 +168,10 @@ def run_eval(args: argparse.Namespace) -> int:
         from .evaluate_vectors import run_vector_eval
 
         return (run_table_eval if Path(args.reference).suffix.lower() in TABLE_SUFFIXES else run_vector_eval)(args)
+    if _judged_by_rows(args):  # a table model, read first: its own held-out rows judge it
+        from .evaluate_tables import run_table_eval
+
+        return run_table_eval(args)
     if args.real_vectors:
         raise ValueError("--real FILE goes with --reference FILE (vector models); image models take their real row from the judge's data")
     paths = several.judge_paths(args)
@@ -258,6 +264,32 @@ def run_eval(args: argparse.Namespace) -> int:
         Path(args.json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
         print(f"wrote {args.json_out}")
     return 1 if any(not t["met"] for t in targets) else 0
+
+
+def _judged_by_rows(args: argparse.Namespace) -> bool:
+    """Whether the sources (checkpoints, runs, generator files) make table rows, read before any judge
+    loads: True for table models, False for image models (and .npz files, groups and kinds no judge
+    reads, which the image path refuses); one line for a vector model without --reference, a table
+    model with --judge, or sources of several kinds."""
+    from ..checkpoint import saved_output
+    from ..runs.groups import is_group
+
+    kinds = {source: saved_output(source).name for source in args.sources
+             if Path(source).suffix != ".npz" and not is_group(source)}
+    if not kinds or set(kinds.values()) == {"image"}:
+        return False
+    if len(set(kinds.values())) > 1:
+        raise ValueError("condgan eval judges one output kind at a time: " + ", ".join(f"{s} makes {k}" for s, k in kinds.items()))
+    source, kind = next(iter(kinds.items()))
+    if kind == "table":
+        if args.classifier or args.judges:
+            raise ValueError(f"{source} makes table rows, which a judge file does not read: drop --judge/--judges "
+                             "(condgan eval RUN judges rows against the run's held-out rows, or --reference HELDOUT.csv)")
+        return True
+    if kind == "vector":
+        raise ValueError(f"{source} makes vector outputs: judge them against held-out real ones with --reference FILE "
+                         "(a tensors file: outputs and conditions), not a judge")
+    return False  # another kind: the image path refuses it in one line
 
 
 def _target(text: str):
@@ -408,29 +440,6 @@ def check_same_data(source: str, config, judge) -> None:
                                  f"the judge was trained on {judge.dataset}: train one on the model's data "
                                  "(condgan train-classifier --dataset NAME)")
 
-
-
-def model_data(source: str | Path) -> dict[str, Any] | None:
-    """What a generator file or checkpoint records of its training data: the fingerprint (generator
-    files; a checkpoint takes its run's ``generator.pt``), else the dataset's name (a checkpoint's
-    data section), else None."""
-    from ..checkpoint import CHECKPOINT_FORMAT, GENERATOR_FILE, SAFETENSORS_SUFFIX, read_file, resolve_checkpoint
-
-    path = resolve_checkpoint(source)
-    if path.suffix == SAFETENSORS_SUFFIX:
-        return None
-    obj = read_file(path)
-    if isinstance(obj.get("data"), dict):
-        return obj["data"]
-    if obj.get("format") != CHECKPOINT_FORMAT:
-        return None
-    sibling = path.parent.parent / GENERATOR_FILE
-    if sibling.is_file():
-        record = read_file(sibling).get("data")
-        if isinstance(record, dict):
-            return record
-    name = (obj.get("data_config") or {}).get("name")
-    return {"name": name} if isinstance(name, str) else None
 
 
 def check_same_dataset(source: str, record: dict[str, Any] | None, judge) -> None:

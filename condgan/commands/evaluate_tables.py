@@ -1,4 +1,9 @@
-"""``condgan eval RUN --reference held_out.csv``: judge table models by their rows against held-out real rows.
+"""``condgan eval RUN``: judge table models by their rows against held-out real rows.
+
+Without ``--reference``, a run trained with ``data.options.holdout`` is judged against the rows it
+held out, with its training rows as ``--real`` (read from the recorded file, refused in one line
+when the file changed: :mod:`condgan.tabular.holdout`); with ``--reference held_out.csv`` (and
+``--real train.csv``) against those files.
 
 Each source (a run, checkpoint or generator file of a table model) is sampled with as many rows
 per condition value as the real training table has (``--real train.csv``; without it, as the
@@ -60,6 +65,47 @@ def _synthesize(generator, counts: dict, seed: int):
     return pd.concat(frames, ignore_index=True)
 
 
+def _real_rows(args: argparse.Namespace, source: str, spec):
+    """(reference rows, training rows or None, their protocol texts) of one source: the files given,
+    else the rows the run held out and the rows it trained on."""
+    from ..checkpoint import saved_data
+
+    if args.reference:
+        reference = _read(args.reference, spec, "--reference")
+        train = _read(args.real_vectors, spec, "--real") if args.real_vectors else None
+        return reference, train, (f"{args.reference} ({len(reference)} rows)",
+                                  args.real_vectors and f"{args.real_vectors} ({len(train)} rows)")
+    if args.real_vectors:
+        raise ValueError("--real TRAIN.csv goes with --reference HELDOUT.csv; without them the run's own split is used")
+    from ..tabular.holdout import recorded_rows
+    from ..tabular.read import conform
+
+    record = saved_data(source)
+    train, held, path = recorded_rows(record, source, args.data_root)
+    split = f"holdout {record['holdout']}, seed {record['seed']}"
+    return (conform(held[list(spec.names)], spec), conform(train[list(spec.names)], spec),
+            (f"the {len(held)} rows {source} held out of {path} ({split}; sha256 {record['sha256'][:12]}...)",
+             f"its {len(train)} training rows"))
+
+
+def _class_counts(base, output, names: list, where: str) -> dict:
+    """Rows per class (the model's class order) of the real rows ``base``; one line for a value the model never saw."""
+    index = {tuple(str(v) for v in combo): k for k, combo in enumerate(output.class_values)}
+    counts = {k: 0 for k in range(len(index))}
+    for combo in zip(*(base[n].tolist() for n in names)):
+        key = tuple(str(v) for v in combo)
+        if key not in index:
+            for i, n in enumerate(names):
+                values = sorted({k[i] for k in index})
+                if key[i] not in values:
+                    raise ValueError(f"{where}: condition column {n!r} holds {key[i]!r}, which the model never saw; its values: "
+                                     f"{', '.join(values)}")
+            raise ValueError(f"{where}: condition {' / '.join(f'{n}={v}' for n, v in zip(names, key))} is a combination the "
+                             f"model never saw; its combinations: {', '.join('/'.join(k) for k in index)}")
+        counts[index[key]] += 1
+    return counts
+
+
 def run_table_eval(args: argparse.Namespace) -> int:
     from ..checkpoint import check_output_kind, load_generator, saved_output
     from ..tabular.judges import (
@@ -81,26 +127,17 @@ def run_table_eval(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         generator = load_generator(source, device=device, outputs=("table",), reader=TABLE_READER)
         output = generator.output
-        spec, condition = _full_spec(output), next(iter(output.condition["columns"]))["name"]
-        reference = _read(args.reference, spec, "--reference")
-        train = _read(args.real_vectors, spec, "--real") if args.real_vectors else None
+        spec, names = _full_spec(output), list(output.condition_names)
+        reference, train, (reference_text, real_text) = _real_rows(args, source, spec)
         base = train if train is not None else reference
-        categories = list(spec[condition].categories)
-        unknown = sorted({str(v) for v in base[condition].dropna()} - {str(c) for c in categories})
-        if unknown:
-            raise ValueError(f"{args.real_vectors or args.reference}: condition column {condition!r} holds {unknown[0]!r}, "
-                             f"which the model never saw; its values: {', '.join(map(str, categories))}")
-        index = {str(c): k for k, c in enumerate(categories)}
-        counts = {k: 0 for k in range(len(categories))}
-        for v in base[condition]:
-            counts[index[str(v)]] += 1
+        counts = _class_counts(base, output, names, real_text or reference_text)
         synth = _synthesize(generator, counts, args.seed)
         result: dict[str, Any] = {"rows": len(synth)}
         quality = quality_score(reference, synth, spec)
         result.update(quality=quality["score"], column_shapes=quality["column_shapes"], column_pair_trends=quality["column_pair_trends"])
-        result["conditional_fidelity"] = conditional_fidelity(reference, synth, spec, condition)["score"]
+        result["conditional_fidelity"] = conditional_fidelity(reference, synth, spec, names)["score"]
         if train is not None:
-            target = args.predict or condition
+            target = args.predict or names[0]
             efficacy = ml_efficacy(train, synth, reference, spec, target, seed=args.seed)
             result.update(ml_target=target, ml_metric=efficacy["metric"], ml_real=efficacy["real"], ml_synthetic=efficacy["synthetic"],
                           ml_ratio=efficacy["ratio"])
@@ -108,19 +145,22 @@ def run_table_eval(args: argparse.Namespace) -> int:
             result.update(copies=dcr["copies"], median_dcr_ratio=dcr["median_dcr_ratio"])
         result["seconds"] = time.perf_counter() - start
         rows[source] = result
-        protocol = {"reference": f"{args.reference} ({len(reference)} rows)",
-                    "real": args.real_vectors and f"{args.real_vectors} ({len(train)} rows)",
-                    "samples": f"as many rows per {condition!r} value as {'--real' if train is not None else '--reference'} has, "
-                               f"seed {args.seed}+class"}
+        condition = "/".join(names)
+        protocol = {"reference": reference_text, "real": real_text,
+                    "samples": f"as many rows per {condition!r} value as {'the training rows' if train is not None else 'the reference'} "
+                               f"have, seed {args.seed}+class"}
     print(format_rows(rows))
     print(f"table judges: quality = mean of column shapes (KS / TV complement) and column-pair trends (SDMetrics' definitions); "
           f"conditional fidelity = column shapes within each condition value; reference: {protocol['reference']}; "
           f"samples: {protocol['samples']}" + (f"; ML efficacy: gradient boosting on synthetic vs on {protocol['real']}, scored on the "
-                                               f"reference; DCR against {protocol['real']}" if args.real_vectors else
+                                               f"reference; DCR against {protocol['real']}" if protocol["real"] else
                                                "; give --real TRAIN for ML efficacy and DCR"))
     if args.json_out:
+        import torch
+
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps({"protocol": protocol, "rows": rows}, indent=1, default=str) + "\n")
+        payload = {"kind": "table", "protocol": protocol, "rows": rows, "torch": torch.__version__}
+        Path(args.json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
         print(f"wrote {args.json_out}")
     return 0
 

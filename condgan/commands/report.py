@@ -14,6 +14,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="the HTML file to write (default RUN/report.html)")
     parser.add_argument("--max-grids", type=positive_int, default=8, help="sample grids shown, evenly spaced over training")
     parser.add_argument("--svg", action="store_true", help="draw curves as inline SVG even when matplotlib is installed")
+    parser.add_argument("--eval", action="store_true",
+                        help="a table run: first judge its rows against the rows it held out (condgan eval RUN --json "
+                             "RUN/eval_table.json), then write the report")
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -26,9 +29,29 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         from ..reporting import write_report
 
+        if args.eval:
+            _table_eval(args.run)
         path = write_report(args.run, args.out, max_grids=args.max_grids, svg=args.svg)
     print(f"wrote {path} (open it in a browser; images are inlined)")
     return 0
+
+
+def _table_eval(run: str) -> None:
+    """``condgan eval RUN --json RUN/eval_table.json`` of a table run (one line for another kind of run)."""
+    from pathlib import Path
+
+    from ..checkpoint import saved_output
+    from ..reporting import TABLE_EVAL_FILE
+    from .evaluate import add_eval_arguments
+    from .evaluate_tables import run_table_eval
+
+    kind = saved_output(run).name
+    if kind != "table":
+        raise ValueError(f"--eval judges table runs by their held-out rows, and {run} makes {kind} outputs: run condgan eval "
+                         f"with its judge and --json {Path(run) / TABLE_EVAL_FILE.replace('table', kind)}")
+    parser = argparse.ArgumentParser()
+    add_eval_arguments(parser)
+    run_table_eval(parser.parse_args([str(run), "--json", str(Path(run) / TABLE_EVAL_FILE)]))
 
 
 @hookimpl

@@ -9,6 +9,8 @@ Examples::
     condgan sample runs/v --per-class 100 --out v.npz                # a vector model: outputs (N, D)
     condgan sample runs/v --per-class 100 --out v.npy                # the vectors alone
     condgan sample runs/t --per-class 500 --out synth.csv            # a table model: rows with the file's columns
+    condgan sample runs/t --rows 1000 --out synth.csv                # rows drawn with the training rows' condition frequencies
+    condgan sample runs/t --rows 200 --condition species=Gentoo --out gentoo.csv
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint, a run directory (its latest checkpoint), a generator.pt "
                                            "or a generator .safetensors")
-    parser.add_argument("--per-class", type=positive_int, required=True,
-                        help="samples per condition (with --interpolate: rows per condition)")
+    count = parser.add_mutually_exclusive_group(required=True)
+    count.add_argument("--per-class", type=positive_int,
+                       help="samples per condition (with --interpolate: rows per condition)")
+    count.add_argument("--rows", type=positive_int, metavar="N",
+                       help="a table model: N rows in all, shared among the condition values by the training rows' "
+                            "frequencies (only the values --condition allows)")
+    parser.add_argument("--condition", action="append", metavar="COLUMN=VALUE",
+                        help="with --rows: rows whose condition column COLUMN has VALUE (repeat for several condition columns)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--classes", help="class indices or names, comma separated, e.g. 3,7 or cat,dog (default: every class)")
     which.add_argument("--tags", action="append", metavar="TAG,TAG",
@@ -108,9 +116,20 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ValueError("--frames writes the steps of an interpolation: add --interpolate z or --interpolate condition")
     if not (args.out or args.grid or args.frames):
         raise ValueError("nothing to write: give --out (an .npz or a folder/), --grid or --frames")
+    if args.condition and args.rows is None:
+        raise ValueError("--condition COLUMN=VALUE goes with --rows N (a table model's rows); --per-class takes --classes")
+    if args.rows is not None and (args.classes or args.tags or args.vectors):
+        raise ValueError("--rows N draws a table model's rows: choose their condition values with --condition COLUMN=VALUE, "
+                         "not --classes/--tags/--vectors")
     generator = load_generator(args.checkpoint, device=resolve_device(args.device), outputs=SAMPLE_OUTPUTS,
                                reader="condgan sample")
+    if args.rows is not None and generator.output.name != "table":
+        raise ValueError(f"--rows/--condition draw table rows, and {args.checkpoint} makes {generator.output.describe()} "
+                         "outputs: use --per-class N (and --classes)")
     _check_writes(args, out_kind, generator.output)
+    if args.rows is not None:
+        _write_rows(args, out_kind, generator)
+        return 0
     conditions = make_conditions(generator, classes=args.classes, tags=args.tags, vectors=args.vectors)
     if args.interpolate:
         interpolate = interpolate_z if args.interpolate == "z" else interpolate_conditions
@@ -147,6 +166,23 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.grid:
         _write_sample_grid(args, samples, conditions, torch)
     return 0
+
+
+def _write_rows(args: argparse.Namespace, out_kind: str, generator) -> None:
+    """``--rows N [--condition COLUMN=VALUE ...]``: the rows of the matching classes, by their training
+    frequencies (:mod:`condgan.tabular.draw`), to the .csv/.parquet that :func:`_check_writes` let through."""
+    from ..tabular.draw import parse_conditions, rows_per_class
+    from .evaluate_tables import _synthesize
+
+    given = parse_conditions(args.condition)
+    counts = rows_per_class(generator.output, args.rows, given)
+    frame = _synthesize(generator, counts, args.seed)
+    _write_table(Path(args.out), frame, out_kind)
+    asked = ", ".join(f"{c}={v}" for c, v in given.items())
+    names = "/".join(generator.output.condition_names)
+    print(f"wrote {len(frame)} rows ({asked + '; ' if asked else ''}{names} values by the training rows' frequencies: "
+          + ", ".join(f"{generator.config.class_names[k] if generator.config.class_names else k} {n}" for k, n in counts.items())
+          + f") to {args.out}")
 
 
 def _write_table(path: Path, frame, kind: str) -> None:

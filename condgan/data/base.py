@@ -104,6 +104,8 @@ class VectorSet:
         class_names: one name per class or tag (None: unnamed, or vector conditions).
         output_spec: what the vectors encode when they are not plain vectors (e.g. a
             :class:`~condgan.tabular.output.TableOutput`: table rows); None: ``VectorOutput(D)``.
+        fingerprint: what the run records of its data (the checkpoint's ``data``; a table's file,
+            hash and held-out split: :func:`~condgan.tabular.holdout.table_record`); None: nothing.
 
     Shape:
         - vectors: (N, D); conditions: (N,) or (N, K).
@@ -114,6 +116,7 @@ class VectorSet:
     spec: ConditionSpec
     class_names: tuple[str, ...] | None = None
     output_spec: OutputSpec | None = None
+    fingerprint: dict | None = None
 
     def __post_init__(self):
         v = self.vectors

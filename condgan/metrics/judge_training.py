@@ -304,9 +304,15 @@ def open_dataset(name: str, root: str | Path | None, split: str, options: Mappin
 def load_for_judge(name: str, root: str | Path | None, split: str, *, options: Mapping[str, Any] | None = None,
                    channels: int | None = None, size: Sequence[int] | None = None):
     """``(dataset, ImageSet)`` of registered dataset ``name``'s ``split`` (never downloads)."""
+    from ..data.base import DatasetError, ImageSet
+
     dataset = open_dataset(name, root, split, options)
     size = tuple(int(s) for s in size) if size is not None else None
-    return dataset, dataset.load(channels=channels, size=size)
+    data = dataset.load(channels=channels, size=size)
+    if not isinstance(data, ImageSet):
+        raise DatasetError(f"dataset {name!r} holds {data.output.describe()} outputs, and a judge is trained on images: "
+                           "judge table and vector models with condgan eval RUN (--reference FILE), no judge needed")
+    return dataset, data
 
 
 def _training_options(dataset: str, data_root: str | Path | None, options: Mapping[str, Any], holdout: float,

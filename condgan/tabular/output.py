@@ -9,8 +9,8 @@ activations (:func:`~condgan.tabular.transforms.apply_output_activations`: tanh,
 with temperature ``tau``), so D sees rows of the form real rows have.
 
 In a model config: ``output_kind="table"``, ``output_dim`` the encoded width and
-``output_options`` ``{"columns", "transformer", "condition", "order", "tau"}`` (what the ``table``
-dataset fills in).
+``output_options`` ``{"columns", "transformer", "condition", "order", "tau", "classes", "counts"}``
+(what the ``table`` dataset fills in; ``classes`` only with several condition columns).
 """
 
 from __future__ import annotations
@@ -43,9 +43,12 @@ class TableOutput(OutputSpec):
         columns: the output columns' :class:`~condgan.tabular.columns.TableSpec` as plain data.
         transformer: the fitted :class:`~condgan.tabular.transforms.TableTransformer`'s ``state()``.
         condition: the condition columns' TableSpec as plain data (class k is the k-th category of
-            the one condition column).
+            the one condition column, or the k-th of ``classes``).
         order: every column of the file, in its order (for the rows written back).
         tau: the Gumbel-softmax temperature of the generator head.
+        classes: with several condition columns, each class's values (one per condition column);
+            None: the classes are the one condition column's categories.
+        counts: the training rows of each class (what ``condgan sample --rows N`` draws by); () unknown.
     """
 
     name: ClassVar[str] = "table"
@@ -56,11 +59,16 @@ class TableOutput(OutputSpec):
     condition: dict | None = None
     order: tuple = ()
     tau: float = DEFAULT_TAU
+    classes: tuple | None = None
+    counts: tuple = ()
 
     def __post_init__(self):
         for key in ("columns", "transformer", "condition"):
             object.__setattr__(self, key, _json(getattr(self, key)))
         object.__setattr__(self, "order", tuple(self.order))
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(tuple(c) for c in _json(self.classes)))
+        object.__setattr__(self, "counts", tuple(int(c) for c in self.counts))
         width = sum(s.width for s in self.layout)
         if width != self.dim:
             raise OutputSpecError(f"a table output of {self.dim} values, but its transforms encode {width}")
@@ -81,11 +89,23 @@ class TableOutput(OutputSpec):
         indices ``labels``) restored to its column: the file's names, order, kinds and categories."""
         frame = self.make_transformer().inverse_transform(encoded)
         if self.condition:
-            column = next(iter(TableSpec.from_dict(self.condition)))
-            values = list(column.categories)
-            frame.insert(0, column.name, [values[int(k)] for k in labels.tolist()])
+            classes = self.class_values
+            for i, name in enumerate(self.condition_names):
+                frame.insert(i, name, [classes[int(k)][i] for k in labels.tolist()])
         order = [n for n in self.order if n in frame.columns] or list(frame.columns)
         return frame[order]
+
+    @property
+    def condition_names(self) -> tuple[str, ...]:
+        """The condition columns' names, in the order they were named."""
+        return TableSpec.from_dict(self.condition).names if self.condition else ()
+
+    @property
+    def class_values(self) -> tuple[tuple, ...]:
+        """Each class's condition values, one per condition column."""
+        if self.classes is not None:
+            return self.classes
+        return tuple((c,) for c in next(iter(TableSpec.from_dict(self.condition))).categories) if self.condition else ()
 
     def make_transformer(self) -> TableTransformer:
         """The fitted transformer (encoded rows -> a DataFrame with the original names and kinds)."""
@@ -98,6 +118,10 @@ class TableOutput(OutputSpec):
     def config_fields(self) -> dict[str, Any]:
         options = {"columns": self.columns, "transformer": self.transformer, "condition": self.condition,
                    "order": list(self.order), "tau": self.tau}
+        if self.classes is not None:
+            options["classes"] = [list(c) for c in self.classes]
+        if self.counts:
+            options["counts"] = list(self.counts)
         return {"output_kind": "table", "output_dim": self.dim, "image_shape": None, "output_options": options}
 
     @classmethod
@@ -107,11 +131,12 @@ class TableOutput(OutputSpec):
         if config.output_dim is None or missing:
             raise OutputSpecError("a table model needs output_dim and output_options columns and transformer (what the "
                                   "'table' dataset fills in): train it on --dataset table")
-        unknown = sorted(set(options) - {"columns", "transformer", "condition", "order", "tau"})
+        unknown = sorted(set(options) - {"columns", "transformer", "condition", "order", "tau", "classes", "counts"})
         if unknown:
             raise OutputSpecError(f"output_options of a table has no key {', '.join(map(repr, unknown))}")
         return cls(int(config.output_dim), options["columns"], options["transformer"], options.get("condition"),
-                   tuple(options.get("order", ())), float(options.get("tau", DEFAULT_TAU)))
+                   tuple(options.get("order", ())), float(options.get("tau", DEFAULT_TAU)), options.get("classes"),
+                   tuple(options.get("counts", ())))
 
     def make_head(self) -> nn.Module:
         return TableHead(self.layout, self.tau)

@@ -97,7 +97,7 @@ def load_training_data(data: Any, model: GANConfig) -> tuple[Any, Tensor, GANCon
         return data, data.conditions, fit_to_data(model, data, source), dataset_fingerprint(data, name)
     if not isinstance(data, (ImageSet, VectorSet)):
         raise TypeError(f"data must be a DataConfig, an ImageSet, a VectorSet or (images, labels), got {type(data).__name__}")
-    fingerprint = dataset_fingerprint(data, name) if isinstance(data, ImageSet) else None  # image statistics only, so far
+    fingerprint = dataset_fingerprint(data, name) if isinstance(data, ImageSet) else data.fingerprint  # vectors: the dataset's own
     return data.samples, data.conditions, fit_to_data(model, data, source), fingerprint
 
 
