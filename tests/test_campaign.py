@@ -595,6 +595,23 @@ def test_train_classifier_options_split_train_just_works(tmp_path, capsys):
     assert "(a stratified 0.1 of each class, seed 0" in out and f"--set data.options.exclude_judge={tmp_path / 'c.pt'}" in out
 
 
+def test_judges_of_different_seeds_hold_out_the_same_images_of_a_flat_folder(tmp_path, capsys):
+    """The held-out draw has its own seed (--holdout-seed, default 0), not the judge's --seed: judges trained with
+    seeds 0 and 1 are measured on, and give FID against, the same images; another --holdout-seed draws others."""
+    root = write_flat_folder(tmp_path / "shapes", per_class=10, size=8)
+    held = {}
+    for name, extra in (("s0", ["--seed", "0"]), ("s1", ["--seed", "1"]), ("h3", ["--seed", "1", "--holdout-seed", "3"])):
+        code, out, err = run_cli(["train-classifier", "--dataset", "imagefolder", "--data-root", root, "--epochs", "1",
+                                  "--out", tmp_path / f"{name}.pt", *extra], capsys)
+        assert code == 0, err
+        from condgan.metrics.judge import load_judge
+
+        protocol = load_judge(tmp_path / f"{name}.pt").protocol
+        held[name] = (protocol["dataset"]["options"]["holdout_seed"], protocol["held_out"]["files_sha256"])
+    assert held["s0"] == held["s1"] and held["s0"][0] == 0
+    assert held["h3"][0] == 3 and held["h3"][1] != held["s0"][1]
+
+
 def test_a_model_of_other_data_is_refused_by_eval_unless_asked(flat, tmp_path, capsys):
     root, _ = flat
     gen = ckpt.read_file(root / "runs" / "shapes" / "generator.pt")

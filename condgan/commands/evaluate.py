@@ -49,11 +49,14 @@ def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-epochs", type=positive_int, default=30, help="the cap without --epochs (default 30)")
     parser.add_argument("--holdout", type=_fraction, default=0.1,
                         help="the part of each class held out of a flat image folder (no test/ folder) to measure the "
-                             "judge and as the reference set of FID (default 0.1; seeded by --seed)")
+                             "judge and as the reference set of FID (default 0.1; drawn with --holdout-seed)")
+    parser.add_argument("--holdout-seed", type=non_negative_int, default=0,
+                        help="seed of the held-out draw (default 0, whatever --seed is: judges of different seeds "
+                             "are measured on the same images)")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="images per training step (default 128)")
     parser.add_argument("--hflip", action="store_true", help="also augment with horizontal flips (not for digits or text)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the weights, augmentation, held-out split and batch order (default 0)")
+                        help="seed of the weights, augmentation and batch order (default 0)")
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
@@ -66,7 +69,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         details = train_judge(args.dataset, args.data_root, args.out, image_size=args.image_size, channels=args.channels,
                               options=dict(args.options), arch=args.arch, epochs=args.epochs, seed=args.seed,
                               batch_size=args.batch_size, hflip=args.hflip, augment=args.augment, holdout=args.holdout,
-                              max_epochs=args.max_epochs)
+                              holdout_seed=args.holdout_seed, max_epochs=args.max_epochs)
     except DatasetNotFoundError as exc:
         raise DatasetNotFoundError(f"{str(exc).split(' and --no-download')[0]}; condgan train-classifier never downloads: "
                                    "point --data-root at the folder that holds the dataset (for MNIST: the folder that "

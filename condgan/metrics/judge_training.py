@@ -32,6 +32,9 @@ from .mnist_cnn import MnistClassifier
 HELD_OUT_MAX = 10000
 CALIBRATION_IMAGES = 5000
 HOLDOUT = 0.1  # the part of each class of a flat image folder held out (condgan train-classifier --holdout)
+#: the seed of that held-out draw: fixed, not the judge's --seed, so that judges trained with different
+#: seeds are measured on (and give FID against) the same images (condgan train-classifier --holdout-seed)
+HOLDOUT_SEED = 0
 MAX_EPOCHS = 30  # the cap of training until the held-out score stops improving
 PATIENCE = 3  # reads of the held-out score without improvement before it stops
 MIN_ROUND_STEPS = 20  # a small set is read every 20 steps, not every epoch of one step
@@ -316,7 +319,7 @@ def load_for_judge(name: str, root: str | Path | None, split: str, *, options: M
 
 
 def _training_options(dataset: str, data_root: str | Path | None, options: Mapping[str, Any], holdout: float,
-                      seed: int) -> dict[str, Any]:
+                      holdout_seed: int) -> dict[str, Any]:
     """The dataset options the judge trains with: a flat image folder (no test split) gets a held-out part."""
     options = dict(options)
     split = options.pop("split", "train")
@@ -327,17 +330,18 @@ def _training_options(dataset: str, data_root: str | Path | None, options: Mappi
     has_split = getattr(probe, "has_split", None)
     if (has_split is not None and not has_split("test") and not has_split("valid")
             and getattr(probe, "is_flat", lambda: False)() and options.get("holdout") is None):
-        options.update(holdout=holdout, holdout_seed=seed)
+        options.update(holdout=holdout, holdout_seed=holdout_seed)
     return options
 
 
 def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, image_size: int | None = None,
                 channels: int | None = None, options: Mapping[str, Any] | None = None, arch: str | None = None,
-                epochs: float | None = None, seed: int = 0, holdout: float = HOLDOUT, **fit_options: Any) -> dict[str, Any]:
+                epochs: float | None = None, seed: int = 0, holdout: float = HOLDOUT, holdout_seed: int = HOLDOUT_SEED,
+                **fit_options: Any) -> dict[str, Any]:
     """Train a judge on the registered dataset ``dataset``, measure it on held-out images, save it to ``out``.
 
     The held-out images are the dataset's test split; a flat image folder (class folders, no
-    test folder) holds out a seeded, stratified ``holdout`` fraction of each class (its options
+    test folder) holds out a stratified ``holdout`` fraction of each class drawn with ``holdout_seed`` (its options
     ``holdout`` and ``holdout_seed``, recorded in the judge file: ``condgan eval`` uses the same
     images as its reference, and ``data.options.exclude_judge=FILE`` leaves them out of training).
 
@@ -351,8 +355,10 @@ def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, 
             (:class:`~condgan.metrics.judge_resnet.JudgeResNet`), ``"mnist-cnn"`` or ``"judge-cnn"``.
         epochs: passes over the training images; None: until the held-out score stops improving
             (at most ``max_epochs``, see :func:`fit_judge`).
-        seed: the seed of the weights, the batches and the held-out draw.
+        seed: the seed of the weights and the batches.
         holdout: the fraction of each class held out of a flat image folder.
+        holdout_seed: the seed of that held-out draw (and of the part of a dataset with neither a test split
+            nor a flat folder's holdout); fixed by default, so that judges of different seeds share their held-out images.
         **fit_options: see :func:`fit_judge` (``augment=True``: random rotations and shifts).
 
     The file records the recipe (``protocol["recipe"]``: ``arch`` as asked, the network it
@@ -364,11 +370,11 @@ def train_judge(dataset: str, data_root: str | Path | None, out: str | Path, *, 
     from ..data.fingerprint import dataset_fingerprint
 
     asked = check_arch(arch or "cnn")
-    options = _training_options(dataset, data_root, dict(options or {}), holdout, seed)
+    options = _training_options(dataset, data_root, dict(options or {}), holdout, holdout_seed)
     size = (image_size, image_size) if image_size is not None else None
     source, data = load_for_judge(dataset, data_root, "train", options=options, channels=channels, size=size)
     load = {"channels": int(data.images.shape[1]), "size": list(data.images.shape[2:])}
-    held = held_out_split(source, len(data), seed)
+    held = held_out_split(source, len(data), holdout_seed)
     if held["split"] == "train":
         test_idx, train_idx = held_out_indices(held, len(data))
         test_x, test_y = data.images[test_idx], data.conditions[test_idx]
