@@ -58,8 +58,11 @@ def test_eval_without_reference_judges_the_run_against_its_held_out_rows_and_the
     [line] = err.strip().splitlines()
     assert code != 0 and "p.csv changed since" in line and "give --reference HELDOUT.csv" in line, line
     frame.to_csv(tmp_path / "moved.csv", index=False)
+    (run / "eval_table.json").unlink()
     code, out, err = cli(["eval", run, "--data-root", tmp_path / "moved.csv"])  # the same bytes elsewhere
     assert code == 0 and "reference: the 80 rows" in out, err
+    assert f"wrote {run / 'eval_table.json'} (condgan report {run} shows it)" in out  # a run judged on its own rows keeps it
+    assert json.loads((run / "eval_table.json").read_text())["rows"][str(run)]["rows"] == 320
 
 
 def test_a_run_without_held_out_rows_and_wrong_judges_are_one_line(tmp_path):

@@ -86,6 +86,25 @@ def test_decoded_rows_are_rounded_clipped_and_typed():
     assert random_rows["n"].between(0, 49).all() and random_rows["x"].between(0, 1).all()
 
 
+def test_continuous_columns_come_back_with_the_decimals_the_file_has():
+    frame = pd.DataFrame({"mm": np.round(np.linspace(30, 60, 80), 1), "g": np.linspace(0, 1, 80) ** 2,
+                          "w": np.arange(80) * 0.25})
+    frame.loc[3, "mm"] = np.nan
+    spec = infer_spec(frame)
+    tt = TableTransformer(spec, seed=0).fit(frame)
+    assert tt.decimals == {"mm": 1, "w": 2}  # g's squares have more than 6 decimals: left as they come
+    noise = np.random.default_rng(1).normal(size=(300, tt.output_dim))
+    back = tt.inverse_transform(noise)
+    mm = back["mm"].dropna().to_numpy()
+    assert np.array_equal(mm, np.round(mm, 1)) and np.array_equal(back["w"], np.round(back["w"], 2))
+    assert not np.array_equal(back["g"], np.round(back["g"], 6))
+    again = TableTransformer.from_state(json.loads(json.dumps(tt.state())))
+    assert again.decimals == tt.decimals
+    old = tt.state()
+    del old["decimals"]  # a transformer saved before decimals were learned decodes as it did
+    assert TableTransformer.from_state(old).decimals == {}
+
+
 def test_vgm_finds_two_modes_on_a_bimodal_column_and_one_on_a_normal():
     rng = np.random.default_rng(0)
     bimodal = np.r_[rng.normal(-10, 1, 200), rng.normal(10, 1.5, 200)]

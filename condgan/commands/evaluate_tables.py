@@ -13,7 +13,9 @@ for a value against the real rows with it), and with ``--real``: machine-learnin
 gradient-boosting model trained on synthetic rows against one trained on the real training rows,
 both scored on the reference; target ``--target``, default the condition column) and the distance
 to the closest training record (the fraction of copied rows, and the median distance against the
-reference's). Printed in one table with the protocol.
+reference's). Printed in one table with the protocol, and written with it to ``--json FILE``; one run
+directory judged against its own held-out rows writes ``RUN/eval_table.json``, which ``condgan report
+RUN`` shows.
 """
 
 from __future__ import annotations
@@ -155,14 +157,25 @@ def run_table_eval(args: argparse.Namespace) -> int:
           f"samples: {protocol['samples']}" + (f"; ML efficacy: gradient boosting on synthetic vs on {protocol['real']}, scored on the "
                                                f"reference; DCR against {protocol['real']}" if protocol["real"] else
                                                "; give --real TRAIN for ML efficacy and DCR"))
-    if args.json_out:
+    json_out = args.json_out or _own_record(args)
+    if json_out:
         import torch
 
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         payload = {"kind": "table", "protocol": protocol, "rows": rows, "torch": torch.__version__}
-        Path(args.json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
-        print(f"wrote {args.json_out}")
+        Path(json_out).write_text(json.dumps(payload, indent=1, default=str) + "\n")
+        print(f"wrote {json_out} (condgan report {args.sources[0]} shows it)" if json_out != args.json_out else f"wrote {json_out}")
     return 0
+
+
+def _own_record(args: argparse.Namespace) -> Path | None:
+    """RUN/eval_table.json where one run directory is judged against its own held-out rows (what
+    ``condgan report RUN`` shows), else None."""
+    from ..reporting import TABLE_EVAL_FILE
+
+    if args.reference or len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
+        return None
+    return Path(args.sources[0]) / TABLE_EVAL_FILE
 
 
 COLUMNS = (("quality", "quality"), ("shapes", "column_shapes"), ("pairs", "column_pair_trends"),

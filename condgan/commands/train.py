@@ -132,6 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     reason = trainer.train()
     main, step, last, stop_signal = trainer.process.is_main, trainer.step, trainer.last_checkpoint, trainer.stop_signal
+    kind = trainer.gan.config.output_kind
     del trainer
     shutdown()  # under torchrun: leave the process group before exiting (a no-op otherwise)
     if reason == "interrupted":
@@ -140,7 +141,9 @@ def run_train(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return 128 + (stop_signal or 2)
     if main:
-        print(f"done: {out}/{ckpt.GENERATOR_FILE} holds the generator (condgan sample {out} --per-class 1000 --out samples.npz)")
+        target = {"table": "synth.csv", "vector": "samples.npz"}.get(kind, "samples.npz")
+        print(f"done: {out}/{ckpt.GENERATOR_FILE} holds the generator (condgan sample {out} --per-class 1000 --out {target}"
+              + (f"; condgan eval {out} judges it against its held-out rows)" if kind == "table" else ")"))
     return 0
 
 

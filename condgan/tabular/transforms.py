@@ -414,6 +414,9 @@ class TableTransformer:
         clip: clip numeric values to the column's [min, max] on the way out.
         seed: seed of the mixture fits and mode draws.
 
+    A continuous column whose values all have at most 6 decimals (``39.1``, ``0.25``) comes back
+    rounded to as many (``decimals``, learned by :meth:`fit`, as RDT's ``learn_rounding_scheme``).
+
     Shape:
         - transform: a DataFrame of ``N`` rows -> ``(N, output_dim)`` float32.
         - inverse_transform: ``(N, output_dim)`` -> a DataFrame with the spec's names, kinds and categories.
@@ -450,6 +453,7 @@ class TableTransformer:
             if col.is_numeric and col.nullable and not isinstance(t, WithMissing):
                 t = WithMissing(t)
             self.transforms[col.name] = t
+        self.decimals: dict[str, int] = {}
         self.fitted = False
 
     def _check_frame(self, frame) -> None:
@@ -466,6 +470,10 @@ class TableTransformer:
             if len(values) == 0:
                 raise ValueError(f"cannot fit column {col.name!r} on zero rows")
             self.transforms[col.name].fit(values, col)
+            if col.kind == "continuous":
+                places = decimal_places(values)
+                if places is not None:
+                    self.decimals[col.name] = places
         self.fitted = True
         return self
 
@@ -521,14 +529,14 @@ class TableTransformer:
             if col.kind == "integer":
                 v = np.round(v)
                 return pd.array(np.where(np.isnan(v), None, v), dtype="Int64") if col.nullable else v.astype(np.int64)
-            return v
+            return np.round(v, self.decimals[col.name]) if col.name in self.decimals else v
         if col.kind == "boolean":
             return pd.array(list(values), dtype="boolean") if col.nullable else np.asarray(values, dtype=bool)
         return pd.Series(list(values), dtype=object).infer_objects()
 
     def state(self) -> dict:
         """The fitted transformer as JSON-able data: the spec, and each column's transform and state."""
-        return {"spec": self.spec.to_dict(), "clip": self.clip, "seed": self.seed,
+        return {"spec": self.spec.to_dict(), "clip": self.clip, "seed": self.seed, "decimals": dict(self.decimals),
                 "columns": [{"name": n, "transform": type(t.inner if isinstance(t, WithMissing) else t).__name__,
                              "missing": isinstance(t, WithMissing), "state": t.state()}
                             for n, t in self.transforms.items()]}
@@ -547,8 +555,18 @@ class TableTransformer:
             t = WithMissing(t) if entry["missing"] else t
             transforms[entry["name"]] = t.load_state(entry["state"])
         tt = cls(spec, transforms=transforms, clip=state["clip"], seed=state["seed"])
+        tt.decimals = {str(k): int(v) for k, v in state.get("decimals", {}).items()}  # older states: none, values unrounded
         tt.fitted = True
         return tt
+
+
+def decimal_places(values: np.ndarray, most: int = 6) -> int | None:
+    """The fewest decimals (0 to ``most``) that hold every finite value exactly, or None."""
+    finite = values[np.isfinite(values)]
+    for places in range(most + 1):
+        if np.allclose(np.round(finite, places), finite, rtol=0, atol=1e-9 * max(1.0, float(np.abs(finite).max(initial=0)))):
+            return places
+    return None
 
 
 def apply_output_activations(raw: Tensor, layout: Sequence[Span], tau: float = 0.2, hard: bool = False) -> Tensor:
