@@ -44,6 +44,7 @@ TAGS = {"condition_kind": "multilabel", "num_classes": 3}
 CASES = {  # name: (preset, build keyword arguments)
     "embedding": ("mnist_mlp", {"overrides": TINY_MLP}),
     "onehot": ("mnist_mlp", {"conditioner": "onehot", "overrides": TINY_MLP}),
+    "ctgan_cond": ("mnist_mlp", {"conditioner": "ctgan_cond", "overrides": TINY_MLP}),  # CTGAN's vector, here on images
     "branches": ("mnist_paper", {"overrides": TINY_PAPER}),
     "cbn+projection": ("mnist_dcgan_projection", {"overrides": {
         **TINY_CONV, "image_shape": (1, 8, 8), "generator.conditioner_options.embedding_dim": 2}}),

@@ -33,10 +33,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .. import hookspecs
 from ..hookspecs import hookimpl
@@ -76,6 +75,20 @@ def run_plugins(registry: Registry, loggers: tuple[str, ...], callbacks: tuple[s
                 registry.unregister(plugin)
 
 
+def _forward_if_owner(impl: Callable, owner: object) -> Callable:
+    """A function with ``impl``'s own parameter names (pluggy calls an implementation by the names its
+    code declares) that calls ``impl`` when the event's ``trainer`` is ``owner``."""
+    names = list(inspect.signature(impl).parameters)
+    if "trainer" not in names or any(not n.isidentifier() or n.startswith("_cg_") for n in names):
+        raise TypeError(f"{impl.__qualname__}: an event method takes the trainer as a 'trainer' argument")
+    params = ", ".join(names)
+    namespace = {"_cg_impl": impl, "_cg_owner": owner}
+    exec(f"def {impl.__name__}({params}):\n    return _cg_impl({params}) if trainer is _cg_owner else None", namespace)
+    call = namespace[impl.__name__]
+    call.__doc__, call.__defaults__ = impl.__doc__, getattr(impl, "__defaults__", None)  # defaults: as the impl's
+    return call
+
+
 def _owned(plugin: object, owner: object) -> object:
     """A stand-in for ``plugin`` whose event methods pass on the events whose ``trainer`` is ``owner``."""
     stand_in = type(f"Owned{type(plugin).__name__}", (), {})()
@@ -84,13 +97,6 @@ def _owned(plugin: object, owner: object) -> object:
         marks = getattr(impl, hookspecs.PROJECT + "_impl", None)
         if impl is None or marks is None:
             continue
-        at = list(inspect.signature(impl).parameters).index("trainer")
-
-        def call(*args, _impl=impl, _at=at):
-            return _impl(*args) if args[_at] is owner else None
-
-        functools.update_wrapper(call, impl)
-        del call.__wrapped__  # pluggy reads the argument names from the signature below
-        call.__signature__ = inspect.signature(impl)
+        call = _forward_if_owner(impl, owner)
         setattr(stand_in, event, hookimpl(**marks)(call) if marks else hookimpl(call))
     return stand_in
