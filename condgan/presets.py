@@ -235,6 +235,21 @@ def dcgan_projection(image_shape: tuple[int, int, int] | None = None, num_classe
     return _run(dataclasses.replace(model, image_shape=shape, num_classes=num_classes), **MODERN_TRAINING)
 
 
+def dcgan_projection_lecam(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+                           width: int = 32) -> RunConfig:
+    """``dcgan_projection`` with LeCam regularization of D (Tseng et al. 2021), weight 0.3.
+
+    LeCam pulls D's scores on real and fake batches towards the moving averages of the other's
+    (decay 0.99), which keeps D from over-confident margins. With the EMA of G it is the best
+    preset on MNIST at 32 px: 5,000 steps (under 4 CPU minutes) meet label accuracy >= 0.99 and
+    FID <= 5 under three independent judges (benchmarks/README.md, "Issue 27"). Everything else
+    is ``dcgan_projection``'s; ``image_shape`` and ``num_classes`` are left to the data.
+    """
+    run = dcgan_projection(image_shape, num_classes, width)
+    model = dataclasses.replace(run.model, loss_options={**run.model.loss_options, "lecam_weight": 0.3})
+    return dataclasses.replace(run, model=model)
+
+
 def resnet_projection(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, width: int = 16,
                       max_width: int = 128) -> RunConfig:
     """A BigGAN-style conditional ResNet GAN for any image shape and number of classes, sized for CPUs.
@@ -400,6 +415,8 @@ def register_presets():
         Preset("mnist_acgan", mnist_acgan, "ACGAN: conv G on [one-hot y, z], conv D with an auxiliary classifier, BCE (32x32)"),
         Preset("dcgan_projection", dcgan_projection,
                "mnist_dcgan_projection's recipe, image shape and classes from the data, with an EMA of G"),
+        Preset("dcgan_projection_lecam", dcgan_projection_lecam,
+               "dcgan_projection with LeCam regularization of D (weight 0.3): the best MNIST preset"),
         Preset("resnet_projection", resnet_projection,
                "BigGAN-style: ResNet G with conditional BN, SN ResNet D with a projection head, hinge, EMA of G (fits the data)"),
         Preset("vector_mlp", vector_mlp,

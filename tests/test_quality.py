@@ -434,7 +434,7 @@ def test_trainer_ema_warm_up_and_resume_with_every_method(tmp_path):
 
 
 # -- presets -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["dcgan_projection", "resnet_projection"])
+@pytest.mark.parametrize("name", ["dcgan_projection", "dcgan_projection_lecam", "resnet_projection"])
 def test_shape_agnostic_presets_change_only_shape_and_classes(name):
     preset = condgan.get_component("preset", name)
     run = preset.run_config()
@@ -450,6 +450,19 @@ def test_shape_agnostic_presets_change_only_shape_and_classes(name):
     assert all(torch.isfinite(v) for v in losses.values())
     assert gan.generator.sample(y).shape == (4, 3, 64, 64)
     assert (gan.generator.conditioner.name, gan.discriminator.conditioner.name, gan.loss.name) == ("cbn", "projection", "hinge")
+
+
+def test_dcgan_projection_lecam_is_dcgan_projection_with_lecam_only():
+    base = condgan.get_component("preset", "dcgan_projection").run_config()
+    lecam = condgan.get_component("preset", "dcgan_projection_lecam").run_config()
+    a, b = base.model.to_dict(), lecam.model.to_dict()
+    assert {k for k in a if a[k] != b[k]} == {"loss_options"}
+    assert b["loss_options"] == {"lecam_weight": 0.3}
+    assert base.training == lecam.training and base.data == lecam.data
+    gan = condgan.build(lecam.model, overrides={"image_shape": (1, 16, 16), "num_classes": 3,
+                                                "generator.backbone_options.width": 2,
+                                                "discriminator.backbone_options.width": 2})
+    assert gan.loss._lecam is not None  # the regularizer is on
 
 
 def test_resnet_projection_follows_its_labels_on_the_synthetic_grid():
