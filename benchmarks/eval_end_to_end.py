@@ -31,21 +31,13 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     args = parser.parse_args()
 
-    from PIL import Image
-
     from condgan.cli import main as condgan
-    from metrics_helpers import shapes
+    from metrics_helpers import write_shapes_folder
 
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    folder = out / "shapes"
-    names = ("square", "disc", "horizontal_bar", "vertical_bar")
-    for split, n, seed in (("train", 4000, 0), ("test", 1000, 1)):
-        images, labels = shapes(n, args.size, kind="class", seed=seed)
-        for i, (image, label) in enumerate(zip(images, labels.tolist())):
-            (folder / split / names[label]).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / split / names[label] / f"{i:05d}.png")
+    folder = write_shapes_folder(out / "shapes", args.size)
     judge, run = out / "judge_shapes.pt", out / "run"
     data = ["--dataset", "imagefolder", "--data-root", str(folder)]
     steps = [

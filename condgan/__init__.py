@@ -11,6 +11,7 @@ from .conditioners import (
     Conditioner,
     EmbeddingConditioner,
     OneHotConditioner,
+    ProjectionClassifierConditioner,
     ProjectionConditioner,
     VectorConditioner,
 )
@@ -55,7 +56,7 @@ __all__ = [
     "ConditionalLayer", "Conditioner", "DCGAN", "DuplicateComponentError", "EmbeddingConditioner", "FastStep", "GAN",
     "GANConfig", "HingeLoss", "LeastSquaresLoss", "Loss", "MLP", "NetworkConfig", "NonFiniteLossError", "NonFiniteWeightsError",
     "OneHotConditioner",
-    "OptimizerConfig", "PluginError", "Preset", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",
+    "OptimizerConfig", "PluginError", "Preset", "ProjectionClassifierConditioner", "ProjectionConditioner", "RunDirectoryError", "Trainer", "TrainerConfig",
     "UnknownComponentError", "VectorConditioner", "WassersteinGPLoss", "apply_overrides", "build", "get_component",
     "hookimpl", "list_components", "load_dataset", "load_generator", "make_step", "register_plugin", "train_step",
     "unregister_plugin",

@@ -22,7 +22,9 @@ so a conditioner overrides only the points where it acts:
    ``h`` ``(B, feature_dim)``; ``output(h, out, y)`` may then change the network output: a
    projection discriminator adds ``<embed(y), h>`` to the score.
 4. **Auxiliary loss** (:meth:`Conditioner.auxiliary_loss`): a term added to the network's
-   adversarial loss for real and fake batches alike: the auxiliary classifier (ACGAN) head.
+   adversarial loss for real and fake batches alike: the auxiliary classifier (ACGAN) head. A
+   conditioner with :attr:`Conditioner.classifies_fakes` False adds it to D's loss for real batches
+   only (G's loss still takes it on the fakes).
 5. **Generator loss** (:meth:`Conditioner.generator_loss`, a generator's conditioner): a term
    added to G's loss only, from G's raw output (before the output kind's head) and y: CTGAN's
    cross-entropy that makes G produce the category its conditional vector asks for.
@@ -88,6 +90,8 @@ class Conditioner(nn.Module, ABC):
     not_exportable: ClassVar[str | None] = None
     #: True: built with ``output=`` the network's :class:`~condgan.outputs.OutputSpec` (what G makes, D judges).
     takes_output: ClassVar[bool] = False
+    #: a discriminator's auxiliary loss also counts on fakes in D's own update (ACGAN); False: real batches only
+    classifies_fakes: ClassVar[bool] = True
 
     def __init__(self, spec: ConditionSpec, role: str):
         super().__init__()
@@ -525,15 +529,69 @@ class AuxiliaryClassifierConditioner(Conditioner):
         return self.classifier(h).float()
 
     def auxiliary_loss(self, h: Tensor, y: Tensor) -> Tensor:
-        logits = self.logits(h)
-        if self.spec.kind == "class":
-            loss = F.cross_entropy(logits, y.long())
-        else:
-            loss = F.binary_cross_entropy_with_logits(logits, y.float())
-        return self.weight * loss
+        return self.weight * _classification_loss(self.spec, self.logits(h), y)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, weight={self.weight}"
+
+
+class ProjectionClassifierConditioner(ProjectionConditioner):
+    """A projection discriminator with an auxiliary classifier that learns on real images only.
+
+    D's score is the projection head's (:class:`ProjectionConditioner`: ``head(h) + <embed(y), h>``),
+    and a Linear head on the same features h also predicts y, as ACGAN's does (Odena et al. 2017),
+    with one difference: D fits that classifier to the real batches only, so it never learns to
+    name a malformed fake by the label it was asked for, and G's loss gains the classifier's loss
+    on its fakes (G is taught to make images that a classifier of real images recognises). Class
+    labels use cross-entropy, tags a binary cross-entropy per tag.
+
+    Args:
+        spec: ``class`` or ``multilabel``.
+        role: ``"discriminator"``.
+        weight: the classification loss's weight in D's loss (real batches) and G's (fakes).
+        spectral_norm: spectrally normalise the embedding and the classifier too (as SNGAN does).
+
+    Shape:
+        - h: (B, feature_dim); out, output: (B, 1); :meth:`logits`: (B, num_classes); auxiliary loss: a scalar.
+
+    Example:
+        >>> D = ConditionalDiscriminator(ConditionSpec("class", 10), (1, 32, 32), conditioner="projection_ac",
+        ...                              backbone="dcgan", conditioner_options={"weight": 0.1})
+    """
+
+    name = "projection_ac"
+    kinds = ("class", "multilabel")
+    classifies_fakes = False  # the step leaves this conditioner's loss on fakes out of D's loss
+
+    def __init__(self, spec: ConditionSpec, role: str, *, weight: float = 0.1, spectral_norm: bool = False):
+        super().__init__(spec, role, spectral_norm=spectral_norm)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
+            raise ValueError(f"projection_ac weight must be a number > 0, got {weight!r}")
+        self.weight = float(weight)
+        self.classifier: nn.Linear | None = None  # built by setup
+
+    def setup(self, feature_dim: int) -> None:
+        super().setup(feature_dim)
+        self.classifier = nn.Linear(feature_dim, self.spec.num_classes)
+        if self.spectral_norm:
+            apply_spectral_norm([self.classifier])
+
+    def logits(self, h: Tensor) -> Tensor:
+        """The classifier's logits (B, num_classes), float32."""
+        return self.classifier(h).float()
+
+    def auxiliary_loss(self, h: Tensor, y: Tensor) -> Tensor:
+        return self.weight * _classification_loss(self.spec, self.logits(h), y)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, weight={self.weight}, spectral_norm={self.spectral_norm}"
+
+
+def _classification_loss(spec: ConditionSpec, logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy of class labels, or a binary cross-entropy per tag (multilabel)."""
+    if spec.kind == "class":
+        return F.cross_entropy(logits, y.long())
+    return F.binary_cross_entropy_with_logits(logits, y.float())
 
 
 class VectorConditioner(Conditioner):
@@ -575,4 +633,4 @@ class VectorConditioner(Conditioner):
 @hookimpl
 def register_conditioners():
     return [EmbeddingConditioner, OneHotConditioner, BranchConditioner, ConditionalBatchNormConditioner,
-            ProjectionConditioner, AuxiliaryClassifierConditioner, VectorConditioner]
+            ProjectionConditioner, ProjectionClassifierConditioner, AuxiliaryClassifierConditioner, VectorConditioner]

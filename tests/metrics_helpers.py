@@ -129,6 +129,21 @@ def shapes(n: int, size: int = 16, *, kind: str = "class", seed: int = 0) -> tup
     return to_uint8(images), y
 
 
+SHAPE_NAMES = ("square", "disc", "horizontal_bar", "vertical_bar")
+
+
+def write_shapes_folder(folder: Path, size: int = 32, n_train: int = 4000, n_test: int = 1000) -> Path:
+    """:func:`shapes` (``class`` kind) as an image folder ``folder/train|test/<shape>/*.png``; returns ``folder``."""
+    from PIL import Image
+
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, labels = shapes(n, size, kind="class", seed=seed)
+        for i, (image, label) in enumerate(zip(images, labels.tolist())):
+            (folder / split / SHAPE_NAMES[label]).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / split / SHAPE_NAMES[label] / f"{i:05d}.png")
+    return folder
+
+
 def shapes_plugin(kind: str = "class", n_train: int = 800, n_test: int = 200, size: int = 16):
     """A plugin registering dataset ``shapes`` (:func:`shapes`; train and test splits from different seeds)."""
     from condgan import hookimpl

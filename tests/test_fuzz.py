@@ -49,6 +49,9 @@ CASES = {  # name: (preset, build keyword arguments)
     "cbn+projection": ("mnist_dcgan_projection", {"overrides": {
         **TINY_CONV, "image_shape": (1, 8, 8), "generator.conditioner_options.embedding_dim": 2}}),
     "onehot+acgan": ("mnist_acgan", {"overrides": {**TINY_CONV, "image_shape": (3, 8, 8)}}),
+    "cbn+projection_ac": ("dcgan_projection_lecam", {"overrides": {
+        **TINY_CONV, "image_shape": (1, 8, 8), "num_classes": 10, "generator.conditioner_options.embedding_dim": 2,
+        "discriminator.conditioner": "projection_ac", "discriminator.conditioner_options": {"spectral_norm": True}}}),
     "tags:onehot+acgan": ("mnist_mlp", {**TAGS, "conditioner": "onehot", "overrides": {
         **TINY_MLP, "discriminator.conditioner": "acgan"}}),
     "tags:vector+projection": ("mnist_mlp", {**TAGS, "overrides": {

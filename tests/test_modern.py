@@ -285,6 +285,51 @@ def test_acgan_classifier_teaches_the_labels():
     assert_learns_labels(mlp_gan("onehot", "acgan", "bce"), steps=400)
 
 
+def projection_ac_discriminator(weight: float = 0.5) -> condgan.ConditionalDiscriminator:
+    return condgan.ConditionalDiscriminator(ConditionSpec("class", 3), (1, 8, 8), conditioner="projection_ac",
+                                            conditioner_options={"weight": weight}, backbone_options={"widths": (16,)})
+
+
+def test_projection_ac_scores_as_projection_and_classifies_as_acgan():
+    D = projection_ac_discriminator(0.5)
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 2, 1, 0])
+    score, aux = D.judge(x, y)
+    h = D.backbone.features(x.flatten(1), y)
+    torch.testing.assert_close(score, D.backbone.head(h) + (D.conditioner.embed(y) * h).sum(1, keepdim=True))
+    expected = -0.5 * torch.log_softmax(D.conditioner.logits(h), 1)[torch.arange(6), y].mean()
+    torch.testing.assert_close(aux, expected)
+
+
+def test_projection_ac_classifier_learns_from_real_batches_only():
+    """In D's update the classifier's gradient is that of its loss on the real batch: the fakes add nothing."""
+    from condgan.training.step import _Forwards
+
+    torch.manual_seed(0)
+    gan = mlp_gan("onehot", "projection_ac", "hinge", d_options={"weight": 0.5})
+    D = gan.discriminator
+    real, fake = torch.randn(8, 1, 8, 8), torch.randn(8, 1, 8, 8)
+    y_real, y_fake = torch.randint(0, NUM_CLASSES, (8,)), torch.randint(0, NUM_CLASSES, (8,))
+    _Forwards(gan).discriminator_pass(real, y_real, fake, y_fake).backward()
+    got = D.conditioner.classifier.weight.grad.clone()
+    D.zero_grad()
+    D.judge(real, y_real)[1].backward()
+    torch.testing.assert_close(got, D.conditioner.classifier.weight.grad)
+    D.zero_grad()  # the same D as ACGAN would classify the fakes too: a different gradient
+    (D.judge(real, y_real)[1] + D.judge(fake, y_fake)[1]).backward()
+    assert not torch.allclose(got, D.conditioner.classifier.weight.grad)
+
+
+def test_projection_ac_refuses_a_bad_weight():
+    with pytest.raises(ValueError, match="projection_ac weight must be a number > 0, got 0"):
+        condgan.get_component("conditioner", "projection_ac")(ConditionSpec("class", 3), "discriminator", weight=0)
+
+
+def test_projection_ac_teaches_the_labels():
+    torch.manual_seed(0)
+    # y reaches G only through the embedding of its input, D through the projection and the classifier
+    assert_learns_labels(mlp_gan("onehot", "projection_ac", "hinge"), steps=400)
+
+
 # -- multilabel tags ------------------------------------------------------------------------------
 def tag_images(tags: torch.Tensor, size: int = 8) -> torch.Tensor:
     """Images in [-1, 1] that light the bar of each tag present: (B, 1, size, size)."""
