@@ -45,7 +45,7 @@ def condgan(argv: list[str], threads: int, log: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/shapes27")
-    parser.add_argument("--preset", default="dcgan_projection_lecam")
+    parser.add_argument("--preset", default="dcgan_projection_ac")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="threads of the training run (judges: 1 each)")

@@ -465,6 +465,25 @@ def test_dcgan_projection_lecam_is_dcgan_projection_with_lecam_only():
     assert gan.loss._lecam is not None  # the regularizer is on
 
 
+def test_dcgan_projection_ac_is_dcgan_projection_lecam_with_a_real_image_classifier_only():
+    lecam = condgan.get_component("preset", "dcgan_projection_lecam").run_config()
+    ac = condgan.get_component("preset", "dcgan_projection_ac").run_config()
+    a, b = lecam.model.to_dict(), ac.model.to_dict()
+    assert {k for k in a if a[k] != b[k]} == {"discriminator"}
+    assert {k for k in a["discriminator"] if a["discriminator"][k] != b["discriminator"][k]} == {
+        "conditioner", "conditioner_options"}
+    assert (b["discriminator"]["conditioner"], b["discriminator"]["conditioner_options"]) == (
+        "projection_ac", {"spectral_norm": True, "weight": 0.05})
+    assert lecam.training == ac.training and lecam.data == ac.data
+    gan = condgan.build(ac.model, overrides={"image_shape": (3, 16, 16), "num_classes": 4,
+                                             "generator.backbone_options.width": 2,
+                                             "discriminator.backbone_options.width": 2})
+    x, y = torch.rand(4, 3, 16, 16) * 2 - 1, torch.arange(4)
+    losses = train_step(gan, x, y, *gan.optimizers())
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert gan.discriminator.conditioner.classifies_fakes is False and gan.loss._lecam is not None
+
+
 def test_resnet_projection_follows_its_labels_on_the_synthetic_grid():
     """resnet_projection, small, on the synthetic set (class k lights grid cell k): its samples light
     their own label's cell. D pools by flattening here: the class is a place in the image, which
