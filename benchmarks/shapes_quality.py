@@ -1,6 +1,6 @@
 """Issue 27's protocol on the coloured shapes: three judges, one preset, every figure under each judge.
 
-    PYTHONPATH=. python benchmarks/shapes_quality.py --out runs/shapes27 [--steps 3000] [--seed 0] [--threads 2]
+    PYTHONPATH=. python benchmarks/shapes_quality.py --out runs/shapes27 [--steps 4000] [--seed 0] [--threads 2]
 
 Writes the evaluation benchmark's coloured shapes (``tests/metrics_helpers.py``: a square, a disc, a
 horizontal and a vertical bar, each in a random colour on dark noise; 4,000 training and 1,000 test
@@ -9,8 +9,8 @@ seed 0, the small ResNet seed 1, the CNN with rotations and shifts seed 2), trai
 for ``--steps`` steps (timed, ``--threads`` threads) and scores 250 samples per class under the
 three judges against the 1,000 test images: label accuracy (target >= 0.95 under every judge),
 FID on each judge's features, and the worst-scored samples of each class as grids
-(``OUT/worst_J<k>.png``). Judges and folder are kept and reused when present. Prints and writes
-``OUT/summary.json``.
+(``OUT/worst_s<seed>_generated_J<k>.png``). Judges and folder are kept and reused when present.
+Prints the evaluation and writes ``OUT/eval_s<seed>.json`` and ``OUT/summary_s<seed>.json``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/shapes27")
     parser.add_argument("--preset", default="dcgan_projection_ac")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="threads of the training run (judges: 1 each)")
     parser.add_argument("--judge-epochs", type=int, default=10)

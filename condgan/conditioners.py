@@ -529,7 +529,12 @@ class AuxiliaryClassifierConditioner(Conditioner):
         return self.classifier(h).float()
 
     def auxiliary_loss(self, h: Tensor, y: Tensor) -> Tensor:
-        return self.weight * _classification_loss(self.spec, self.logits(h), y)
+        logits = self.logits(h)
+        if self.spec.kind == "class":
+            loss = F.cross_entropy(logits, y.long())
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits, y.float())
+        return self.weight * loss
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, weight={self.weight}"
@@ -576,22 +581,11 @@ class ProjectionClassifierConditioner(ProjectionConditioner):
         if self.spectral_norm:
             apply_spectral_norm([self.classifier])
 
-    def logits(self, h: Tensor) -> Tensor:
-        """The classifier's logits (B, num_classes), float32."""
-        return self.classifier(h).float()
-
-    def auxiliary_loss(self, h: Tensor, y: Tensor) -> Tensor:
-        return self.weight * _classification_loss(self.spec, self.logits(h), y)
+    logits = AuxiliaryClassifierConditioner.logits  # the same head and loss as ACGAN's
+    auxiliary_loss = AuxiliaryClassifierConditioner.auxiliary_loss
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, weight={self.weight}, spectral_norm={self.spectral_norm}"
-
-
-def _classification_loss(spec: ConditionSpec, logits: Tensor, y: Tensor) -> Tensor:
-    """Cross-entropy of class labels, or a binary cross-entropy per tag (multilabel)."""
-    if spec.kind == "class":
-        return F.cross_entropy(logits, y.long())
-    return F.binary_cross_entropy_with_logits(logits, y.float())
 
 
 class VectorConditioner(Conditioner):

@@ -64,6 +64,8 @@ class _Forwards:
 
     def __init__(self, gan: GAN, joined: bool = False):
         self.gan, self.joined = gan, joined
+        # a classifier of real images only (projection_ac): its loss on fakes is G's alone
+        self.d_classifies_fakes = getattr(getattr(gan.discriminator, "conditioner", None), "classifies_fakes", True)
 
     def generator_pass(self, z: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor) -> tuple[Tensor, Tensor]:
         gan = self.gan
@@ -90,8 +92,8 @@ class _Forwards:
         augment = getattr(D, "augment", None)
         if augment is not None:
             augment.observe(real_score.detach())  # ADA: D's overfitting signal, on the device
-        if not getattr(getattr(D, "conditioner", None), "classifies_fakes", True):
-            fake_aux = None  # a classifier of real images only (projection_ac): G alone is judged by it on fakes
+        if not self.d_classifies_fakes:
+            fake_aux = None
         d_loss = _add(loss.discriminator_loss(real_score, fake_score), loss.score_penalty(real_score, fake_score))
         return _add(_add(_add(d_loss, real_aux), fake_aux), loss.penalty(D, real, fake, y_real, y_fake))
 
