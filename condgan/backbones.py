@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from .conditioners import ConditionalLayer, ConditionalNorm, Conditioner
 from .hookspecs import hookimpl
-from .layers import (Dropout, apply_spectral_norm, check_int, check_number, current_dropout_draws, dense, init_normal_,
-                     linear_some_input_grad, make_activation, own_layers)
+from .layers import (Dropout, MinibatchStd, apply_spectral_norm, check_int, check_number, current_dropout_draws, dense,
+                     init_normal_, linear_some_input_grad, make_activation, own_layers)
 
 NORMS: dict[str, Callable[..., nn.Module]] = {
     "batch": lambda n, eps, momentum: nn.BatchNorm1d(n, eps=eps, momentum=momentum),
@@ -256,6 +256,9 @@ class DCGAN(Backbone):
         output_activation: default ``"tanh"`` in G, none in D; ``None`` for none.
         spectral_norm: spectral normalisation (Miyato et al. 2018) of every conv and Linear layer.
         init_std: DCGAN's N(0, init_std) initialisation of those layers; ``None``: PyTorch's default.
+        minibatch_std: discriminator only: the group size of a :class:`~condgan.layers.MinibatchStd`
+            channel after the last block (StyleGAN's 4), which lets D see how varied a batch is
+            (against a G that gives a class one colour); 0 (default): none.
 
     Shape:
         - generator: (B, F) -> (B, C, H, W); discriminator: (B, C + k, H, W) -> (B, *out_shape).
@@ -285,13 +288,18 @@ class DCGAN(Backbone):
         output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = "auto",
         spectral_norm: bool = False,
         init_std: float | None = 0.02,
+        minibatch_std: int = 0,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"dcgan width must be an int >= 1, got {width!r}")
+        self.minibatch_std = check_int(minibatch_std, "dcgan minibatch_std", minimum=0)
         if not (norm is None or isinstance(norm, str)) or norm not in (None, "none", *CONV_NORMS):
             raise ValueError(f"unknown norm {norm!r}; available: None, {', '.join(sorted(CONV_NORMS))}")
         self.generates = len(self.out_shape) == 3
+        if self.generates and self.minibatch_std:
+            raise ValueError(f"dcgan minibatch_std is a discriminator option (a generator's samples must not "
+                             f"depend on each other), got minibatch_std={minibatch_std!r} for a generator")
         if activation is None:
             activation = "relu" if self.generates else "leaky_relu"
         if output_activation == "auto":
@@ -347,6 +355,9 @@ class DCGAN(Backbone):
         for _ in range(n - 1):  # (B, c, s, s) -> (B, 2c, s / 2, s / 2)
             layers += [nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=bias), *make_norm(2 * c), make_activation(activation)]
             c *= 2
+        if self.minibatch_std:
+            layers.append(MinibatchStd(self.minibatch_std))  # (B, c + 1, h0, w0)
+            c += 1
         self.layers = nn.ModuleList(layers)
         self.feature_dim = c * h0 * w0
         self.out = nn.Linear(self.feature_dim, math.prod(self.out_shape))

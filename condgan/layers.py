@@ -182,6 +182,45 @@ class Maxout(nn.Module):
         return f"out_features={self.out_features}, pieces={self.pieces}"
 
 
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN; StyleGAN2's form): one more channel.
+
+    The batch is split into groups of ``group_size`` samples (samples ``i`` and ``i + B / g`` share
+    a group); within each group the standard deviation of every feature over the group's samples is
+    averaged over channels and positions, and that one value per group is appended to each of its
+    samples as a constant channel. A discriminator with it sees how varied a batch is, so a
+    generator that gives every sample of a class the same colour or stroke is told apart from the
+    data. The group is the largest divisor of the batch size not above ``group_size``, read from
+    the tensor's shape (no host sync); a batch of one gets a zero channel. Its output for a sample
+    depends on the rest of its group: :func:`batch_independent` is False for a network with it.
+
+    Args:
+        group_size: samples per group (StyleGAN's 4); ``B`` itself when ``B`` is smaller.
+
+    Shape:
+        - input: (B, C, H, W); output: (B, C + 1, H, W)
+
+    Example:
+        >>> MinibatchStd(4)(torch.randn(8, 16, 4, 4)).shape
+        torch.Size([8, 17, 4, 4])
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = check_int(group_size, "minibatch_std group size")
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        g = next(k for k in range(min(self.group_size, b), 0, -1) if b % k == 0)
+        y = x.reshape(g, -1, c, h, w)  # (g, B / g, C, H, W): group j holds samples j, j + B / g, ...
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (B / g, C, H, W)
+        s = std.mean(dim=(1, 2, 3)) if g > 1 else torch.zeros_like(std[:, 0, 0, 0])  # (B / g,)
+        return torch.cat([x, s.repeat(g).view(b, 1, 1, 1).expand(b, 1, h, w)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
+
+
 def dense(in_features: int, out_features: int, pieces: int = 1) -> nn.Module:
     """A Linear layer, or a :class:`Maxout` layer when ``pieces`` > 1."""
     return Maxout(in_features, out_features, pieces) if pieces > 1 else nn.Linear(in_features, out_features)

@@ -28,6 +28,7 @@ import condgan
 from condgan import ConditionSpec
 from condgan.backbones import DCGAN, MLP, upsamplings
 from condgan.conditioners import ConditionalNorm
+from condgan.layers import MinibatchStd, batch_independent
 from condgan.losses import BCELoss, HingeLoss, LeastSquaresLoss, WassersteinGPLoss, gradient_penalty, r1_penalty
 
 NUM_CLASSES = 4
@@ -604,6 +605,64 @@ def test_dcgan_options_and_errors():
         DCGAN((10,), (1, 16, 16), width=0)
     with pytest.raises(ValueError, match="takes images \\(B, C, H, W\\), got input shape \\(10,\\)"):
         DCGAN((10,), (1,))
+
+
+def test_minibatch_std_appends_each_groups_mean_standard_deviation():
+    x = torch.randn(8, 3, 4, 4)
+    out = MinibatchStd(4)(x)
+    assert out.shape == (8, 4, 4, 4) and torch.equal(out[:, :3], x)
+    for i in range(8):  # sample i's group: i, i + 2, i + 4, i + 6 (B / g = 2 groups)
+        group = x[i % 2::2]
+        expected = (group.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+        assert torch.allclose(out[i, 3], expected.expand(4, 4), atol=1e-6)
+    six = MinibatchStd(4)(torch.randn(6, 3, 4, 4))[:, 3, 0, 0]  # 6 is not a multiple of 4: groups of 3
+    assert torch.equal(six[0::2], six[0].expand(3)) and not torch.equal(six[0], six[1])
+    assert torch.equal(MinibatchStd(4)(torch.randn(1, 3, 4, 4))[:, 3], torch.zeros(1, 4, 4))  # no group to compare
+    same = MinibatchStd(4)(torch.randn(1, 3, 4, 4).expand(8, 3, 4, 4))[:, 3]
+    assert same.max().item() < 1e-3  # identical samples: (almost) zero
+    x.requires_grad_(True)
+    MinibatchStd(4)(x)[:, 3].sum().backward()
+    assert x.grad.abs().sum() > 0  # the statistic passes gradients back to every sample
+    with pytest.raises(ValueError, match="minibatch_std group size must be an int >= 1, got 0"):
+        MinibatchStd(0)
+
+
+def test_dcgan_minibatch_std_option_is_a_discriminator_channel():
+    d = DCGAN((3, 16, 16), (1,), width=8, norm=None, spectral_norm=True, minibatch_std=4)
+    plain = DCGAN((3, 16, 16), (1,), width=8, norm=None, spectral_norm=True)
+    assert d.feature_dim == plain.feature_dim + 4 * 4 and d(torch.randn(8, 3, 16, 16), None).shape == (8, 1)
+    assert not batch_independent(MinibatchStd(4))  # so the step never judges real and fake in one batch with it
+    with pytest.raises(ValueError, match="minibatch_std is a discriminator option"):
+        DCGAN((10,), (3, 16, 16), width=8, minibatch_std=4)
+    with pytest.raises(ValueError, match="dcgan minibatch_std must be an int >= 0, got -1"):
+        DCGAN((3, 16, 16), (1,), width=8, minibatch_std=-1)
+
+
+@pytest.mark.parametrize("group_size", [0, 4])
+def test_minibatch_std_lets_d_tell_a_collapsed_batch_from_a_varied_one(group_size):
+    """Real batches: independent images; fake batches: one image repeated (the same marginal
+    distribution, no variety). Only a D that sees the batch can learn to tell them apart."""
+    torch.manual_seed(0)
+    d = DCGAN((1, 8, 8), (1,), width=8, norm=None, minibatch_std=group_size)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3)
+
+    def batches(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, 1, 8, 8), torch.randn(1, 1, 8, 8).expand(n, 1, 8, 8)
+
+    for _ in range(150):
+        real, fake = batches()
+        loss = F.softplus(-d(real, None)).mean() + F.softplus(d(fake, None)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        scores = [(d(real, None) > 0).float().mean() + (d(fake, None) < 0).float().mean() for real, fake in
+                  (batches() for _ in range(20))]
+    accuracy = torch.stack(scores).mean().item() / 2
+    if group_size:
+        assert accuracy > 0.9, f"D with minibatch std told collapsed from varied batches {accuracy:.0%} of the time"
+    else:
+        assert accuracy < 0.7, f"a batch-independent D cannot tell them apart, yet scored {accuracy:.0%}"
 
 
 def test_dcgan_initialisation_is_dcgans():
