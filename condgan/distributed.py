@@ -195,6 +195,7 @@ class DistributedForwards:
         self.discriminator_pass = nn.parallel.DistributedDataParallel(
             _Pass(gan.discriminator, forwards.discriminator_pass), device_ids=ids)
         self.fakes = forwards.fakes  # no gradients: nothing to average
+        self.pairs_conditions = forwards.pairs_conditions  # the step pairs G's conditions for mode seeking
 
 
 def agree_any(flags: list[bool], device: torch.device) -> list[bool]:

@@ -22,7 +22,7 @@ class Loss(ABC):
     Subclasses set ``name`` and implement :meth:`discriminator_loss` and :meth:`generator_loss`;
     a loss that needs D itself (a gradient penalty) overrides :meth:`penalty` and adds
     ``super().penalty(...)`` so that the R1 option keeps working. Subclasses pass ``**regularizers``
-    (``r1_gamma``, ``lecam_weight``, ``lecam_decay``) on to ``super().__init__``.
+    (``r1_gamma``, ``lecam_weight``, ``lecam_decay``, ``mode_seeking_weight``) on to ``super().__init__``.
 
     A loss whose generator term compares fake scores with real ones (the relativistic losses of
     Jolicoeur-Martineau 2019) sets ``needs_real_scores_for_generator = True``: the training step
@@ -38,20 +38,29 @@ class Loss(ABC):
             Adversarial Networks under Limited Data"), added to D's loss with every loss (see
             :class:`LeCamAnchors`); 0 (default) turns it off.
         lecam_decay: decay of LeCam's moving averages of D's mean real and fake scores.
+        mode_seeking_weight: weight of the mode-seeking term (Mao et al. 2019, "Mode Seeking
+            Generative Adversarial Networks for Diverse Image Synthesis"), added to G's loss with
+            every loss (see :meth:`generator_penalty`); 0 (default) turns it off. With it the step
+            gives a batch's second half the first half's conditions.
     """
 
     name: ClassVar[str]
     #: True: G's loss needs D's scores on the real batch (``generator_loss(fake_score, real_score)``).
     needs_real_scores_for_generator: ClassVar[bool] = False
 
-    def __init__(self, *, r1_gamma: float = 0.0, lecam_weight: float = 0.0, lecam_decay: float = 0.99):
+    def __init__(self, *, r1_gamma: float = 0.0, lecam_weight: float = 0.0, lecam_decay: float = 0.99,
+                 mode_seeking_weight: float = 0.0):
         if not isinstance(r1_gamma, (int, float)) or isinstance(r1_gamma, bool) or r1_gamma < 0:
             raise ValueError(f"r1_gamma must be a number >= 0, got {r1_gamma!r}")
         if not isinstance(lecam_weight, (int, float)) or isinstance(lecam_weight, bool) or lecam_weight < 0:
             raise ValueError(f"lecam_weight must be a number >= 0, got {lecam_weight!r}")
         if not isinstance(lecam_decay, (int, float)) or isinstance(lecam_decay, bool) or not 0 <= lecam_decay < 1:
             raise ValueError(f"lecam_decay must be a number in [0, 1), got {lecam_decay!r}")
+        if not isinstance(mode_seeking_weight, (int, float)) or isinstance(mode_seeking_weight, bool) \
+                or not 0 <= mode_seeking_weight < float("inf"):
+            raise ValueError(f"mode_seeking_weight must be a number >= 0, got {mode_seeking_weight!r}")
         self.r1_gamma = float(r1_gamma)
+        self.mode_seeking_weight = float(mode_seeking_weight)
         self.lecam_weight, self.lecam_decay = float(lecam_weight), float(lecam_decay)
         self._lecam = LeCamAnchors(self.lecam_decay) if self.lecam_weight > 0 else None
 
@@ -72,6 +81,28 @@ class Loss(ABC):
         if self.r1_gamma == 0:
             return None
         return self.r1_gamma / 2 * r1_penalty(discriminator, real, y_real)
+
+    @property
+    def pairs_conditions(self) -> bool:
+        """True when G's batch must come in pairs of equal conditions (:meth:`generator_penalty`)."""
+        return self.mode_seeking_weight > 0
+
+    def generator_penalty(self, fake: Tensor, z: Tensor) -> Tensor | None:
+        """An extra term of G's loss from its samples: mode seeking when ``mode_seeking_weight`` > 0, else None.
+
+        Sample ``i`` and sample ``i + B // 2`` have the same condition (:func:`pair_conditions`) and
+        differ only in their noise; the term is ``weight / (mean |x_i - x_j| / mean |z_i - z_j| + 1e-5)``
+        (MSGAN's), large when different noise gives the same sample: it pushes G to use its noise
+        (against a collapse to one colour or stroke per class).
+
+        Shape:
+            - fake: (B, *sample shape); z: (B, latent_dim); returns a scalar
+        """
+        if self.mode_seeking_weight == 0:
+            return None
+        half = fake.shape[0] // 2
+        ratio = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
+        return self.mode_seeking_weight / (ratio + 1e-5)
 
     def score_penalty(self, real_score: Tensor, fake_score: Tensor) -> Tensor | None:
         """An extra term of D's loss from its scores on the real and the fake batch: here LeCam
@@ -287,6 +318,20 @@ class RelativisticAverageHingeLoss(_RelativisticAverage):
 
 
 # -- penalties ------------------------------------------------------------------------------------
+def pair_conditions(y: Tensor) -> Tensor:
+    """``y`` whose second half repeats its first: rows ``i`` and ``i + B // 2`` equal (an odd last row kept).
+
+    Each condition keeps its distribution; the mode-seeking term (:meth:`Loss.generator_penalty`)
+    compares samples of the same condition.
+
+    Example:
+        >>> pair_conditions(torch.tensor([3, 1, 4, 1, 5]))
+        tensor([3, 1, 3, 1, 5])
+    """
+    half = y.shape[0] // 2
+    return torch.cat([y[:half], y[:half], y[2 * half:]])
+
+
 class LeCamAnchors(nn.Module):
     """LeCam regularisation (Tseng et al. 2021) and its anchors: moving averages of D's mean scores.
 

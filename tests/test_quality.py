@@ -21,7 +21,7 @@ from condgan.augment import DiffAugment, color, cutout, translation
 from condgan.backbones import ResBlock, ResNet, upsamplings
 from condgan.conditioners import ConditionalNorm
 from condgan.data import synthetic
-from condgan.losses import HingeLoss, LeCamAnchors
+from condgan.losses import HingeLoss, LeCamAnchors, pair_conditions
 from condgan.training.ema import EMA
 from condgan.training.step import FastStep, train_step
 
@@ -239,6 +239,71 @@ def test_lecam_anchors_are_d_buffers_updated_by_the_step():
     torch.manual_seed(3)
     without = train_step(plain, x, y, *plain.optimizers())["d_loss"]
     assert with_lecam > without
+
+
+# -- mode seeking ----------------------------------------------------------------------------------
+def test_mode_seeking_term_by_hand_and_its_options():
+    assert torch.equal(pair_conditions(torch.tensor([3, 1, 4, 1, 5])), torch.tensor([3, 1, 3, 1, 5]))
+    tags = torch.rand(6, 3)
+    assert torch.equal(pair_conditions(tags)[3:], tags[:3])  # any condition: rows, whatever their shape
+    fake, z = torch.randn(8, 1, 4, 4), torch.randn(8, 5)
+    ratio = (fake[:4] - fake[4:]).abs().mean() / (z[:4] - z[4:]).abs().mean()
+    loss = HingeLoss(mode_seeking_weight=0.5)
+    assert loss.pairs_conditions and not HingeLoss().pairs_conditions and HingeLoss().generator_penalty(fake, z) is None
+    torch.testing.assert_close(loss.generator_penalty(fake, z), 0.5 / (ratio + 1e-5))
+    for name in ("bce", "lsgan", "wgan_gp", "rahinge"):  # every loss takes it
+        assert condgan.get_component("loss", name)(mode_seeking_weight=1.0).mode_seeking_weight == 1.0
+    with pytest.raises(ValueError, match="mode_seeking_weight must be a number >= 0, got -1"):
+        HingeLoss(mode_seeking_weight=-1)
+
+
+@pytest.mark.parametrize("path", ["train_step", "FastStep"])
+def test_mode_seeking_step_pairs_gs_conditions_and_adds_the_term(path):
+    gan = small_gan(loss_options={"mode_seeking_weight": 1.0})
+    seen = []
+    gan.generator.conditioner.embedding.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
+    opt_g, opt_d = gan.optimizers()
+    x, y = batch(16)
+    step = FastStep(gan, opt_g, opt_d) if path == "FastStep" else (lambda r, c: train_step(gan, r, c, opt_g, opt_d))
+    losses = step(x, y)
+    assert seen and all(torch.equal(c[8:], c[:8]) for c in seen)  # sample i + 8 asks for sample i's class
+    plain = small_gan()
+    plain.load_state_dict(gan.state_dict(), strict=False)
+    torch.manual_seed(5)
+    twin = copy.deepcopy(gan)
+    with_term = train_step(twin, x, y, *twin.optimizers())["g_loss"]
+    torch.manual_seed(5)
+    without = train_step(plain, x, y, *plain.optimizers())["g_loss"]
+    assert torch.isfinite(losses["g_loss"]) and with_term > without  # the term (> 0) is part of G's loss
+
+
+def test_mode_seeking_makes_a_generator_that_ignores_its_noise_use_it():
+    """G starts all but deaf to z (its noise weights scaled by 1e-3); the mode-seeking term alone spreads its samples."""
+    torch.manual_seed(0)
+    gan = small_gan(loss_options={"mode_seeking_weight": 1.0})
+    G = gan.generator
+    first = next(m for m in G.modules() if isinstance(m, nn.Linear))
+    with torch.no_grad():
+        first.weight[:, 4:] *= 1e-3  # the class code comes first (as the reference's), then z (latent_dim 4)
+    assert G.conditioner.code_columns(torch.zeros(1, 4)) == slice(0, 4)
+    G.eval()  # no batch statistics: the spread comes from z alone
+    y = pair_conditions(torch.arange(64) % 4)
+
+    def spread() -> float:
+        with torch.no_grad():
+            out = G(G.sample_noise(64, torch.device("cpu")), y)
+        return (out[:32] - out[32:]).abs().mean().item()
+
+    before = spread()
+    opt = torch.optim.Adam(G.parameters(), lr=1e-2)
+    for _ in range(30):
+        z = G.sample_noise(64, torch.device("cpu"))
+        term = gan.loss.generator_penalty(G(z, y), z)
+        opt.zero_grad()
+        term.backward()
+        opt.step()
+    after = spread()
+    assert before < 0.005 and after > 20 * before, (before, after)
 
 
 # -- D steps per G step --------------------------------------------------------------------------

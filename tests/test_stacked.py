@@ -109,3 +109,9 @@ def test_a_subset_of_the_runs_steps_without_touching_the_others():
     assert all(torch.equal(before[k], after[k]) for k in before)  # run 1 sat this step out: weights and running stats
     assert not torch.equal(trainers[0].gan.state_dict()["generator.backbone.layers.0.weight"],
                            trainers[1].gan.state_dict()["generator.backbone.layers.0.weight"])
+
+
+def test_mode_seeking_runs_are_refused_in_one_line_naming_the_term():
+    config = tiny_config(**{"loss_options.mode_seeking_weight": 0.1})
+    trainers = [Trainer(config, tiny_training(seed=s, steps=1, device="cpu", loggers=()), data=small_data()) for s in (0, 1)]
+    assert refusal(trainers) == "the loss's mode-seeking term (LeastSquaresLoss: mode_seeking_weight) is not stacked"

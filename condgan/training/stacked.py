@@ -109,6 +109,8 @@ def _training_refusal(t) -> str | None:
     if getattr(loss, "_lecam", None) is not None or getattr(loss, "needs_real_scores_for_generator", False) \
             or (hasattr(loss, "state_module") and loss.state_module() is not None):
         return f"the loss {type(loss).__name__} (LeCam, relativistic or stateful) is not stacked"
+    if getattr(loss, "mode_seeking_weight", 0):
+        return f"the loss's mode-seeking term ({type(loss).__name__}: mode_seeking_weight) is not stacked"
     for field, bad in (("compile", cfg.compile), ("autocast", cfg.autocast), ("clip_grad_norm", cfg.clip_grad_norm),
                        ("nonfinite='skip'", cfg.nonfinite == "skip")):
         if bad:

@@ -30,6 +30,7 @@ from torch import Tensor
 from ..distributed import DistributedForwards, is_distributed
 from ..gan import GAN
 from ..layers import DROPOUT_DRAWS, batch_independent, dropout_draws as _dropout_draws
+from ..losses import pair_conditions
 from ..models import check_images, check_matches, check_matches_device
 from .optim import fused_adam_step
 
@@ -66,6 +67,7 @@ class _Forwards:
         self.gan, self.joined = gan, joined
         # a classifier of real images only (projection_ac): its loss on fakes is G's alone
         self.d_classifies_fakes = getattr(getattr(gan.discriminator, "conditioner", None), "classifies_fakes", True)
+        self.pairs_conditions = getattr(gan.loss, "pairs_conditions", False)  # mode seeking (a third-party loss: no)
 
     def generator_pass(self, z: Tensor, y_fake: Tensor, real: Tensor, y_real: Tensor) -> tuple[Tensor, Tensor]:
         gan = self.gan
@@ -77,6 +79,7 @@ class _Forwards:
             g_loss = loss.generator_loss(fake_score, real_score.detach())
         else:
             g_loss = loss.generator_loss(fake_score)
+        g_loss = _add(g_loss, loss.generator_penalty(fake, z)) if self.pairs_conditions else g_loss
         return fake, _add(_add(g_loss, fake_aux), g_extra)
 
     def discriminator_pass(self, real: Tensor, y_real: Tensor, fake: Tensor, y_fake: Tensor) -> Tensor:
@@ -152,6 +155,8 @@ def _step(gan: GAN, forwards: _Forwards, real: Tensor, y_real: Tensor, opt_g: to
     G = gan.generator
     z = G.sample_noise(real.shape[0], real.device, generator)  # (B, latent_dim)
     y_fake = gan.spec.sample_like(y_real, generator)
+    if forwards.pairs_conditions:
+        y_fake = pair_conditions(y_fake)  # sample i + B // 2 shares sample i's condition (mode seeking)
 
     # G update. D's parameters are frozen while the graph is recorded, so G's backward computes no
     # weight gradients for D (the reference computes them and then throws them away).
