@@ -227,6 +227,44 @@ def upsamplings(height: int, width: int, backbone: str = "dcgan") -> tuple[int, 
     return n, h, w
 
 
+class ClassMinibatchStd(ConditionalLayer):
+    """:class:`~condgan.layers.MinibatchStd` within each class: how varied the batch's samples of a sample's class are.
+
+    For every class of the batch, the standard deviation of each feature over the class's samples,
+    averaged over channels and positions, is appended to each of those samples as a constant
+    channel (0 for a class with fewer than two samples). A discriminator with it sees a generator
+    that gives a class one colour however the classes are mixed in a batch (groups of random
+    classes hide that: the classes differ from each other). Tensor operations only: no host sync.
+
+    Args:
+        num_classes: the number of classes of y.
+
+    Shape:
+        - h: (B, C, H, W); y: (B,) class indices; output: (B, C + 1, H, W)
+
+    Example:
+        >>> ClassMinibatchStd(10)(torch.randn(8, 16, 4, 4), torch.randint(0, 10, (8,))).shape
+        torch.Size([8, 17, 4, 4])
+    """
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.num_classes = check_int(num_classes, "class minibatch_std num_classes")
+
+    def forward(self, h: Tensor, y: Tensor) -> Tensor:
+        b, _, height, width = h.shape
+        f = h.flatten(1)  # (B, F)
+        onehot = F.one_hot(y, self.num_classes).to(f.dtype)  # (B, K)
+        counts = onehot.sum(0)  # (K,)
+        mean = onehot.t() @ f / counts.clamp(min=1)[:, None]  # (K, F)
+        var = onehot.t() @ (f - mean[y]).square() / counts.clamp(min=1)[:, None]  # (K, F), two passes: stable
+        std = (var + 1e-8).sqrt().mean(1) * (counts > 1)  # (K,)
+        return torch.cat([h, std[y].view(b, 1, 1, 1).expand(b, 1, height, width)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}"
+
+
 class DCGAN(Backbone):
     """Convolutional G or D (DCGAN, Radford et al. 2016) for 32x32, 64x64 (or 16, 28, ...) images.
 
@@ -257,8 +295,9 @@ class DCGAN(Backbone):
         spectral_norm: spectral normalisation (Miyato et al. 2018) of every conv and Linear layer.
         init_std: DCGAN's N(0, init_std) initialisation of those layers; ``None``: PyTorch's default.
         minibatch_std: discriminator only: the group size of a :class:`~condgan.layers.MinibatchStd`
-            channel after the last block (StyleGAN's 4), which lets D see how varied a batch is
-            (against a G that gives a class one colour); 0 (default): none.
+            channel after the last block (StyleGAN's 4), which lets D see how varied a batch is;
+            ``"class"``: a :class:`ClassMinibatchStd` channel (the spread within each class, for a
+            class condition: against a G that gives a class one colour); 0 (default): none.
 
     Shape:
         - generator: (B, F) -> (B, C, H, W); discriminator: (B, C + k, H, W) -> (B, *out_shape).
@@ -288,12 +327,21 @@ class DCGAN(Backbone):
         output_activation: str | type[nn.Module] | Callable[[], nn.Module] | None = "auto",
         spectral_norm: bool = False,
         init_std: float | None = 0.02,
-        minibatch_std: int = 0,
+        minibatch_std: int | str = 0,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"dcgan width must be an int >= 1, got {width!r}")
-        self.minibatch_std = check_int(minibatch_std, "dcgan minibatch_std", minimum=0)
+        if minibatch_std == "class":
+            spec = getattr(conditioner, "spec", None)
+            if spec is None or spec.kind != "class":
+                raise ValueError(f"dcgan minibatch_std='class' needs a class condition, got "
+                                 f"{'no conditioner' if spec is None else repr(spec.kind) + ' conditions'}")
+            self.minibatch_std, self._num_classes = "class", spec.num_classes
+        elif isinstance(minibatch_std, numbers.Integral) and not isinstance(minibatch_std, bool) and minibatch_std >= 0:
+            self.minibatch_std = int(minibatch_std)
+        else:
+            raise ValueError(f"dcgan minibatch_std must be a group size (an int >= 0) or 'class', got {minibatch_std!r}")
         if not (norm is None or isinstance(norm, str)) or norm not in (None, "none", *CONV_NORMS):
             raise ValueError(f"unknown norm {norm!r}; available: None, {', '.join(sorted(CONV_NORMS))}")
         self.generates = len(self.out_shape) == 3
@@ -355,8 +403,9 @@ class DCGAN(Backbone):
         for _ in range(n - 1):  # (B, c, s, s) -> (B, 2c, s / 2, s / 2)
             layers += [nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=bias), *make_norm(2 * c), make_activation(activation)]
             c *= 2
-        if self.minibatch_std:
-            layers.append(MinibatchStd(self.minibatch_std))  # (B, c + 1, h0, w0)
+        if self.minibatch_std:  # (B, c + 1, h0, w0)
+            layers.append(ClassMinibatchStd(self._num_classes) if self.minibatch_std == "class"
+                          else MinibatchStd(self.minibatch_std))
             c += 1
         self.layers = nn.ModuleList(layers)
         self.feature_dim = c * h0 * w0

@@ -26,7 +26,7 @@ from torch import nn
 
 import condgan
 from condgan import ConditionSpec
-from condgan.backbones import DCGAN, MLP, upsamplings
+from condgan.backbones import DCGAN, MLP, ClassMinibatchStd, upsamplings
 from condgan.conditioners import ConditionalNorm
 from condgan.layers import MinibatchStd, batch_independent
 from condgan.losses import BCELoss, HingeLoss, LeastSquaresLoss, WassersteinGPLoss, gradient_penalty, r1_penalty
@@ -634,7 +634,7 @@ def test_dcgan_minibatch_std_option_is_a_discriminator_channel():
     assert not batch_independent(MinibatchStd(4))  # so the step never judges real and fake in one batch with it
     with pytest.raises(ValueError, match="minibatch_std is a discriminator option"):
         DCGAN((10,), (3, 16, 16), width=8, minibatch_std=4)
-    with pytest.raises(ValueError, match="dcgan minibatch_std must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="dcgan minibatch_std must be a group size \\(an int >= 0\\) or 'class', got -1"):
         DCGAN((3, 16, 16), (1,), width=8, minibatch_std=-1)
 
 
@@ -663,6 +663,49 @@ def test_minibatch_std_lets_d_tell_a_collapsed_batch_from_a_varied_one(group_siz
         assert accuracy > 0.9, f"D with minibatch std told collapsed from varied batches {accuracy:.0%} of the time"
     else:
         assert accuracy < 0.7, f"a batch-independent D cannot tell them apart, yet scored {accuracy:.0%}"
+
+
+def test_class_minibatch_std_is_the_spread_within_each_class():
+    h, y = torch.randn(8, 3, 2, 2), torch.tensor([0, 0, 1, 1, 1, 2, 3, 3])
+    out = ClassMinibatchStd(4)(h, y)
+    assert out.shape == (8, 4, 2, 2) and torch.equal(out[:, :3], h)
+    for k in range(4):
+        members = h[y == k]
+        expected = (members.var(0, unbiased=False) + 1e-8).sqrt().mean() if len(members) > 1 else torch.tensor(0.0)
+        assert torch.allclose(out[y == k, 3], expected.expand(int((y == k).sum()), 2, 2), atol=1e-6)
+    spec = ConditionSpec("class", num_classes=4)
+    d = DCGAN((3, 16, 16), (1,), conditioner=condgan.get_component("conditioner", "projection")(spec, "discriminator"),
+              width=8, norm=None, minibatch_std="class")
+    assert isinstance(d.layers[-1], ClassMinibatchStd) and d(torch.randn(8, 3, 16, 16), y).shape == (8, 1)
+    with pytest.raises(ValueError, match="minibatch_std='class' needs a class condition, got no conditioner"):
+        DCGAN((3, 16, 16), (1,), width=8, minibatch_std="class")
+    with pytest.raises(ValueError, match="or 'class', got 'batch'"):
+        DCGAN((3, 16, 16), (1,), width=8, minibatch_std="batch")
+
+
+def test_class_minibatch_std_lets_d_tell_one_image_per_class_from_varied_classes():
+    """Fake batches: each class one image repeated, the classes mixed as in the real batches."""
+    torch.manual_seed(0)
+    layer = ClassMinibatchStd(4)
+    d = nn.Linear(1, 1)  # a D that reads only the new channel
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    y = torch.arange(32) % 4
+
+    def batches() -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(32, 4, 4, 4), torch.randn(4, 4, 4, 4)[y]
+
+    def score(h: torch.Tensor) -> torch.Tensor:
+        return d(layer(h, y)[:, -1, 0, 0, None])  # (B, 1)
+
+    for _ in range(100):
+        real, fake = batches()
+        loss = F.softplus(-score(real)).mean() + F.softplus(score(fake)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        right = [((score(r) > 0).float().mean() + (score(f) < 0).float().mean()) / 2 for r, f in (batches() for _ in range(10))]
+    assert torch.stack(right).mean() > 0.95
 
 
 def test_dcgan_initialisation_is_dcgans():
