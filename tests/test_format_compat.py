@@ -49,4 +49,6 @@ def test_an_old_run_resumes_to_the_weights_of_a_run_trained_here(tmp_path):
     if here == WRITTEN_ON:
         assert weights(resumed) == weights(fresh)
     else:
-        torch.testing.assert_close(state(resumed), state(fresh), rtol=0, atol=1e-5)
+        # another CPU kind rounds the old run's first 3 steps otherwise, and Adam turns a rounding
+        # difference of a near-zero gradient into up to a step's size (lr 2e-4): AVX-512 gave 6e-5
+        torch.testing.assert_close(state(resumed), state(fresh), rtol=0, atol=2e-4)
