@@ -298,9 +298,15 @@ class DCGAN(Backbone):
             channel after the last block (StyleGAN's 4), which lets D see how varied a batch is;
             ``"class"``: a :class:`ClassMinibatchStd` channel (the spread within each class, for a
             class condition: against a G that gives a class one colour); 0 (default): none.
+        pac: discriminator only, for a class condition: PacGAN packing (Lin et al. 2018), each
+            group of ``pac`` consecutive samples judged as one, their channels side by side (the
+            first conv sees ``pac * (C + k)`` channels). :class:`~condgan.models.ConditionalDiscriminator`
+            orders each batch by class first (``packs_by_class``), so that a pack holds one class
+            and D sees whether two samples of a class differ (against a G that gives a class one
+            colour); a pack's condition is its first sample's. 1 (default): none.
 
     Shape:
-        - generator: (B, F) -> (B, C, H, W); discriminator: (B, C + k, H, W) -> (B, *out_shape).
+        - generator: (B, F) -> (B, C, H, W); discriminator: (B, C + k, H, W) -> (B / pac, *out_shape).
 
     Example:
         >>> DCGAN((110,), (3, 64, 64))(torch.randn(2, 110), None).shape
@@ -328,10 +334,21 @@ class DCGAN(Backbone):
         spectral_norm: bool = False,
         init_std: float | None = 0.02,
         minibatch_std: int | str = 0,
+        pac: int = 1,
     ):
         super().__init__(in_shape, out_shape, conditioner=conditioner)
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"dcgan width must be an int >= 1, got {width!r}")
+        self.pac = check_int(pac, "dcgan pac")
+        self.packs_by_class = self.pac > 1
+        if self.pac > 1:
+            spec = getattr(conditioner, "spec", None)
+            if len(self.out_shape) == 3:
+                raise ValueError(f"dcgan pac is a discriminator option (a generator's samples must not depend on "
+                                 f"each other), got pac={pac!r} for a generator")
+            if spec is None or spec.kind != "class":
+                raise ValueError(f"dcgan pac > 1 packs samples of one class and needs a class condition, got "
+                                 f"{'no conditioner' if spec is None else repr(spec.kind) + ' conditions'}")
         if minibatch_std == "class":
             spec = getattr(conditioner, "spec", None)
             if spec is None or spec.kind != "class":
@@ -398,7 +415,8 @@ class DCGAN(Backbone):
             raise ValueError(f"a dcgan discriminator takes images (B, C, H, W), got input shape {self.in_shape}")
         channels, height, wide = self.in_shape
         n, h0, w0 = upsamplings(height, wide)
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1), make_activation(activation)]
+        layers: list[nn.Module] = [nn.Conv2d(channels * self.pac, width, 4, stride=2, padding=1),
+                                   make_activation(activation)]
         c = width
         for _ in range(n - 1):  # (B, c, s, s) -> (B, 2c, s / 2, s / 2)
             layers += [nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=bias), *make_norm(2 * c), make_activation(activation)]
@@ -413,9 +431,15 @@ class DCGAN(Backbone):
 
     def features(self, x: Tensor, y: Tensor) -> Tensor:
         h = x
+        if self.pac > 1:
+            if x.shape[0] % self.pac:
+                raise ValueError(f"a discriminator packing pac={self.pac} samples judges batches that are a multiple "
+                                 f"of {self.pac}, got a batch of {x.shape[0]}")
+            h = x.flatten(0, 1).unflatten(0, (-1, self.pac * x.shape[1]))  # (B / pac, pac * C, H, W)
+            y = y[::self.pac] if y is not None else None  # a pack's condition: its first sample's
         for layer in self.layers:
             h = layer(h, y) if isinstance(layer, ConditionalLayer) else layer(h)
-        return h.flatten(1)  # (B, feature_dim)
+        return h.flatten(1)  # (B / pac, feature_dim)
 
     def head(self, h: Tensor) -> Tensor:
         if self.generates:

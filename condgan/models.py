@@ -223,7 +223,9 @@ class ConditionalDiscriminator(nn.Module):
             or fake, in D's update and in G's) passes through it first; in eval mode it does not.
 
     Shape:
-        - x: (B, *image_shape); y: as ``spec``; output: (B, 1).
+        - x: (B, *image_shape); y: as ``spec``; output: (B, 1), or (B / pac, 1) for a backbone that
+          packs ``pac`` samples into one judgement (PacGAN; a backbone with ``packs_by_class``
+          judges the batch ordered by class, a pack's condition its first sample's).
     """
 
     treats_samples_apart = True  # layers.batch_independent: no batch statistics of its own
@@ -275,6 +277,10 @@ class ConditionalDiscriminator(nn.Module):
             check_matches_device(y, self)
         if self.augment is not None:
             x = self.augment(x)  # the identity in eval mode
+        pac = self.pac
+        if pac > 1 and getattr(self.backbone, "packs_by_class", False):
+            order = y.argsort(stable=True)  # packs of one class (but where two classes meet): no host sync
+            x, y = x[order], y[order]
         if self.backbone.flat_input:
             x = x.flatten(1)  # (B, C*H*W)
         joined = self.conditioner.join(x, y)
@@ -285,7 +291,8 @@ class ConditionalDiscriminator(nn.Module):
             h = self.backbone.features(joined, y)  # (B, feature_dim)
         else:
             h = self.backbone.features(joined, y, input_grad_columns=columns)
-        score = self.conditioner.output(h, self.backbone.head(h), y)  # (B, 1)
+        y = y if pac == 1 else y[::pac]  # a pack's condition: its first sample's
+        score = self.conditioner.output(h, self.backbone.head(h), y)  # (B / pac, 1)
         return score, self.conditioner.auxiliary_loss(h, y)
 
     def forward(self, x: Tensor, y: Tensor, *, check: bool = True) -> Tensor:

@@ -268,6 +268,27 @@ def dcgan_projection_ac(image_shape: tuple[int, int, int] | None = None, num_cla
     return dataclasses.replace(run, model=dataclasses.replace(run.model, discriminator=discriminator))
 
 
+def dcgan_projection_pac(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+                         width: int = 32) -> RunConfig:
+    """``dcgan_projection_ac`` whose D judges pairs of one class (PacGAN, ``pac=2``) and learns 4x faster.
+
+    D sees two samples of a class side by side (the batch ordered by class, then packed: see
+    :class:`~condgan.backbones.DCGAN`'s ``pac``), so a G that gives a class one colour, one size or
+    one pose is told apart from the data, whose pairs differ; D's Adam learning rate is 8e-4
+    (Heusel et al.'s two time-scale rule), G's 2e-4. For classes that vary in more than their
+    shape: on the coloured shapes at 32 px, 7,000 steps (under 5 CPU minutes) meet label accuracy
+    >= 0.95 under three independent judges with each class in the data's many colours, where
+    ``dcgan_projection_ac`` paints a class in one colour (benchmarks/README.md, "Issue 27 item 3").
+    A pack is one judgement: D's batch is half as many rows, so a step costs less than
+    ``dcgan_projection_ac``'s. ``image_shape`` and ``num_classes`` are left to the data.
+    """
+    run = dcgan_projection_ac(image_shape, num_classes, width)
+    discriminator = dataclasses.replace(run.model.discriminator,
+                                        backbone_options={**run.model.discriminator.backbone_options, "pac": 2})
+    d_optimizer = dataclasses.replace(run.model.d_optimizer, lr=4 * run.model.d_optimizer.lr)
+    return dataclasses.replace(run, model=dataclasses.replace(run.model, discriminator=discriminator, d_optimizer=d_optimizer))
+
+
 def resnet_projection(image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, width: int = 16,
                       max_width: int = 128) -> RunConfig:
     """A BigGAN-style conditional ResNet GAN for any image shape and number of classes, sized for CPUs.
@@ -437,6 +458,8 @@ def register_presets():
                "dcgan_projection with LeCam regularization of D (weight 0.3)"),
         Preset("dcgan_projection_ac", dcgan_projection_ac,
                "dcgan_projection_lecam whose D also classifies real images (projection_ac 0.05): the best MNIST preset"),
+        Preset("dcgan_projection_pac", dcgan_projection_pac,
+               "dcgan_projection_ac whose D judges pairs of one class (PacGAN, pac 2), D's lr 4x: classes of many colours"),
         Preset("resnet_projection", resnet_projection,
                "BigGAN-style: ResNet G with conditional BN, SN ResNet D with a projection head, hinge, EMA of G (fits the data)"),
         Preset("vector_mlp", vector_mlp,

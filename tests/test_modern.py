@@ -708,6 +708,75 @@ def test_class_minibatch_std_lets_d_tell_one_image_per_class_from_varied_classes
     assert torch.stack(right).mean() > 0.95
 
 
+def _packing_d(pac: int, num_classes: int = 4) -> condgan.models.ConditionalDiscriminator:
+    return condgan.models.ConditionalDiscriminator(
+        ConditionSpec("class", num_classes=num_classes), (1, 8, 8), conditioner="projection", backbone="dcgan",
+        backbone_options={"width": 8, "norm": None, "pac": pac})
+
+
+def test_dcgan_pac_judges_packs_of_one_class():
+    torch.manual_seed(0)
+    d = _packing_d(2)
+    x, y = torch.randn(8, 1, 8, 8), torch.tensor([3, 0, 1, 0, 3, 1, 2, 2])
+    score = d(x, y)
+    assert score.shape == (4, 1) and d.pac == 2
+    order = y.argsort(stable=True)  # classes 0 0 1 1 2 2 3 3: each pack holds one class
+    h = d.backbone.features(x[order], y[order])
+    assert h.shape == (4, d.backbone.feature_dim)
+    assert torch.allclose(score, d.conditioner.output(h, d.backbone.head(h), y[order][::2]))
+    # the same samples in another order within their classes' packs: the same scores, reordered by class
+    again = d(x[[1, 3, 2, 5, 6, 7, 0, 4]], y[[1, 3, 2, 5, 6, 7, 0, 4]])
+    assert torch.allclose(again, score, atol=1e-6)
+    with pytest.raises(ValueError, match="pac=2 samples judges batches that are a multiple of 2, got a batch of 7"):
+        d(x[:7], y[:7])
+    with pytest.raises(ValueError, match="pac is a discriminator option"):
+        DCGAN((10,), (1, 16, 16), width=8, pac=2)
+    with pytest.raises(ValueError, match="pac > 1 packs samples of one class and needs a class condition, got no conditioner"):
+        DCGAN((1, 8, 8), (1,), width=8, pac=2)
+    with pytest.raises(ValueError, match="dcgan pac must be"):
+        DCGAN((1, 8, 8), (1,), width=8, pac=0)
+
+
+@pytest.mark.parametrize("pac", [1, 2])
+def test_dcgan_pac_lets_d_tell_one_image_per_class_from_varied_ones(pac):
+    """Fake batches: each class one image repeated, the classes shuffled as in the real batches.
+    Only a D that sees two samples of a class at once can tell the two apart."""
+    torch.manual_seed(0)
+    d = _packing_d(pac)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3)
+
+    def batches() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 4, (32,))
+        return torch.randn(32, 1, 8, 8), torch.randn(4, 1, 8, 8)[y], y
+
+    for _ in range(150):
+        real, fake, y = batches()
+        loss = F.softplus(-d(real, y)).mean() + F.softplus(d(fake, y)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        right = [((d(r, y) > 0).float().mean() + (d(f, y) < 0).float().mean()) / 2 for r, f, y in (batches() for _ in range(20))]
+    accuracy = torch.stack(right).mean().item()
+    if pac > 1:
+        assert accuracy > 0.9, f"a packing D told one image per class from varied ones {accuracy:.0%} of the time"
+    else:
+        assert accuracy < 0.7, f"a D that judges samples apart cannot tell them apart, yet scored {accuracy:.0%}"
+
+
+def test_dcgan_projection_with_a_packing_d_learns_labels():
+    """Packs of one class keep the projection's conditioning: G still follows its labels."""
+    torch.manual_seed(0)
+    config = condgan.apply_overrides(condgan.get_component("preset", "mnist_dcgan_projection").config(), {
+        "num_classes": NUM_CLASSES, "image_shape": (1, 16, 16), "latent_dim": 8,
+        "generator.backbone_options.width": 8, "discriminator.backbone_options.width": 8,
+        "discriminator.backbone_options.pac": 2, "g_optimizer.lr": 1e-3, "d_optimizer.lr": 1e-3,
+    })
+    gan = condgan.build(config)
+    assert gan.discriminator.pac == 2
+    assert_learns_labels(gan, steps=250, size=16)
+
+
 def test_dcgan_initialisation_is_dcgans():
     torch.manual_seed(0)
     g = DCGAN((100,), (1, 64, 64), width=16)

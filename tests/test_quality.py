@@ -549,6 +549,23 @@ def test_dcgan_projection_ac_is_dcgan_projection_lecam_with_a_real_image_classif
     assert gan.discriminator.conditioner.classifies_fakes is False and gan.loss._lecam is not None
 
 
+def test_dcgan_projection_pac_is_dcgan_projection_ac_with_a_packing_d_and_a_faster_d():
+    ac = condgan.get_component("preset", "dcgan_projection_ac").run_config()
+    pac = condgan.get_component("preset", "dcgan_projection_pac").run_config()
+    a, b = ac.model.to_dict(), pac.model.to_dict()
+    assert {k for k in a if a[k] != b[k]} == {"discriminator", "d_optimizer"}
+    assert b["discriminator"]["backbone_options"] == {**a["discriminator"]["backbone_options"], "pac": 2}
+    assert b["d_optimizer"]["lr"] == 4 * a["d_optimizer"]["lr"] == 4 * b["g_optimizer"]["lr"]
+    assert ac.training == pac.training and ac.data == pac.data
+    gan = condgan.build(pac.model, overrides={"image_shape": (3, 16, 16), "num_classes": 4,
+                                              "generator.backbone_options.width": 2,
+                                              "discriminator.backbone_options.width": 2})
+    x, y = torch.rand(8, 3, 16, 16) * 2 - 1, torch.arange(8) % 4
+    assert gan.discriminator(x, y).shape == (4, 1)  # four packs of one class each
+    losses = train_step(gan, x, y, *gan.optimizers())
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_resnet_projection_follows_its_labels_on_the_synthetic_grid():
     """resnet_projection, small, on the synthetic set (class k lights grid cell k): its samples light
     their own label's cell. D pools by flattening here: the class is a place in the image, which
