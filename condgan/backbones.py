@@ -265,6 +265,15 @@ class ClassMinibatchStd(ConditionalLayer):
         return f"num_classes={self.num_classes}"
 
 
+def _class_spec(conditioner: Conditioner | None, option: str):
+    """The conditioner's ConditionSpec; ValueError (one line) unless it is a class condition."""
+    spec = getattr(conditioner, "spec", None)
+    if spec is None or spec.kind != "class":
+        raise ValueError(f"dcgan {option} needs a class condition, got "
+                         f"{'no conditioner' if spec is None else repr(spec.kind) + ' conditions'}")
+    return spec
+
+
 class DCGAN(Backbone):
     """Convolutional G or D (DCGAN, Radford et al. 2016) for 32x32, 64x64 (or 16, 28, ...) images.
 
@@ -318,6 +327,7 @@ class DCGAN(Backbone):
     name = "dcgan"
     flat_input = False
     outputs = ("image",)
+    packs_by_class = True  # with pac > 1: ConditionalDiscriminator orders the batch by class first
 
     def __init__(
         self,
@@ -340,21 +350,13 @@ class DCGAN(Backbone):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"dcgan width must be an int >= 1, got {width!r}")
         self.pac = check_int(pac, "dcgan pac")
-        self.packs_by_class = self.pac > 1
         if self.pac > 1:
-            spec = getattr(conditioner, "spec", None)
             if len(self.out_shape) == 3:
                 raise ValueError(f"dcgan pac is a discriminator option (a generator's samples must not depend on "
                                  f"each other), got pac={pac!r} for a generator")
-            if spec is None or spec.kind != "class":
-                raise ValueError(f"dcgan pac > 1 packs samples of one class and needs a class condition, got "
-                                 f"{'no conditioner' if spec is None else repr(spec.kind) + ' conditions'}")
+            _class_spec(conditioner, "pac > 1 packs samples of one class and")
         if minibatch_std == "class":
-            spec = getattr(conditioner, "spec", None)
-            if spec is None or spec.kind != "class":
-                raise ValueError(f"dcgan minibatch_std='class' needs a class condition, got "
-                                 f"{'no conditioner' if spec is None else repr(spec.kind) + ' conditions'}")
-            self.minibatch_std, self._num_classes = "class", spec.num_classes
+            self.minibatch_std, self._num_classes = "class", _class_spec(conditioner, "minibatch_std='class'").num_classes
         elif isinstance(minibatch_std, numbers.Integral) and not isinstance(minibatch_std, bool) and minibatch_std >= 0:
             self.minibatch_std = int(minibatch_std)
         else:

@@ -724,7 +724,7 @@ def test_dcgan_pac_judges_packs_of_one_class():
     h = d.backbone.features(x[order], y[order])
     assert h.shape == (4, d.backbone.feature_dim)
     assert torch.allclose(score, d.conditioner.output(h, d.backbone.head(h), y[order][::2]))
-    # the same samples in another order within their classes' packs: the same scores, reordered by class
+    # the batch handed over in class order already: the same packs, the same scores (D did the sorting above)
     again = d(x[[1, 3, 2, 5, 6, 7, 0, 4]], y[[1, 3, 2, 5, 6, 7, 0, 4]])
     assert torch.allclose(again, score, atol=1e-6)
     with pytest.raises(ValueError, match="pac=2 samples judges batches that are a multiple of 2, got a batch of 7"):
